@@ -1,0 +1,103 @@
+//! Builds the bundled plugins (the `plugins/` workspace, for
+//! `wasm32-wasip2`) and embeds them in the binary, so `grantpool` alone runs
+//! on the bundled policy.
+//!
+//! Each plugin crate says what it is in its Cargo.toml:
+//! `[package.metadata.grantpool] kind = "selector" | "classifier"`.
+//! Crates without that table (the SDK, the template) are not bundled.
+//! Set `GRANTPOOL_PREBUILT_PLUGINS=DIR` to embed `.wasm` files built elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let plugins = root.join("plugins");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+
+    println!("cargo:rerun-if-env-changed=GRANTPOOL_PREBUILT_PLUGINS");
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
+
+    let mut bundled = Vec::new();
+    for entry in fs::read_dir(&plugins).expect("read plugins/") {
+        let dir = entry.unwrap().path();
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        // Every crate (the SDK too) is an input of the plugin build.
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        println!("cargo:rerun-if-changed={}", dir.join("src").display());
+        let text = fs::read_to_string(&manifest).unwrap();
+        let Some(kind) = metadata_kind(&text) else { continue };
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        bundled.push((name, kind));
+    }
+    bundled.sort();
+
+    let wasm_dir = match env::var_os("GRANTPOOL_PREBUILT_PLUGINS") {
+        Some(dir) => PathBuf::from(dir),
+        None => build_plugins(&plugins),
+    };
+
+    let mut code = String::from(
+        "/// The plugins carried inside the binary: (name, kind, component bytes).\n\
+         pub static BUNDLED: &[(&str, PluginKind, &[u8])] = &[\n",
+    );
+    for (name, kind) in &bundled {
+        let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
+        if !file.is_file() {
+            panic!("bundled plugin `{name}` was not built: {} is missing", file.display());
+        }
+        let kind = if kind == "selector" { "Selector" } else { "Classifier" };
+        code.push_str(&format!(
+            "    ({name:?}, PluginKind::{kind}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    fs::write(out.join("bundled_plugins.rs"), code).unwrap();
+}
+
+fn metadata_kind(manifest: &str) -> Option<String> {
+    let mut in_table = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_table = line == "[package.metadata.grantpool]";
+            continue;
+        }
+        if in_table {
+            if let Some(v) = line.strip_prefix("kind") {
+                let v = v.trim_start().strip_prefix('=')?.trim().trim_matches('"');
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+fn build_plugins(plugins: &Path) -> PathBuf {
+    let target_dir = plugins.join("target");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(plugins)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    // Settings meant for the host build must not leak into the guest build.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_PROFILE_RELEASE_LTO"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("run cargo to build the bundled plugins");
+    if !status.success() {
+        panic!(
+            "building the bundled plugins failed (see above). Is the wasm32-wasip2 target \
+             installed? Run `rustup target add wasm32-wasip2`, or use ./dev which does it."
+        );
+    }
+    target_dir.join("wasm32-wasip2").join("release")
+}

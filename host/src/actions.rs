@@ -1,0 +1,257 @@
+//! Carrying out what the classifier chain decides: disable, take off the
+//! proxy, cool down (persisted), or tell the dispatcher how to go on. The
+//! disable-storm guard and shadow mode live here, between the verdict and
+//! any write.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::plugins::{ClassifyOutcome, CooldownScope as WitScope, Failure, Phase, Verdict};
+use crate::policy::{ClassifierMode, Policy};
+use crate::pool::{CooldownScope, LiveAccount, Pool};
+use crate::store::{PersistedCooldown, Store};
+use crate::util::now_ms;
+
+/// Cooldown when a verdict gives no duration.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// How the request goes on after a failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Try another account.
+    RetryNext,
+    /// Try the same account again after a pause.
+    RetrySame(Duration),
+    /// Refresh the token, then retry once on the same account.
+    RefreshAndRetry,
+    /// Send the upstream's answer to the client.
+    PassToClient,
+}
+
+/// Everything known about one failure.
+pub struct FailureReport<'a> {
+    /// The failure as the classifiers see it.
+    pub failure: Failure,
+    /// The account it happened on.
+    pub account: &'a Arc<LiveAccount>,
+    /// The refresh token in use when it happened (guards the disable).
+    pub refresh_token: String,
+}
+
+/// Counters of what was done, for metrics.
+#[derive(Debug, Default)]
+pub struct ActionCounters {
+    /// Disables carried out.
+    pub disables: std::sync::atomic::AtomicU64,
+    /// Disables refused by the guard.
+    pub guarded: std::sync::atomic::AtomicU64,
+    /// Cooldowns set.
+    pub cooldowns: std::sync::atomic::AtomicU64,
+    /// Proxy-disables.
+    pub proxy_disables: std::sync::atomic::AtomicU64,
+}
+
+/// The executor of verdicts.
+pub struct Actions {
+    store: Store,
+    pool: Arc<Pool>,
+    recent_disables: Mutex<VecDeque<u64>>,
+    /// What was done.
+    pub counters: ActionCounters,
+}
+
+fn verdict_name(v: &Verdict) -> String {
+    match v {
+        Verdict::Disable(r) => format!("disable ({r})"),
+        Verdict::ProxyDisable(r) => format!("proxy-disable ({r})"),
+        Verdict::Cooldown(c) => format!(
+            "cooldown {}ms {:?} ({})",
+            c.duration_ms.unwrap_or(DEFAULT_COOLDOWN.as_millis() as u64),
+            c.scope,
+            c.reason
+        ),
+        Verdict::RetryNextAccount => "retry-next-account".into(),
+        Verdict::RetrySameAccount(ms) => format!("retry-same-account after {ms}ms"),
+        Verdict::RefreshAndRetry => "refresh-and-retry".into(),
+        Verdict::PassToClient => "pass-to-client".into(),
+    }
+}
+
+impl Actions {
+    /// An executor writing through `store` and updating `pool`.
+    pub fn new(store: Store, pool: Arc<Pool>) -> Self {
+        Actions { store, pool, recent_disables: Mutex::new(VecDeque::new()), counters: ActionCounters::default() }
+    }
+
+    /// Run the classifier chain of `policy` on a failure: the first plugin
+    /// (in `act` mode) with an answer wins; shadow plugins only log. No
+    /// answer at all means the safe default: another account, no penalty.
+    pub fn classify(&self, policy: &Policy, failure: &Failure) -> Verdict {
+        for link in &policy.classifiers {
+            match link.plugin.classify(failure) {
+                ClassifyOutcome::Verdict(v) if link.mode == ClassifierMode::Shadow => {
+                    tracing::info!(
+                        plugin = link.plugin.name(),
+                        account = %failure.account_id,
+                        email = %failure.email,
+                        "shadow classifier would decide: {} (not acted on)",
+                        verdict_name(&v)
+                    );
+                }
+                ClassifyOutcome::Verdict(v) => {
+                    tracing::debug!(plugin = link.plugin.name(), account = %failure.account_id, "verdict: {}", verdict_name(&v));
+                    return v;
+                }
+                ClassifyOutcome::Abstain | ClassifyOutcome::Failed(_) => {}
+            }
+        }
+        Verdict::RetryNextAccount
+    }
+
+    /// Classify and carry the verdict out. Returns how the request goes on.
+    pub async fn handle(&self, policy: &Policy, report: FailureReport<'_>) -> Next {
+        let verdict = self.classify(policy, &report.failure);
+        self.act(policy, report, verdict).await
+    }
+
+    async fn act(&self, policy: &Policy, report: FailureReport<'_>, verdict: Verdict) -> Next {
+        let acc = report.account;
+        let email = report.failure.email.clone();
+        match verdict {
+            Verdict::Disable(reason) => {
+                if let Some(why) = self.guard_refuses(policy) {
+                    self.counters.guarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(
+                        account = %acc.id, email = %email,
+                        "disable storm guard engaged: {why}; NOT disabling {email} ({reason}); cooling it down for {}s instead. Check the OAuth client settings and the classifier rules; accounts already disabled stay as they are",
+                        policy.guard.cooldown_secs
+                    );
+                    self.cooldown(acc, CooldownScope::Account, Duration::from_secs(policy.guard.cooldown_secs), &format!("guard: disable refused ({reason})")).await;
+                    return Next::RetryNext;
+                }
+                if reason.starts_with("invalid_grant") {
+                    tracing::error!(account = %acc.id, email = %email, reason = %reason, "Disabling account due to invalid_grant ({email}): refresh_token likely revoked/expired");
+                } else {
+                    tracing::error!(account = %acc.id, email = %email, reason = %reason, "Disabling account ({email}): {reason}");
+                }
+                let used = report.refresh_token.clone();
+                let now = crate::util::now_secs();
+                let r = reason.clone();
+                let written = self
+                    .write(acc, move |f| {
+                        // Only if the token that failed is still the one on
+                        // file: a re-add meanwhile must not be undone.
+                        if f.token.refresh_token == used && !f.disabled {
+                            f.disable(&r, now);
+                        }
+                    })
+                    .await;
+                if written.is_some_and(|f| f.disabled) {
+                    self.counters.disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.recent_disables.lock().push_back(now_ms());
+                }
+                Next::RetryNext
+            }
+            Verdict::ProxyDisable(reason) => {
+                tracing::warn!(account = %acc.id, email = %email, reason = %reason, "Taking account off the proxy ({email}): {reason}; enable it with `grantpool accounts enable {}` when resolved", acc.id);
+                let now = crate::util::now_secs();
+                let r = reason.clone();
+                self.write(acc, move |f| f.proxy_disable(&r, now)).await;
+                self.counters.proxy_disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Next::RetryNext
+            }
+            Verdict::Cooldown(c) => {
+                let duration = Duration::from_millis(c.duration_ms.unwrap_or(DEFAULT_COOLDOWN.as_millis() as u64));
+                let scope = match (c.scope, &report.failure.model) {
+                    (WitScope::Model, Some(m)) if report.failure.phase == Phase::Upstream => CooldownScope::Model(m.clone()),
+                    _ => CooldownScope::Account,
+                };
+                tracing::warn!(account = %acc.id, email = %email, reason = %c.reason, "Cooling down {email} ({}) for {:.1}s: {}", scope_name(&scope), duration.as_secs_f64(), c.reason);
+                self.cooldown(acc, scope, duration, &c.reason).await;
+                Next::RetryNext
+            }
+            Verdict::RetryNextAccount => Next::RetryNext,
+            Verdict::RetrySameAccount(ms) => Next::RetrySame(Duration::from_millis(ms.min(60_000))),
+            Verdict::RefreshAndRetry => Next::RefreshAndRetry,
+            Verdict::PassToClient => Next::PassToClient,
+        }
+    }
+
+    /// Put a cooldown in force now and persist it (it survives a restart).
+    pub async fn cooldown(&self, acc: &Arc<LiveAccount>, scope: CooldownScope, duration: Duration, reason: &str) {
+        let until = now_ms() + duration.as_millis() as u64;
+        self.counters.cooldowns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.pool.set_cooldown(&acc.id, &scope, until, reason);
+        let scope_str = match &scope {
+            CooldownScope::Account => PersistedCooldown::ACCOUNT_SCOPE.to_string(),
+            CooldownScope::Model(m) => m.clone(),
+        };
+        let reason = crate::store::trim_reason(reason);
+        self.write(acc, move |f| {
+            let now = now_ms() as i64;
+            f.cooldowns.retain(|c| c.until_ms > now && c.scope != scope_str);
+            f.cooldowns.push(PersistedCooldown { scope: scope_str, until_ms: until as i64, reason });
+        })
+        .await;
+    }
+
+    /// True (with the reason) when one more disable would be a storm.
+    fn guard_refuses(&self, policy: &Policy) -> Option<String> {
+        let g = &policy.guard;
+        let now = now_ms();
+        let mut recent = self.recent_disables.lock();
+        while recent.front().is_some_and(|t| now.saturating_sub(*t) > g.window_secs * 1000) {
+            recent.pop_front();
+        }
+        let count = recent.len() as u32;
+        if count >= g.max_disables {
+            return Some(format!("{count} accounts disabled in the last {}s (max_disables = {})", g.window_secs, g.max_disables));
+        }
+        // The fraction applies once a few accounts went: a pool of one or
+        // two must still be able to lose a dead account.
+        let size = self.pool.len().max(1) as f64;
+        if count >= 3 && (count + 1) as f64 / size > g.max_fraction {
+            return Some(format!(
+                "{} of {} accounts would be disabled within {}s (max_fraction = {})",
+                count + 1,
+                size,
+                g.window_secs,
+                g.max_fraction
+            ));
+        }
+        None
+    }
+
+    async fn write(
+        &self,
+        acc: &Arc<LiveAccount>,
+        change: impl FnOnce(&mut crate::store::AccountFile) + Send + 'static,
+    ) -> Option<crate::store::AccountFile> {
+        let store = self.store.clone();
+        let id = acc.id.clone();
+        match tokio::task::spawn_blocking(move || store.update(&id, change)).await {
+            Ok(Ok(file)) => {
+                self.pool.upsert_file(file.clone());
+                Some(file)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(account = %acc.id, "could not write the account file: {e}");
+                None
+            }
+            Err(e) => {
+                tracing::error!(account = %acc.id, "writing the account file panicked: {e}");
+                None
+            }
+        }
+    }
+}
+
+fn scope_name(s: &CooldownScope) -> String {
+    match s {
+        CooldownScope::Account => "whole account".into(),
+        CooldownScope::Model(m) => format!("model {m}"),
+    }
+}

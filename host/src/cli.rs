@@ -1,0 +1,431 @@
+//! The command line: `serve`, `accounts …`, `policy check`, `plugin test`.
+//! Thin: each command calls into the library and prints what happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::store::{NewAccount, Store, TokenData};
+
+/// grantpool: one local API over a pool of Google OAuth accounts.
+#[derive(Parser, Debug)]
+#[command(name = "grantpool", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Config file (else $GRANTPOOL_CONFIG, else <data_dir>/grantpool.toml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (else $GRANTPOOL_DATA_DIR, else the config's data_dir, else ~/.grantpool).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the proxy.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8045).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage the accounts of the pool.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Plugin authoring tools.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+/// `grantpool accounts …`.
+#[derive(Subcommand, Debug)]
+pub enum AccountsCmd {
+    /// List accounts and their state (never a token).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or update an account from a refresh token (upsert by email).
+    Add {
+        /// The refresh token.
+        #[arg(long)]
+        refresh_token: String,
+        /// The email (asked from Google when not given).
+        #[arg(long)]
+        email: Option<String>,
+        /// Name of the OAuth client (in [oauth.clients]) that issued the token.
+        #[arg(long)]
+        oauth_client: Option<String>,
+    },
+    /// Add an account by signing in with Google in a browser.
+    Login {
+        /// Print the URL only; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Import accounts from an Antigravity-Manager data directory.
+    Import {
+        /// The directory (holding accounts/*.json).
+        path: PathBuf,
+    },
+    /// Put an account back on the proxy (clears proxy_disabled).
+    Enable {
+        /// Id or email.
+        account: String,
+    },
+    /// Keep an account from the proxy (sets proxy_disabled).
+    Disable {
+        /// Id or email.
+        account: String,
+    },
+    /// Delete an account's file.
+    Remove {
+        /// Id or email.
+        account: String,
+    },
+}
+
+/// `grantpool policy …`.
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Validate a policy: parse, load every plugin, run its configure.
+    Check {
+        /// The policy file (else the configured one, else the bundled default).
+        file: Option<PathBuf>,
+    },
+}
+
+/// `grantpool plugin …`.
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Run one decision of a plugin and print the answer.
+    Test {
+        /// The plugin: a .wasm file or a bundled name.
+        plugin: String,
+        /// The case (JSON): {"config": {...}, "select": {...}} or {"config": {...}, "classify": {...}}.
+        #[arg(long)]
+        input: PathBuf,
+    },
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let over = Overrides {
+        config: cli.global.config.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        listen: match &cli.command {
+            Command::Serve { listen } => listen.clone(),
+            _ => None,
+        },
+    };
+    let config = Config::load(&over)?;
+    match cli.command {
+        Command::Serve { .. } => serve(config),
+        Command::Accounts(cmd) => {
+            let _log = crate::logging::init(&config.log.level, None, 0);
+            accounts(config, cmd)
+        }
+        Command::Policy(PolicyCmd::Check { file }) => {
+            let _log = crate::logging::init("warn", None, 0);
+            policy_check(&config, file.as_deref().or(config.policy.as_deref()))
+        }
+        Command::Plugin(PluginCmd::Test { plugin, input }) => {
+            let _log = crate::logging::init("info", None, 0);
+            crate::plugins::cli_test::run(&config, &plugin, &input)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let _log = crate::logging::init(&config.log.level, Some(&config.log_dir()), config.log.keep_files);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let started = std::time::Instant::now();
+        let listen = config.server.listen.clone();
+        let app = tokio::task::spawn_blocking(move || crate::app::App::build(config)).await??;
+        app.start_background()?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (in use? change server.listen or pass --listen)"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            accounts = app.pool.len(),
+            data_dir = %app.config.data_dir.display(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "grantpool {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let router = crate::proxy::server::router(app);
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        tracing::info!("grantpool stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn policy_check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
+    let engine = crate::app::plugin_engine(config)?;
+    match crate::policy::Policy::load_file(&engine, file) {
+        Ok(p) => {
+            println!("policy {} is valid; it runs:", file.map(|f| f.display().to_string()).unwrap_or_else(|| "(bundled default)".into()));
+            println!("{}", p.describe());
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
+fn fmt_time(secs: i64) -> String {
+    let ago = crate::util::now_secs() - secs;
+    if ago < 0 {
+        return format!("in {}s", -ago);
+    }
+    match ago {
+        0..=119 => format!("{ago}s ago"),
+        120..=7199 => format!("{}m ago", ago / 60),
+        7200..=172_799 => format!("{}h ago", ago / 3600),
+        _ => format!("{}d ago", ago / 86400),
+    }
+}
+
+fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
+    let store = Store::open(&config.data_dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match cmd {
+        AccountsCmd::List { json } => {
+            let report = store.load_all();
+            let pool = crate::pool::Pool::new();
+            pool.load(crate::store::LoadReport { accounts: report.accounts, skipped: Vec::new() });
+            let views = pool.views();
+            if json {
+                let skipped: Vec<_> = report.skipped.iter().map(|s| serde_json::json!({"file": s.path, "cause": s.cause})).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"accounts": views, "unreadable": skipped}))?);
+                return Ok(());
+            }
+            if views.is_empty() && report.skipped.is_empty() {
+                println!("no accounts in {} — add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`", store.accounts_dir().display());
+            }
+            for v in &views {
+                use crate::pool::AccountState::*;
+                let state = match &v.state {
+                    Active => "active".to_string(),
+                    Disabled { reason, at } => format!(
+                        "DISABLED {}: {}",
+                        at.map(fmt_time).unwrap_or_default(),
+                        reason.as_deref().unwrap_or("no reason recorded")
+                    ),
+                    ProxyDisabled { reason, at } => format!(
+                        "off the proxy {}: {}",
+                        at.map(fmt_time).unwrap_or_default(),
+                        reason.as_deref().unwrap_or("no reason recorded")
+                    ),
+                    CoolingDown { reason, until_ms } => format!("cooling down until {}: {reason}", fmt_time((*until_ms / 1000) as i64)),
+                };
+                println!("{:<36} {:<32} {state}", v.id, v.email);
+                for b in &v.model_cooldowns {
+                    println!("{:<36} {:<32}   {} cooling down until {}: {}", "", "", b.model, fmt_time((b.until_ms / 1000) as i64), b.reason);
+                }
+                for (model, q) in &v.quota {
+                    println!("{:<36} {:<32}   quota {model}: {:.0}% left", "", "", q.remaining_fraction * 100.0);
+                }
+            }
+            for s in &report.skipped {
+                println!("UNREADABLE {}: {}", s.path.display(), s.cause);
+            }
+            Ok(())
+        }
+        AccountsCmd::Add { refresh_token, email, oauth_client } => rt.block_on(async {
+            let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+            let mut token = TokenData::new("", refresh_token, 0);
+            token.oauth_client = oauth_client;
+            let refreshed = oauth.refresh(&token).await.map_err(|e| {
+                anyhow::anyhow!("the token endpoint refused the refresh token ({e}); nothing was written. Check the token, and that [oauth] client_id/client_secret are the client that issued it")
+            })?;
+            token.access_token = refreshed.access_token.clone();
+            token.expiry_timestamp = refreshed.expiry_timestamp;
+            if let Some(rt) = refreshed.refresh_token {
+                token.refresh_token = rt;
+            }
+            let email = match email {
+                Some(e) => e,
+                None => oauth.userinfo_email(&refreshed.access_token).await?,
+            };
+            upsert_and_report(&store, NewAccount { email, token })
+        }),
+        AccountsCmd::Login { no_browser } => rt.block_on(login(&config, &store, no_browser)),
+        AccountsCmd::Import { path } => {
+            let report = store.import_antigravity(&path);
+            for e in &report.imported {
+                let what = if e.created {
+                    "added"
+                } else if e.changed {
+                    "updated"
+                } else {
+                    "unchanged"
+                };
+                println!("{what:<9} {} {}", e.id, e.email);
+            }
+            for f in &report.failed {
+                eprintln!("skipped   {}: {}", f.path.display(), f.cause);
+            }
+            println!(
+                "imported from {}: {} added, {} updated, {} unchanged, {} skipped",
+                path.display(),
+                report.created(),
+                report.updated(),
+                report.unchanged(),
+                report.failed.len()
+            );
+            Ok(())
+        }
+        AccountsCmd::Enable { account } => {
+            let file = find(&store, &account)?;
+            let file = store.update(&file.id, |f| f.clear_proxy_disabled())?;
+            println!("enabled {} ({}): back on the proxy", file.id, file.email);
+            if file.disabled {
+                println!(
+                    "note: the account is still DISABLED ({}): a dead refresh token is recovered only by a new one — run `grantpool accounts add --refresh-token NEW` or `grantpool accounts login`",
+                    file.disabled_reason.as_deref().unwrap_or("no reason recorded")
+                );
+            }
+            Ok(())
+        }
+        AccountsCmd::Disable { account } => {
+            let file = find(&store, &account)?;
+            let now = crate::util::now_secs();
+            let file = store.update(&file.id, |f| f.proxy_disable("disabled by hand (CLI)", now))?;
+            println!("{} ({}) is off the proxy; `grantpool accounts enable {}` puts it back", file.id, file.email, file.id);
+            Ok(())
+        }
+        AccountsCmd::Remove { account } => {
+            let file = find(&store, &account)?;
+            store.remove(&file.id)?;
+            println!("removed {} ({})", file.id, file.email);
+            Ok(())
+        }
+    }
+}
+
+fn find(store: &Store, account: &str) -> anyhow::Result<crate::store::AccountFile> {
+    store
+        .find(account)?
+        .ok_or_else(|| anyhow::anyhow!("no account with id or email `{account}` in {}", store.accounts_dir().display()))
+}
+
+fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<()> {
+    let outcome = store.upsert(new)?;
+    let a = &outcome.account;
+    if outcome.created {
+        println!("added {} ({})", a.id, a.email);
+    } else if outcome.recovered {
+        println!("updated {} ({}): new token, the account is enabled again (it was disabled)", a.id, a.email);
+    } else {
+        println!("updated {} ({})", a.id, a.email);
+    }
+    if a.disabled {
+        println!("note: the account is still disabled ({}); the token given is the same as before", a.disabled_reason.as_deref().unwrap_or(""));
+    }
+    if a.proxy_disabled {
+        println!("note: the account is off the proxy ({}); `grantpool accounts enable {}` puts it back", a.proxy_disabled_reason.as_deref().unwrap_or(""), a.id);
+    }
+    Ok(())
+}
+
+/// The OAuth authorization-code flow with PKCE and a loopback redirect.
+async fn login(config: &Config, store: &Store, no_browser: bool) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("opening the loopback port for the OAuth redirect")?;
+    let redirect_uri = format!("http://127.0.0.1:{}/oauth2callback", listener.local_addr()?.port());
+    let (verifier, challenge) = crate::oauth::pkce_pair();
+    let state = uuid::Uuid::new_v4().simple().to_string();
+    let url = oauth.authorize_url(&redirect_uri, &challenge, &state)?;
+    println!("Open this URL in a browser and sign in with the Google account to add:\n\n  {url}\n");
+    if !no_browser {
+        for opener in ["xdg-open", "open"] {
+            if std::process::Command::new(opener).arg(&url).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().is_ok() {
+                break;
+            }
+        }
+    }
+    println!("Waiting for the redirect on {redirect_uri} …");
+    let code = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        loop {
+            let (mut sock, _) = listener.accept().await?;
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await?;
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let parsed = reqwest::Url::parse(&format!("http://127.0.0.1{target}"))?;
+            if parsed.path() != "/oauth2callback" {
+                let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                continue;
+            }
+            let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+            let (status, text, result) = if let Some(err) = q.get("error") {
+                ("400 Bad Request", format!("Sign-in failed: {err}. You can close this tab."), Err(anyhow::anyhow!("Google answered: {err}")))
+            } else if q.get("state") != Some(&state) {
+                ("400 Bad Request", "State mismatch; start again.".to_string(), Err(anyhow::anyhow!("the redirect's state does not match (another login?); start again")))
+            } else if let Some(code) = q.get("code") {
+                ("200 OK", "Signed in: grantpool is adding the account. You can close this tab.".to_string(), Ok(code.clone()))
+            } else {
+                ("400 Bad Request", "No code in the redirect.".to_string(), Err(anyhow::anyhow!("the redirect carried no code")))
+            };
+            let resp = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}", text.len());
+            let _ = sock.write_all(resp.as_bytes()).await;
+            return result;
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no sign-in within 10 minutes; run `grantpool accounts login` again"))??;
+    let tokens = oauth
+        .exchange_code(&code, &verifier, &redirect_uri)
+        .await
+        .map_err(|e| anyhow::anyhow!("exchanging the sign-in code failed: {e}; nothing was written"))?;
+    let Some(refresh_token) = tokens.refresh_token.clone() else {
+        bail!("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and run login again");
+    };
+    let email = oauth.userinfo_email(&tokens.access_token).await?;
+    let token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
+    upsert_and_report(store, NewAccount { email, token })
+}
+
+/// Entry point of the binary.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: Arc<crate::app::App>) {}

@@ -1,0 +1,474 @@
+//! `grantpool.toml` → a typed [`Config`], read once at start.
+//!
+//! For every setting the order is: command-line flag, environment variable,
+//! config file, default. `serve` with no file runs on the embedded defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8045";
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {cause}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown or mistyped key.
+    #[error("config file {path}: {cause}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        cause: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config {what}: {cause}")]
+    Invalid {
+        /// The setting.
+        what: String,
+        /// What is wrong and how to fix it.
+        cause: String,
+    },
+}
+
+/// Client authentication on the proxy routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No key needed.
+    Off,
+    /// A key on every route, `/health` included.
+    Strict,
+    /// A key on every route but `/health`.
+    AllExceptHealth,
+    /// `off` when listening on loopback only, else `all_except_health`.
+    #[default]
+    Auto,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Client authentication.
+    pub auth_mode: AuthMode,
+    /// Client keys (also `$GRANTPOOL_API_KEY`).
+    pub api_keys: Vec<String>,
+    /// Key for `/admin/*` and `/metrics` (also `$GRANTPOOL_ADMIN_KEY`).
+    pub admin_key: Option<String>,
+    /// Extra `Host` names accepted besides loopback ones (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Most accounts tried for one request.
+    pub max_attempts: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.into(),
+            auth_mode: AuthMode::Auto,
+            api_keys: Vec::new(),
+            admin_key: None,
+            allowed_hosts: Vec::new(),
+            max_body_bytes: 32 << 20,
+            max_attempts: 4,
+        }
+    }
+}
+
+/// One OAuth client (a refresh token refreshes only with the client that
+/// issued it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthClient {
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+}
+
+/// `[oauth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Token endpoint.
+    pub token_url: String,
+    /// Userinfo endpoint (email of a token).
+    pub userinfo_url: String,
+    /// Authorization endpoint (for `accounts login`).
+    pub auth_url: String,
+    /// Default client id (also `$GRANTPOOL_OAUTH_CLIENT_ID`).
+    pub client_id: String,
+    /// Default client secret (also `$GRANTPOOL_OAUTH_CLIENT_SECRET`).
+    pub client_secret: String,
+    /// Refresh this long before expiry.
+    pub refresh_skew_secs: u64,
+    /// Scopes asked for by `accounts login`.
+    pub scopes: Vec<String>,
+    /// Extra named clients; an account names its own in `token.oauth_client`.
+    pub clients: BTreeMap<String, OAuthClient>,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            userinfo_url: "https://www.googleapis.com/oauth2/v2/userinfo".into(),
+            auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            refresh_skew_secs: 300,
+            scopes: vec![
+                "https://www.googleapis.com/auth/cloud-platform".into(),
+                "https://www.googleapis.com/auth/userinfo.email".into(),
+                "https://www.googleapis.com/auth/userinfo.profile".into(),
+            ],
+            clients: BTreeMap::new(),
+        }
+    }
+}
+
+impl OAuthConfig {
+    /// The client an account uses: its named one, else the default.
+    pub fn client(&self, name: Option<&str>) -> Result<OAuthClient, String> {
+        match name {
+            None | Some("") | Some("default") => Ok(OAuthClient {
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+            }),
+            Some(n) => self.clients.get(n).cloned().ok_or_else(|| {
+                format!("the account names OAuth client `{n}`, which is not configured: add [oauth.clients.{n}] to grantpool.toml")
+            }),
+        }
+    }
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Code Assist base URL.
+    pub base_url: String,
+    /// Longest a whole upstream answer may take.
+    pub timeout_secs: u64,
+    /// Longest a connection may take to open.
+    pub connect_timeout_secs: u64,
+    /// `User-Agent` sent upstream.
+    pub user_agent: String,
+    /// Models listed by `/v1beta/models` and `/v1/models`.
+    pub models: Vec<String>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            base_url: "https://cloudcode-pa.googleapis.com".into(),
+            timeout_secs: 600,
+            connect_timeout_secs: 10,
+            user_agent: concat!("grantpool/", env!("CARGO_PKG_VERSION")).into(),
+            models: vec![
+                "gemini-2.5-pro".into(),
+                "gemini-2.5-flash".into(),
+                "gemini-2.5-flash-lite".into(),
+                "gemini-3-pro-preview".into(),
+            ],
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level filter (`RUST_LOG` syntax), unless `RUST_LOG` is set.
+    pub level: String,
+    /// Daily log files kept.
+    pub keep_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), keep_files: 7 }
+    }
+}
+
+/// `[plugins]`: limits of the plugin runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Longest one plugin call may run, ms.
+    pub call_timeout_ms: u64,
+    /// Largest plugin memory, MiB.
+    pub memory_limit_mib: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig { call_timeout_ms: 100, memory_limit_mib: 64 }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    server: ServerConfig,
+    oauth: OAuthConfig,
+    upstream: UpstreamConfig,
+    log: LogConfig,
+    plugins: PluginsConfig,
+    /// Client model name → upstream model; `*` wildcards allowed.
+    models: BTreeMap<String, String>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where accounts, logs and caches live.
+    pub data_dir: PathBuf,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The policy file (`None`: the bundled default policy).
+    pub policy: Option<PathBuf>,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[oauth]`.
+    pub oauth: OAuthConfig,
+    /// `[upstream]`.
+    pub upstream: UpstreamConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[plugins]`.
+    pub plugins: PluginsConfig,
+    /// `[models]`: client model name → upstream model.
+    pub models: BTreeMap<String, String>,
+}
+
+/// What the command line says (flags win over everything).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Resolve flags, environment, file and defaults.
+    pub fn load(over: &Overrides) -> Result<Config, ConfigError> {
+        let flag_or_env_dir = over
+            .data_dir
+            .clone()
+            .or_else(|| env("GRANTPOOL_DATA_DIR").map(PathBuf::from))
+            .map(|p| crate::util::expand_home(&p));
+        let default_dir = crate::util::expand_home(Path::new("~/.grantpool"));
+
+        let config_file = match over.config.clone().or_else(|| env("GRANTPOOL_CONFIG").map(PathBuf::from)) {
+            Some(p) => Some(crate::util::expand_home(&p)),
+            None => {
+                let candidate = flag_or_env_dir.clone().unwrap_or_else(|| default_dir.clone()).join("grantpool.toml");
+                candidate.is_file().then_some(candidate)
+            }
+        };
+
+        let file = match &config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|cause| ConfigError::Read { path: path.clone(), cause })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), cause: e.to_string().trim().to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        let base = config_file
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let relative = |p: &Path| {
+            let p = crate::util::expand_home(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+
+        let data_dir = flag_or_env_dir
+            .or_else(|| file.data_dir.as_deref().map(relative))
+            .unwrap_or(default_dir);
+        let policy = file.policy.as_deref().map(relative);
+
+        let mut server = file.server;
+        if let Some(listen) = &over.listen {
+            server.listen = listen.clone();
+        } else if let Some(listen) = env("GRANTPOOL_LISTEN") {
+            server.listen = listen;
+        }
+        if let Some(key) = env("GRANTPOOL_API_KEY") {
+            server.api_keys = key.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+        }
+        if let Some(key) = env("GRANTPOOL_ADMIN_KEY") {
+            server.admin_key = Some(key);
+        }
+        let mut oauth = file.oauth;
+        if let Some(id) = env("GRANTPOOL_OAUTH_CLIENT_ID") {
+            oauth.client_id = id;
+        }
+        if let Some(secret) = env("GRANTPOOL_OAUTH_CLIENT_SECRET") {
+            oauth.client_secret = secret;
+        }
+        if let Some(url) = env("GRANTPOOL_OAUTH_TOKEN_URL") {
+            oauth.token_url = url;
+        }
+        if let Some(url) = env("GRANTPOOL_OAUTH_USERINFO_URL") {
+            oauth.userinfo_url = url;
+        }
+        let mut upstream = file.upstream;
+        if let Some(url) = env("GRANTPOOL_UPSTREAM_URL") {
+            upstream.base_url = url;
+        }
+
+        let config = Config {
+            data_dir,
+            config_file,
+            policy,
+            server,
+            oauth,
+            upstream,
+            log: file.log,
+            plugins: file.plugins,
+            models: file.models,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                what: "server.listen".into(),
+                cause: format!("`{}` is not an address like 127.0.0.1:8045", self.server.listen),
+            });
+        }
+        if self.server.max_attempts == 0 {
+            return Err(ConfigError::Invalid { what: "server.max_attempts".into(), cause: "must be at least 1".into() });
+        }
+        if matches!(self.server.auth_mode, AuthMode::Strict | AuthMode::AllExceptHealth) && self.server.api_keys.is_empty() {
+            return Err(ConfigError::Invalid {
+                what: "server.auth_mode".into(),
+                cause: "requires at least one key in server.api_keys (or $GRANTPOOL_API_KEY)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache").join("plugins")
+    }
+
+    /// Where daily log files go.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+
+    /// The upstream model for a client's model name: an exact entry of
+    /// `[models]`, else the first matching wildcard, else the name itself.
+    pub fn map_model<'a>(&'a self, client_model: &'a str) -> &'a str {
+        if let Some(m) = self.models.get(client_model) {
+            return m;
+        }
+        self.models
+            .iter()
+            .find(|(pattern, _)| pattern.contains('*') && wildcard_match(pattern, client_model))
+            .map(|(_, m)| m.as_str())
+            .unwrap_or(client_model)
+    }
+
+    /// The listen address is loopback only.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.server.listen.parse::<std::net::SocketAddr>().map(|a| a.ip().is_loopback()).unwrap_or(false)
+    }
+}
+
+/// `*` matches any run of characters.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("claude-*", "claude-3-opus"));
+        assert!(wildcard_match("*-mini", "gpt-4o-mini"));
+        assert!(wildcard_match("gpt-*-mini", "gpt-4o-mini"));
+        assert!(!wildcard_match("gpt-*-mini", "gpt-4o"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("a*a", "a"));
+    }
+
+    #[test]
+    fn file_values_and_flag_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("grantpool.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"data\"\npolicy = \"p.toml\"\n[server]\nlisten = \"127.0.0.1:9000\"\n[models]\n\"claude-*\" = \"gemini-2.5-pro\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&Overrides { config: Some(file.clone()), ..Default::default() }).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9000");
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.policy, Some(dir.path().join("p.toml")));
+        assert_eq!(c.map_model("claude-sonnet-4"), "gemini-2.5-pro");
+        assert_eq!(c.map_model("gemini-2.5-flash"), "gemini-2.5-flash");
+        let c = Config::load(&Overrides { config: Some(file), listen: Some("127.0.0.1:9001".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("grantpool.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9000\"\nlistne = 3\n").unwrap();
+        let err = Config::load(&Overrides { config: Some(file), ..Default::default() }).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("listne"), "{err}");
+    }
+}

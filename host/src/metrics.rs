@@ -1,0 +1,145 @@
+//! Prometheus metrics (`GET /metrics`), typed and owned by the app (no
+//! global registry).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of a client request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// gemini | openai | anthropic.
+    pub protocol: String,
+    /// Upstream model.
+    pub model: String,
+    /// HTTP status sent to the client.
+    pub status: u16,
+}
+
+/// Labels with a model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// Upstream model.
+    pub model: String,
+}
+
+/// Labels with a status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// Upstream status, or `network`.
+    pub status: String,
+}
+
+/// Account state label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum StateLabel {
+    /// Serving.
+    Active,
+    /// Disabled.
+    Disabled,
+    /// Proxy-disabled.
+    ProxyDisabled,
+    /// Cooling down.
+    CoolingDown,
+}
+
+/// Labels of the accounts gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// The state.
+    pub state: StateLabel,
+}
+
+/// Every metric grantpool exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_ok: Family<ModelLabels, Counter>,
+    upstream_errors: Family<StatusLabels, Counter>,
+    latency: Histogram,
+    retries: Counter,
+    refresh_failures: Counter,
+    accounts: Family<StateLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("grantpool");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Client requests by protocol, model and status", requests.clone());
+        let upstream_ok = Family::<ModelLabels, Counter>::default();
+        registry.register("upstream_success", "Successful upstream calls by model", upstream_ok.clone());
+        let upstream_errors = Family::<StatusLabels, Counter>::default();
+        registry.register("upstream_errors", "Failed upstream calls by status", upstream_errors.clone());
+        let latency = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register("upstream_latency_seconds", "Time to the upstream's response headers", latency.clone());
+        let retries = Counter::default();
+        registry.register("retries", "Requests moved to another account", retries.clone());
+        let refresh_failures = Counter::default();
+        registry.register("token_refresh_failures", "Failed access token refreshes", refresh_failures.clone());
+        let accounts = Family::<StateLabels, Gauge>::default();
+        registry.register("accounts", "Accounts by state", accounts.clone());
+        Metrics { registry, requests, upstream_ok, upstream_errors, latency, retries, refresh_failures, accounts }
+    }
+
+    /// A client request answered with `status`.
+    pub fn request(&self, protocol: &str, model: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels { protocol: protocol.to_string(), model: model.to_string(), status })
+            .inc();
+    }
+
+    pub(crate) fn upstream_ok(&self, model: &str) {
+        self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).inc();
+    }
+
+    pub(crate) fn upstream_error(&self, status: Option<u16>) {
+        let status = status.map(|s| s.to_string()).unwrap_or_else(|| "network".into());
+        self.upstream_errors.get_or_create(&StatusLabels { status }).inc();
+    }
+
+    pub(crate) fn upstream_latency(&self, d: Duration) {
+        self.latency.observe(d.as_secs_f64());
+    }
+
+    pub(crate) fn retry(&self) {
+        self.retries.inc();
+    }
+
+    pub(crate) fn refresh_failed(&self) {
+        self.refresh_failures.inc();
+    }
+
+    /// Set the accounts-by-state gauges.
+    pub fn set_accounts(&self, active: i64, disabled: i64, proxy_disabled: i64, cooling: i64) {
+        for (state, n) in [
+            (StateLabel::Active, active),
+            (StateLabel::Disabled, disabled),
+            (StateLabel::ProxyDisabled, proxy_disabled),
+            (StateLabel::CoolingDown, cooling),
+        ] {
+            self.accounts.get_or_create(&StateLabels { state }).set(n);
+        }
+    }
+
+    /// Prometheus text, with `extra` (already formatted lines) appended.
+    pub fn render(&self, extra: &str) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        out.push_str(extra);
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
+        out
+    }
+}

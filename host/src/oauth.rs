@@ -1,0 +1,248 @@
+//! Talking to Google's OAuth endpoints: refresh an access token, exchange
+//! an authorization code (PKCE), ask who a token belongs to, and the
+//! loopback login flow of `grantpool accounts login`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{OAuthClient, OAuthConfig};
+use crate::store::TokenData;
+
+/// A refresh (or code exchange) that did not give a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    /// The endpoint answered with an error status.
+    #[error("HTTP {status}: {body}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Response body (OAuth error JSON; never contains a token).
+        body: String,
+        /// Response headers that matter (lowercase names).
+        headers: Vec<(String, String)>,
+    },
+    /// No answer: connection refused, timeout, dropped connection.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The answer was 200 but not a token.
+    #[error("unexpected answer from the token endpoint: {0}")]
+    BadAnswer(String),
+    /// grantpool's own OAuth settings are incomplete.
+    #[error("{0}")]
+    Misconfigured(String),
+}
+
+impl RefreshError {
+    /// The OAuth `error` code of a rejected answer, if it carries one.
+    pub fn oauth_error(&self) -> Option<String> {
+        match self {
+            RefreshError::Rejected { body, .. } => serde_json::from_str::<serde_json::Value>(body)
+                .ok()?
+                .get("error")?
+                .as_str()
+                .map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// True when the error says the configured OAuth client is wrong (not
+    /// the account): `invalid_client`, `unauthorized_client`.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self.oauth_error().as_deref(), Some("invalid_client" | "unauthorized_client"))
+    }
+}
+
+/// A fresh access token.
+#[derive(Clone)]
+pub struct Refreshed {
+    /// The access token.
+    pub access_token: String,
+    /// Expiry, Unix seconds.
+    pub expiry_timestamp: i64,
+    /// A rotated refresh token, when the endpoint sent one.
+    pub refresh_token: Option<String>,
+    /// Token type.
+    pub token_type: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+/// The OAuth client of the host.
+#[derive(Clone)]
+pub struct OAuth {
+    http: reqwest::Client,
+    config: OAuthConfig,
+}
+
+const HEADERS_KEPT: &[&str] = &["retry-after", "content-type", "www-authenticate"];
+
+impl OAuth {
+    /// A client for `config`.
+    pub fn new(config: OAuthConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("grantpool/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(OAuth { http, config })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
+    fn client_for(&self, token: &TokenData) -> Result<OAuthClient, RefreshError> {
+        let client = self.config.client(token.oauth_client.as_deref()).map_err(RefreshError::Misconfigured)?;
+        if client.client_id.is_empty() {
+            return Err(RefreshError::Misconfigured(
+                "no OAuth client configured: set [oauth] client_id and client_secret in grantpool.toml (or $GRANTPOOL_OAUTH_CLIENT_ID / $GRANTPOOL_OAUTH_CLIENT_SECRET) to the client that issued the refresh tokens".into(),
+            ));
+        }
+        Ok(client)
+    }
+
+    /// `POST token_url` with `grant_type=refresh_token`.
+    pub async fn refresh(&self, token: &TokenData) -> Result<Refreshed, RefreshError> {
+        let client = self.client_for(token)?;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.refresh_token.as_str()),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+        ];
+        self.token_call(&form).await
+    }
+
+    /// `POST token_url` with `grant_type=authorization_code` (PKCE).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<Refreshed, RefreshError> {
+        let client = self.client_for(&TokenData::new("", "", 0))?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+        ];
+        self.token_call(&form).await
+    }
+
+    async fn token_call(&self, form: &[(&str, &str)]) -> Result<Refreshed, RefreshError> {
+        let resp = self
+            .http
+            .post(&self.config.token_url)
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let body = resp.text().await.map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(RefreshError::Rejected { status, body: crate::util::truncate_utf8(&body, 4096).to_string(), headers });
+        }
+        let answer: TokenAnswer = serde_json::from_str(&body)
+            .map_err(|e| RefreshError::BadAnswer(format!("not a token answer ({e})")))?;
+        Ok(Refreshed {
+            access_token: answer.access_token,
+            expiry_timestamp: crate::util::now_secs() + answer.expires_in.unwrap_or(3600),
+            refresh_token: answer.refresh_token.filter(|t| !t.is_empty()),
+            token_type: answer.token_type.unwrap_or_else(|| "Bearer".into()),
+        })
+    }
+
+    /// The email an access token belongs to.
+    pub async fn userinfo_email(&self, access_token: &str) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Info {
+            email: Option<String>,
+        }
+        let resp = self
+            .http
+            .get(&self.config.userinfo_url)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("asking {} who the token belongs to: {}", self.config.userinfo_url, describe_reqwest(&e)))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("userinfo answered HTTP {status}: {}", crate::util::truncate_utf8(&text, 300));
+        }
+        let info: Info = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("userinfo answer is not JSON: {e}"))?;
+        info.email.ok_or_else(|| anyhow::anyhow!("userinfo gave no email: the token lacks the userinfo.email scope; pass --email"))
+    }
+
+    /// The browser URL of the authorization-code flow.
+    pub fn authorize_url(&self, redirect_uri: &str, challenge: &str, state: &str) -> anyhow::Result<String> {
+        let client = self.client_for(&TokenData::new("", "", 0)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let scope = self.config.scopes.join(" ");
+        let mut url = reqwest::Url::parse(&self.config.auth_url)?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", &scope)
+            .append_pair("access_type", "offline")
+            .append_pair("prompt", "consent")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", state);
+        Ok(url.to_string())
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce_pair() -> (String, String) {
+    use rand::Rng;
+    let bytes: [u8; 48] = rand::rng().random();
+    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A reqwest error in words, without the URL's query (which could hold a
+/// secret) — reqwest puts the URL in its Display.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the answer"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
+}

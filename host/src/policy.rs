@@ -1,0 +1,364 @@
+//! `policy.toml` → a running [`Policy`] (selector + classifier chain +
+//! guard settings), and the [`PolicyHandle`] that swaps it atomically when
+//! the file (or a plugin it names) changes.
+//!
+//! A policy that fails to parse, or whose plugin fails to load or to accept
+//! its config, is refused with file, line and cause; the running policy stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::plugins::{ClassifierPlugin, PluginEngine, PluginError, PluginSource, SelectorPlugin};
+
+/// The policy grantpool runs when none is configured.
+pub const DEFAULT_POLICY: &str = r#"# grantpool's bundled default policy.
+[selector]
+plugin = "round-robin"
+
+[[classifier]]
+plugin = "default"
+"#;
+
+/// Why a policy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("policy {file}: cannot read it: {cause}")]
+    Read {
+        /// The policy file.
+        file: String,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// Not valid TOML, or an unknown/mistyped key.
+    #[error("policy {file}: {cause}")]
+    Parse {
+        /// The policy file.
+        file: String,
+        /// toml's message (with line and column).
+        cause: String,
+    },
+    /// A plugin it names could not be loaded or configured.
+    #[error("policy {file}, line {line}: {cause}")]
+    Plugin {
+        /// The policy file.
+        file: String,
+        /// Line of the `plugin = …` key.
+        line: usize,
+        /// What went wrong.
+        cause: PluginError,
+    },
+    /// A value is out of range.
+    #[error("policy {file}, line {line}: {cause}")]
+    Invalid {
+        /// The policy file.
+        file: String,
+        /// Line of the value.
+        line: usize,
+        /// What is wrong.
+        cause: String,
+    },
+}
+
+/// What a classifier's verdicts do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierMode {
+    /// Verdicts are carried out.
+    #[default]
+    Act,
+    /// Verdicts are logged ("would …") and nothing is done; the chain goes on
+    /// as if this classifier had no answer.
+    Shadow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginSpec {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    config: Option<toml::Value>,
+    #[serde(default)]
+    mode: ClassifierMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectorSpec {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    config: Option<toml::Value>,
+}
+
+/// `[guard]`: the brake on disable storms. More than `max_disables`
+/// disables, or more than `max_fraction` of the pool, within `window_secs`
+/// turns further disable verdicts into cooldowns (and logs an error).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSettings {
+    /// Disables allowed in one window.
+    pub max_disables: u32,
+    /// Fraction of the pool that may be disabled in one window.
+    pub max_fraction: f64,
+    /// The window, seconds.
+    pub window_secs: u64,
+    /// Cooldown given instead of a refused disable, seconds.
+    pub cooldown_secs: u64,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        GuardSettings { max_disables: 10, max_fraction: 0.5, window_secs: 600, cooldown_secs: 1800 }
+    }
+}
+
+/// `[quota_protection]`: keep an account off a model whose remaining quota
+/// fraction is under `threshold`, until the quota resets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaProtection {
+    /// On or off.
+    pub enabled: bool,
+    /// Remaining fraction under which an account stops serving a model.
+    pub threshold: f64,
+    /// Models it applies to (empty: all).
+    pub models: Vec<String>,
+    /// How often quotas are fetched, seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for QuotaProtection {
+    fn default() -> Self {
+        QuotaProtection { enabled: false, threshold: 0.1, models: Vec::new(), refresh_secs: 600 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    selector: Option<SelectorSpec>,
+    #[serde(default)]
+    classifier: Vec<PluginSpec>,
+    #[serde(default)]
+    guard: GuardSettings,
+    #[serde(default)]
+    quota_protection: Option<QuotaProtection>,
+}
+
+/// One classifier of the chain.
+pub struct ChainLink {
+    /// The plugin.
+    pub plugin: ClassifierPlugin,
+    /// Act or shadow.
+    pub mode: ClassifierMode,
+}
+
+/// A loaded policy: every plugin instantiated and configured.
+pub struct Policy {
+    /// Where it came from (`None`: the bundled default).
+    pub file: Option<PathBuf>,
+    /// The selector.
+    pub selector: SelectorPlugin,
+    /// The classifier chain, in order: the first answer wins.
+    pub classifiers: Vec<ChainLink>,
+    /// The disable-storm guard.
+    pub guard: GuardSettings,
+    /// Quota protection.
+    pub quota_protection: QuotaProtection,
+    /// Plugin files it uses (watched for changes).
+    pub plugin_files: Vec<PathBuf>,
+}
+
+impl Policy {
+    /// Parse `text` (from `file`, for messages and relative plugin paths)
+    /// and load every plugin it names.
+    pub fn load(engine: &Arc<PluginEngine>, text: &str, file: Option<&Path>) -> Result<Policy, PolicyError> {
+        let file_desc = file.map(|f| f.display().to_string()).unwrap_or_else(|| "(bundled default)".into());
+        let base = file.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let spec: PolicyFile = toml::from_str(text)
+            .map_err(|e| PolicyError::Parse { file: file_desc.clone(), cause: e.to_string().trim().to_string() })?;
+        let line_of = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].lines().count().max(1);
+        let invalid = |line: usize, cause: String| PolicyError::Invalid { file: file_desc.clone(), line, cause };
+
+        let guard = spec.guard;
+        if !(0.0..=1.0).contains(&guard.max_fraction) || guard.window_secs == 0 {
+            return Err(invalid(1, "[guard] max_fraction must be within 0..1 and window_secs above 0".into()));
+        }
+        let mut plugin_files = Vec::new();
+        let mut source_of = |spec: &Spanned<String>| {
+            let source = PluginSource::parse(spec.get_ref(), &base);
+            if let PluginSource::File(p) = &source {
+                plugin_files.push(p.clone());
+            }
+            source
+        };
+        let plugin_err = |span: std::ops::Range<usize>, cause| PolicyError::Plugin { file: file_desc.clone(), line: line_of(span), cause };
+
+        let (selector, sel_config) = match &spec.selector {
+            Some(s) => (source_of(&s.plugin), (s.config.clone(), s.plugin.span())),
+            None => (PluginSource::Bundled("round-robin".into()), (None, 0..0)),
+        };
+        let config_json = to_json(sel_config.0.as_ref()).map_err(|c| invalid(line_of(sel_config.1.clone()), c))?;
+        let selector = SelectorPlugin::load(engine, &selector, &config_json).map_err(|e| plugin_err(sel_config.1.clone(), e))?;
+
+        let mut classifiers = Vec::new();
+        let chain: Vec<&PluginSpec> = spec.classifier.iter().collect();
+        for c in chain {
+            let source = source_of(&c.plugin);
+            let config_json = to_json(c.config.as_ref()).map_err(|e| invalid(line_of(c.plugin.span()), e))?;
+            let plugin = ClassifierPlugin::load(engine, &source, &config_json).map_err(|e| plugin_err(c.plugin.span(), e))?;
+            classifiers.push(ChainLink { plugin, mode: c.mode });
+        }
+        if classifiers.is_empty() {
+            // No chain at all would mean no invalid_grant handling: run the
+            // bundled default, as a policy without [[classifier]] expects.
+            let plugin = ClassifierPlugin::load(engine, &PluginSource::Bundled("default".into()), "{}")
+                .map_err(|e| plugin_err(0..0, e))?;
+            classifiers.push(ChainLink { plugin, mode: ClassifierMode::Act });
+        }
+        let quota_protection = match spec.quota_protection {
+            Some(mut q) => {
+                q.enabled = true;
+                if !(0.0..=1.0).contains(&q.threshold) {
+                    return Err(invalid(1, "[quota_protection] threshold must be within 0..1".into()));
+                }
+                q
+            }
+            None => QuotaProtection::default(),
+        };
+        Ok(Policy { file: file.map(Path::to_path_buf), selector, classifiers, guard, quota_protection, plugin_files })
+    }
+
+    /// Read and load a policy file, or the bundled default when `None`.
+    pub fn load_file(engine: &Arc<PluginEngine>, file: Option<&Path>) -> Result<Policy, PolicyError> {
+        match file {
+            None => Policy::load(engine, DEFAULT_POLICY, None),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|cause| PolicyError::Read { file: path.display().to_string(), cause })?;
+                Policy::load(engine, &text, Some(path))
+            }
+        }
+    }
+
+    /// One line per plugin: what this policy runs.
+    pub fn describe(&self) -> String {
+        let mut out = format!("selector: {} ({})", self.selector.name(), self.selector.source().describe());
+        for (i, c) in self.classifiers.iter().enumerate() {
+            let mode = if c.mode == ClassifierMode::Shadow { " [shadow]" } else { "" };
+            out.push_str(&format!("\nclassifier {}: {} ({}){mode}", i + 1, c.plugin.name(), c.plugin.source().describe()));
+        }
+        if self.quota_protection.enabled {
+            out.push_str(&format!("\nquota protection: under {:.0}%", self.quota_protection.threshold * 100.0));
+        }
+        out
+    }
+}
+
+fn to_json(config: Option<&toml::Value>) -> Result<String, String> {
+    match config {
+        None => Ok("{}".into()),
+        Some(v @ toml::Value::Table(_)) => serde_json::to_string(v).map_err(|e| format!("plugin config cannot be passed on: {e}")),
+        Some(_) => Err("`config` must be a table, e.g. config = { ttl_secs = 60 }".into()),
+    }
+}
+
+/// The policy in force, swapped atomically on reload. Readers clone the
+/// `Arc` and keep using the policy they got (in-flight requests finish on
+/// the old one).
+pub struct PolicyHandle {
+    current: RwLock<Arc<Policy>>,
+    engine: Arc<PluginEngine>,
+    file: Option<PathBuf>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl PolicyHandle {
+    /// Wrap a loaded policy.
+    pub fn new(engine: Arc<PluginEngine>, policy: Policy) -> Self {
+        let file = policy.file.clone();
+        PolicyHandle { current: RwLock::new(Arc::new(policy)), engine, file, generation: 0.into() }
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.read().clone()
+    }
+
+    /// How many times the policy was swapped.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The policy file, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Re-read the file and swap if it loads; on error the running policy
+    /// stays and the error is returned (and logged).
+    pub fn reload(&self) -> Result<Arc<Policy>, PolicyError> {
+        match Policy::load_file(&self.engine, self.file.as_deref()) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                *self.current.write() = p.clone();
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!("policy reloaded:\n{}", p.describe());
+                Ok(p)
+            }
+            Err(e) => {
+                tracing::error!("policy refused, the running policy stays: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Watch the policy file and the plugin files it names; reload on change
+    /// (debounced). Runs until the handle is dropped.
+    pub fn watch(self: &Arc<Self>) -> anyhow::Result<()> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let watched_file = file.clone();
+        let me = Arc::downgrade(self);
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            let Some(handle) = me.upgrade() else { return };
+            let plugins = handle.current().plugin_files.clone();
+            let relevant = event.paths.iter().any(|p| {
+                p == &watched_file || p.file_name() == watched_file.file_name() || plugins.iter().any(|w| w == p)
+            });
+            if relevant {
+                let _ = tx.send(());
+            }
+        })?;
+        use notify::Watcher;
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+        for p in &self.current().plugin_files {
+            if let Some(d) = p.parent() {
+                if d != dir {
+                    let _ = watcher.watch(d, notify::RecursiveMode::NonRecursive);
+                }
+            }
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let _watcher = watcher;
+            while rx.recv().await.is_some() {
+                // Debounce: editors write in several steps.
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                while rx.try_recv().is_ok() {}
+                let Some(handle) = me.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,714 @@
+//! The live pool: every known account, which of them may serve now, and
+//! each one's live state (in flight, last use, successes, failures,
+//! cooldowns, quota).
+//!
+//! The account files are the truth; the pool is a cache of them plus the
+//! state that only matters while the process runs. It is the only owner of
+//! that state. It never writes files (that is [`crate::store`]'s job, driven
+//! by [`crate::actions`]).
+//!
+//! Selectors learn about the pool through an ordered event log
+//! ([`EventFeed`]): an account joins when it becomes selectable, leaves when
+//! it is disabled, taken off the proxy, cooled down or removed, and every
+//! finished request is reported. A selector that falls behind gets a reset.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use crate::plugins::{EventBatch, EventFeed, ModelQuota as WitQuota, Outcome, PluginAccount, PoolEvent, SelectRequest};
+use crate::store::{AccountFile, LoadReport, PersistedCooldown, TokenData};
+use crate::util::now_ms;
+
+/// Events kept for selectors that are behind; older ones mean a reset.
+const EVENT_LOG_CAP: usize = 8192;
+
+/// One account known to the pool. Shared (`Arc`) with requests in flight.
+pub struct LiveAccount {
+    /// Dense handle, stable for the life of the process.
+    pub slot: u32,
+    /// The account id.
+    pub id: String,
+    file: RwLock<AccountFile>,
+    in_flight: AtomicU32,
+    last_used_ms: AtomicU64,
+    successes: AtomicU32,
+    failures: AtomicU32,
+    /// Held while the access token is refreshed: one refresh in flight per
+    /// account, whatever the concurrency.
+    pub refresh_lock: tokio::sync::Mutex<()>,
+}
+
+impl LiveAccount {
+    /// The account's email.
+    pub fn email(&self) -> String {
+        self.file.read().email.clone()
+    }
+
+    /// A copy of the account's tokens.
+    pub fn token(&self) -> TokenData {
+        self.file.read().token.clone()
+    }
+
+    /// A copy of the whole account file as last read or written.
+    pub fn file(&self) -> AccountFile {
+        self.file.read().clone()
+    }
+
+    /// Requests in flight on this account.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Last use, Unix ms (0 = never in this process).
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for LiveAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveAccount").field("slot", &self.slot).field("id", &self.id).finish()
+    }
+}
+
+/// What a cooldown covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CooldownScope {
+    /// The whole account.
+    Account,
+    /// One model of the account.
+    Model(String),
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    until_ms: u64,
+    reason: String,
+    /// When the block was set (a request that started later and succeeded
+    /// ends it early).
+    since_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    /// In the pool's selectable set (last published to selectors).
+    selectable: bool,
+    account_cooldown: Option<Block>,
+    /// Model → cooldown.
+    model_cooldowns: HashMap<String, Block>,
+    /// Model → remaining fraction under the protection threshold until reset.
+    quota_blocks: HashMap<String, Block>,
+}
+
+struct Inner {
+    accounts: Vec<Option<Arc<LiveAccount>>>,
+    state: Vec<SlotState>,
+    by_id: HashMap<String, u32>,
+    /// Earliest account-wide cooldown end, for cheap expiry checks.
+    next_expiry_ms: u64,
+}
+
+struct EventLog {
+    /// Sequence number of `events[0]`.
+    first_seq: u64,
+    events: VecDeque<PoolEvent>,
+}
+
+impl EventLog {
+    fn next_seq(&self) -> u64 {
+        self.first_seq + self.events.len() as u64
+    }
+    fn push(&mut self, e: PoolEvent) {
+        if self.events.len() >= EVENT_LOG_CAP {
+            self.events.pop_front();
+            self.first_seq += 1;
+        }
+        self.events.push_back(e);
+    }
+}
+
+/// The live pool.
+pub struct Pool {
+    inner: RwLock<Inner>,
+    log: Mutex<EventLog>,
+    next_expiry_ms: AtomicU64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How an account stands, for listings and messages.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AccountState {
+    /// Serving.
+    Active,
+    /// Dead until re-added with a new token.
+    Disabled {
+        /// Why.
+        reason: Option<String>,
+        /// When, Unix s.
+        at: Option<i64>,
+    },
+    /// Kept from the proxy until enabled.
+    ProxyDisabled {
+        /// Why.
+        reason: Option<String>,
+        /// When, Unix s.
+        at: Option<i64>,
+    },
+    /// Cooling down (whole account).
+    CoolingDown {
+        /// Why.
+        reason: String,
+        /// Until, Unix ms.
+        until_ms: u64,
+    },
+}
+
+/// One account as listings show it: never a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// State and reason.
+    #[serde(flatten)]
+    pub state: AccountState,
+    /// Model cooldowns in force: model → (until ms, reason).
+    pub model_cooldowns: Vec<ModelBlockView>,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// Successes in this process.
+    pub successes: u32,
+    /// Failures in this process.
+    pub failures: u32,
+    /// Last use, Unix s.
+    pub last_used: Option<i64>,
+    /// Known quota per model.
+    pub quota: std::collections::BTreeMap<String, crate::store::ModelQuota>,
+    /// Project id, if known.
+    pub project_id: Option<String>,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// A model that an account may not serve for now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelBlockView {
+    /// The model.
+    pub model: String,
+    /// Until, Unix ms.
+    pub until_ms: u64,
+    /// Why (`429 …`, `quota 4% < 10%`).
+    pub reason: String,
+}
+
+/// A request's hold on an account: in-flight while it lives; reports the
+/// outcome to selectors when finished (or dropped, counted as a failure).
+pub struct Lease {
+    pool: Arc<Pool>,
+    account: Arc<LiveAccount>,
+    started_ms: u64,
+    model: String,
+    session_id: Option<String>,
+    done: bool,
+}
+
+impl Lease {
+    /// The account held.
+    pub fn account(&self) -> &Arc<LiveAccount> {
+        &self.account
+    }
+
+    /// When the request started on it, Unix ms.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// End the request with its outcome.
+    pub fn finish(mut self, success: bool, status: Option<u16>) {
+        self.report(success, status);
+    }
+
+    fn report(&mut self, success: bool, status: Option<u16>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let acc = &self.account;
+        acc.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if success {
+            acc.successes.fetch_add(1, Ordering::Relaxed);
+            self.pool.success_ends_cooldown(acc.slot, &self.model, self.started_ms);
+        } else {
+            acc.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let latency = now_ms().saturating_sub(self.started_ms).min(u32::MAX as u64) as u32;
+        self.pool.log.lock().push(PoolEvent::Finished(Outcome {
+            slot: acc.slot,
+            success,
+            status,
+            latency_ms: latency,
+            model: std::mem::take(&mut self.model),
+            session_id: self.session_id.take(),
+        }));
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A request dropped mid-way (client gone) counts as neither a
+        // success nor an account failure: report it as finished, unsuccessful
+        // but without a status.
+        self.report(false, None);
+    }
+}
+
+fn quota_view(file: &AccountFile) -> Vec<WitQuota> {
+    file.quota
+        .iter()
+        .map(|(model, q)| WitQuota {
+            model: model.clone(),
+            remaining_fraction: q.remaining_fraction as f32,
+            reset_at_ms: q.reset_at.map(|s| (s.max(0) as u64) * 1000).unwrap_or(0),
+        })
+        .collect()
+}
+
+fn plugin_account(acc: &LiveAccount) -> PluginAccount {
+    let file = acc.file.read();
+    PluginAccount {
+        slot: acc.slot,
+        id: acc.id.clone(),
+        email: file.email.clone(),
+        labels: file.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        in_flight: acc.in_flight(),
+        last_used_ms: acc.last_used_ms(),
+        successes: acc.successes.load(Ordering::Relaxed),
+        failures: acc.failures.load(Ordering::Relaxed),
+        quota: quota_view(&file),
+    }
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Pool {
+            inner: RwLock::new(Inner { accounts: Vec::new(), state: Vec::new(), by_id: HashMap::new(), next_expiry_ms: u64::MAX }),
+            log: Mutex::new(EventLog { first_seq: 0, events: VecDeque::new() }),
+            next_expiry_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Load what the store read. Load order per SPEC: `disabled` first,
+    /// then cooldowns/quota protection and `proxy_disabled`.
+    pub fn load(&self, report: LoadReport) {
+        // Skipped files were already reported by the store.
+        for file in report.accounts {
+            self.upsert_file(file);
+        }
+    }
+
+    /// Add an account from its file, or bring a known one in line with its
+    /// file (tokens, flags, labels, persisted cooldowns). Returns the account.
+    pub fn upsert_file(&self, file: AccountFile) -> Arc<LiveAccount> {
+        let now = now_ms();
+        let mut inner = self.inner.write();
+        let (acc, is_new) = match inner.by_id.get(&file.id).copied() {
+            Some(slot) => {
+                let acc = inner.accounts[slot as usize].clone().expect("slot of a known id");
+                (acc, false)
+            }
+            None => {
+                let slot = inner.accounts.len() as u32;
+                let acc = Arc::new(LiveAccount {
+                    slot,
+                    id: file.id.clone(),
+                    file: RwLock::new(file.clone()),
+                    in_flight: AtomicU32::new(0),
+                    last_used_ms: AtomicU64::new(file.last_used.map(|s| s.max(0) as u64 * 1000).unwrap_or(0)),
+                    successes: AtomicU32::new(0),
+                    failures: AtomicU32::new(0),
+                    refresh_lock: tokio::sync::Mutex::new(()),
+                });
+                inner.accounts.push(Some(acc.clone()));
+                inner.state.push(SlotState::default());
+                inner.by_id.insert(file.id.clone(), slot);
+                (acc, true)
+            }
+        };
+        let labels_changed = {
+            let mut current = acc.file.write();
+            let changed = is_new || current.labels != file.labels || current.email != file.email || current.quota != file.quota;
+            *current = file.clone();
+            changed
+        };
+        // Persisted cooldowns still in the future come back (restart).
+        let slot = acc.slot as usize;
+        for c in &file.cooldowns {
+            let until = c.until_ms.max(0) as u64;
+            if until <= now {
+                continue;
+            }
+            let block = Block { until_ms: until, reason: c.reason.clone(), since_ms: now };
+            let st = &mut inner.state[slot];
+            if c.scope == PersistedCooldown::ACCOUNT_SCOPE {
+                if st.account_cooldown.as_ref().map_or(true, |b| b.until_ms < until) {
+                    st.account_cooldown = Some(block);
+                }
+            } else if st.model_cooldowns.get(&c.scope).map_or(true, |b| b.until_ms < until) {
+                st.model_cooldowns.insert(c.scope.clone(), block);
+            }
+        }
+        self.publish(&mut inner, slot, labels_changed, now);
+        acc
+    }
+
+    /// Forget an account (its file was removed).
+    pub fn remove(&self, id: &str) -> bool {
+        let mut inner = self.inner.write();
+        let Some(slot) = inner.by_id.remove(id) else { return false };
+        let slot = slot as usize;
+        if inner.state[slot].selectable {
+            self.log.lock().push(PoolEvent::Left(slot as u32));
+        }
+        inner.state[slot] = SlotState::default();
+        inner.accounts[slot] = None;
+        true
+    }
+
+    /// Re-derive whether `slot` is selectable and tell selectors if that (or
+    /// its details, when `details_changed`) changed.
+    fn publish(&self, inner: &mut Inner, slot: usize, details_changed: bool, now: u64) {
+        let Some(acc) = inner.accounts[slot].clone() else { return };
+        let selectable = {
+            let file = acc.file.read();
+            let st = &inner.state[slot];
+            // `disabled` is judged first, then cooldowns and proxy_disabled.
+            !file.disabled && st.account_cooldown.as_ref().map_or(true, |b| b.until_ms <= now) && !file.proxy_disabled
+        };
+        if let Some(b) = &inner.state[slot].account_cooldown {
+            if b.until_ms > now && b.until_ms < inner.next_expiry_ms {
+                inner.next_expiry_ms = b.until_ms;
+                self.next_expiry_ms.store(b.until_ms, Ordering::Relaxed);
+            }
+        }
+        let was = std::mem::replace(&mut inner.state[slot].selectable, selectable);
+        let mut log = self.log.lock();
+        match (was, selectable) {
+            (false, true) => log.push(PoolEvent::Joined(plugin_account(&acc))),
+            (true, false) => log.push(PoolEvent::Left(slot as u32)),
+            (true, true) if details_changed => log.push(PoolEvent::Joined(plugin_account(&acc))),
+            _ => {}
+        }
+    }
+
+    /// Bring back accounts whose cooldown ended. Cheap when none is due.
+    pub fn expire(&self, now: u64) {
+        if now < self.next_expiry_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut inner = self.inner.write();
+        inner.next_expiry_ms = u64::MAX;
+        self.next_expiry_ms.store(u64::MAX, Ordering::Relaxed);
+        for slot in 0..inner.state.len() {
+            let due = inner.state[slot].account_cooldown.as_ref().is_some_and(|b| b.until_ms <= now);
+            if due {
+                inner.state[slot].account_cooldown = None;
+            }
+            self.publish(&mut inner, slot, false, now);
+        }
+    }
+
+    /// An account by id.
+    pub fn get(&self, id: &str) -> Option<Arc<LiveAccount>> {
+        let inner = self.inner.read();
+        inner.by_id.get(id).and_then(|s| inner.accounts[*s as usize].clone())
+    }
+
+    /// An account by slot.
+    pub fn by_slot(&self, slot: u32) -> Option<Arc<LiveAccount>> {
+        self.inner.read().accounts.get(slot as usize).cloned().flatten()
+    }
+
+    /// Number of accounts known (any state).
+    pub fn len(&self) -> usize {
+        self.inner.read().by_id.len()
+    }
+
+    /// True when no account is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ids of every account known.
+    pub fn ids(&self) -> Vec<String> {
+        self.inner.read().by_id.keys().cloned().collect()
+    }
+
+    /// Put a cooldown on an account or one of its models.
+    pub fn set_cooldown(&self, id: &str, scope: &CooldownScope, until_ms: u64, reason: &str) {
+        let now = now_ms();
+        let mut inner = self.inner.write();
+        let Some(slot) = inner.by_id.get(id).copied() else { return };
+        let slot = slot as usize;
+        let block = Block { until_ms, reason: reason.to_string(), since_ms: now };
+        match scope {
+            CooldownScope::Account => inner.state[slot].account_cooldown = Some(block),
+            CooldownScope::Model(m) => {
+                inner.state[slot].model_cooldowns.insert(m.clone(), block);
+            }
+        }
+        self.publish(&mut inner, slot, false, now);
+    }
+
+    /// Quota protection: keep `id` off `model` until `until_ms` (or lift it
+    /// with `None`).
+    pub fn set_quota_block(&self, id: &str, model: &str, block: Option<(u64, String)>) {
+        let mut inner = self.inner.write();
+        let Some(slot) = inner.by_id.get(id).copied() else { return };
+        let st = &mut inner.state[slot as usize];
+        match block {
+            Some((until_ms, reason)) => {
+                st.quota_blocks.insert(model.to_string(), Block { until_ms, reason, since_ms: now_ms() });
+            }
+            None => {
+                st.quota_blocks.remove(model);
+            }
+        }
+    }
+
+    fn success_ends_cooldown(&self, slot: u32, model: &str, started_ms: u64) {
+        let ends = {
+            let inner = self.inner.read();
+            let st = &inner.state[slot as usize];
+            st.model_cooldowns.get(model).is_some_and(|b| b.since_ms <= started_ms)
+                || st.account_cooldown.as_ref().is_some_and(|b| b.since_ms <= started_ms)
+        };
+        if ends {
+            let mut inner = self.inner.write();
+            let st = &mut inner.state[slot as usize];
+            if st.model_cooldowns.get(model).is_some_and(|b| b.since_ms <= started_ms) {
+                st.model_cooldowns.remove(model);
+            }
+            if st.account_cooldown.as_ref().is_some_and(|b| b.since_ms <= started_ms) {
+                st.account_cooldown = None;
+            }
+            self.publish(&mut inner, slot as usize, false, now_ms());
+        }
+    }
+
+    /// Slots that are selectable but may not serve `model` now.
+    pub fn unavailable_for(&self, model: &str, now: u64) -> Vec<u32> {
+        let inner = self.inner.read();
+        let mut out = Vec::new();
+        for (slot, st) in inner.state.iter().enumerate() {
+            if !st.selectable || (st.model_cooldowns.is_empty() && st.quota_blocks.is_empty()) {
+                continue;
+            }
+            let blocked = st.model_cooldowns.get(model).is_some_and(|b| b.until_ms > now)
+                || st.quota_blocks.get(model).is_some_and(|b| b.until_ms > now);
+            if blocked {
+                out.push(slot as u32);
+            }
+        }
+        out
+    }
+
+    /// True when `slot` may serve `req`.
+    pub fn is_candidate(&self, slot: u32, req: &SelectRequest) -> bool {
+        let inner = self.inner.read();
+        inner.state.get(slot as usize).is_some_and(|s| s.selectable)
+            && !req.tried.contains(&slot)
+            && !req.unavailable.contains(&slot)
+    }
+
+    /// The built-in choice when the selector plugin fails: the least
+    /// recently used candidate.
+    pub fn least_recently_used(&self, req: &SelectRequest) -> Option<u32> {
+        let inner = self.inner.read();
+        inner
+            .state
+            .iter()
+            .enumerate()
+            .filter(|(slot, st)| {
+                st.selectable && !req.tried.contains(&(*slot as u32)) && !req.unavailable.contains(&(*slot as u32))
+            })
+            .filter_map(|(slot, _)| inner.accounts[slot].as_ref())
+            .min_by_key(|a| (a.last_used_ms(), a.in_flight()))
+            .map(|a| a.slot)
+    }
+
+    /// Start a request on `slot`.
+    pub fn begin(self: &Arc<Self>, slot: u32, model: &str, session_id: Option<&str>) -> Option<Lease> {
+        let account = self.by_slot(slot)?;
+        let now = now_ms();
+        account.in_flight.fetch_add(1, Ordering::Relaxed);
+        account.last_used_ms.store(now, Ordering::Relaxed);
+        Some(Lease {
+            pool: self.clone(),
+            account,
+            started_ms: now,
+            model: model.to_string(),
+            session_id: session_id.map(str::to_string),
+            done: false,
+        })
+    }
+
+    /// Every account as listings show it, sorted by email.
+    pub fn views(&self) -> Vec<AccountView> {
+        let now = now_ms();
+        let inner = self.inner.read();
+        let mut out: Vec<AccountView> = inner
+            .accounts
+            .iter()
+            .flatten()
+            .map(|acc| {
+                let st = &inner.state[acc.slot as usize];
+                let file = acc.file.read();
+                view_of(acc, &file, st, now)
+            })
+            .collect();
+        out.sort_by(|a, b| a.email.cmp(&b.email));
+        out
+    }
+
+    /// Why no account can serve `model` now, in words for the client and
+    /// the log (e.g. "all 3 accounts are disabled by invalid_grant: re-add
+    /// them with a new refresh token").
+    pub fn why_none(&self, model: &str) -> String {
+        let views = self.views();
+        let now = now_ms();
+        let total = views.len();
+        if total == 0 {
+            return "no accounts in the pool: add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`".into();
+        }
+        let (mut disabled, mut grant, mut proxy, mut cooling, mut model_blocked) = (0, 0, 0, 0, 0);
+        let mut soonest: Option<u64> = None;
+        for v in &views {
+            match &v.state {
+                AccountState::Disabled { reason, .. } => {
+                    disabled += 1;
+                    if reason.as_deref().is_some_and(|r| r.starts_with("invalid_grant")) {
+                        grant += 1;
+                    }
+                }
+                AccountState::ProxyDisabled { .. } => proxy += 1,
+                AccountState::CoolingDown { until_ms, .. } => {
+                    cooling += 1;
+                    soonest = Some(soonest.map_or(*until_ms, |s| s.min(*until_ms)));
+                }
+                AccountState::Active => {
+                    if let Some(b) = v.model_cooldowns.iter().find(|b| b.model == model && b.until_ms > now) {
+                        model_blocked += 1;
+                        soonest = Some(soonest.map_or(b.until_ms, |s| s.min(b.until_ms)));
+                    }
+                }
+            }
+        }
+        let all = if total == 1 { "the only account is".to_string() } else { format!("all {total} accounts are") };
+        if grant == total {
+            return format!("{all} disabled by invalid_grant (refresh token revoked or expired): re-add them with a new refresh token (`grantpool accounts add --refresh-token …` or `grantpool accounts login`)");
+        }
+        if disabled == total {
+            return format!("{all} disabled: re-add them with a new refresh token");
+        }
+        if proxy == total {
+            return format!("{all} taken off the proxy (proxy_disabled): enable them with `grantpool accounts enable ID`");
+        }
+        let mut parts = Vec::new();
+        if disabled > 0 {
+            parts.push(format!("{disabled} disabled ({grant} by invalid_grant)"));
+        }
+        if proxy > 0 {
+            parts.push(format!("{proxy} taken off the proxy"));
+        }
+        if cooling > 0 {
+            parts.push(format!("{cooling} cooling down"));
+        }
+        if model_blocked > 0 {
+            parts.push(format!("{model_blocked} cooling down or out of quota for {model}"));
+        }
+        let rest = total - disabled - proxy - cooling - model_blocked;
+        if rest > 0 {
+            parts.push(format!("{rest} tried already for this request"));
+        }
+        let when = soonest
+            .map(|t| format!("; the first one is back in {}s", t.saturating_sub(now).div_ceil(1000)))
+            .unwrap_or_default();
+        format!("no account can serve {model} now: of {total} accounts, {}{when}", parts.join(", "))
+    }
+}
+
+fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> AccountView {
+    let state = if file.disabled {
+        AccountState::Disabled { reason: file.disabled_reason.clone(), at: file.disabled_at }
+    } else if let Some(b) = st.account_cooldown.as_ref().filter(|b| b.until_ms > now) {
+        AccountState::CoolingDown { reason: b.reason.clone(), until_ms: b.until_ms }
+    } else if file.proxy_disabled {
+        AccountState::ProxyDisabled { reason: file.proxy_disabled_reason.clone(), at: file.proxy_disabled_at }
+    } else {
+        AccountState::Active
+    };
+    let mut model_cooldowns: Vec<ModelBlockView> = st
+        .model_cooldowns
+        .iter()
+        .chain(st.quota_blocks.iter())
+        .filter(|(_, b)| b.until_ms > now)
+        .map(|(m, b)| ModelBlockView { model: m.clone(), until_ms: b.until_ms, reason: b.reason.clone() })
+        .collect();
+    model_cooldowns.sort_by(|a, b| a.model.cmp(&b.model));
+    AccountView {
+        id: acc.id.clone(),
+        email: file.email.clone(),
+        state,
+        model_cooldowns,
+        in_flight: acc.in_flight(),
+        successes: acc.successes.load(Ordering::Relaxed),
+        failures: acc.failures.load(Ordering::Relaxed),
+        last_used: match acc.last_used_ms() {
+            0 => file.last_used,
+            ms => Some((ms / 1000) as i64),
+        },
+        quota: file.quota.clone(),
+        project_id: file.token.project_id.clone(),
+        labels: file.labels.clone(),
+    }
+}
+
+impl EventFeed for Pool {
+    fn events_since(&self, cursor: Option<u64>) -> EventBatch {
+        {
+            let log = self.log.lock();
+            if let Some(cursor) = cursor {
+                if cursor >= log.first_seq && cursor <= log.next_seq() {
+                    let start = (cursor - log.first_seq) as usize;
+                    let events: Vec<PoolEvent> = log.events.iter().skip(start).cloned().collect();
+                    return EventBatch { events, seq: log.next_seq() };
+                }
+            }
+        }
+        // Reset: every selectable account, consistent with the log position
+        // (appends of joins and leaves happen under the inner write lock).
+        let inner = self.inner.read();
+        let log = self.log.lock();
+        let mut events = Vec::with_capacity(inner.by_id.len() + 1);
+        events.push(PoolEvent::Reset);
+        for (slot, st) in inner.state.iter().enumerate() {
+            if st.selectable {
+                if let Some(acc) = &inner.accounts[slot] {
+                    events.push(PoolEvent::Joined(plugin_account(acc)));
+                }
+            }
+        }
+        EventBatch { events, seq: log.next_seq() }
+    }
+}

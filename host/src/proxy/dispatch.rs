@@ -1,0 +1,325 @@
+//! One request's way through the pool: select (plugin) → token (refresh,
+//! single flight) → upstream → on failure classify (plugins) → act → retry
+//! on another account, up to the attempt limit, and only before any byte
+//! has gone to the client (the caller streams the body of a success).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::actions::{FailureReport, Next};
+use crate::app::App;
+use crate::plugins::{Failure, Phase, Protocol, SelectOutcome, SelectRequest};
+use crate::pool::{Lease, LiveAccount};
+use crate::util::now_ms;
+
+/// Largest error body read from the upstream (for classification and the
+/// client's error message).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Headers of an upstream error the classifiers may look at.
+const HEADERS_KEPT: &[&str] = &["retry-after", "content-type", "x-goog-quota-user"];
+
+/// What the proxy route asks for.
+pub struct Call {
+    /// Upstream model (after the `[models]` mapping).
+    pub model: String,
+    /// The client's protocol.
+    pub protocol: Protocol,
+    /// Conversation id, if known.
+    pub session_id: Option<String>,
+    /// Streaming or not.
+    pub stream: bool,
+    /// The Gemini request, serialised once.
+    pub request: Bytes,
+}
+
+/// A successful upstream answer (2xx), body not yet read.
+pub struct Served {
+    /// The upstream response; stream its body to the client.
+    pub response: reqwest::Response,
+    /// The account's hold: finish it when the body is done.
+    pub lease: Lease,
+    /// The account's id (for `x-grantpool-account`).
+    pub account_id: String,
+}
+
+/// Why no answer could be had.
+#[derive(Debug)]
+pub enum DispatchError {
+    /// No account can serve (503), with the cause in words.
+    NoAccount(String),
+    /// The upstream's own error answer, passed to the client.
+    Upstream {
+        /// Status.
+        status: u16,
+        /// Body (Google's error JSON, normally).
+        body: Bytes,
+        /// The account that got it.
+        account_id: String,
+        /// `retry-after`, if the upstream sent one.
+        retry_after: Option<String>,
+    },
+    /// The upstream could not be reached on the last attempt (502).
+    Network(String),
+}
+
+fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
+    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+    let project = serde_json::to_string(project).unwrap_or_else(|_| "\"\"".into());
+    let mut b = BytesMut::with_capacity(request.len() + model.len() + project.len() + 40);
+    b.put_slice(b"{\"model\":");
+    b.put_slice(model.as_bytes());
+    b.put_slice(b",\"project\":");
+    b.put_slice(project.as_bytes());
+    b.put_slice(b",\"request\":");
+    b.put_slice(request);
+    b.put_slice(b"}");
+    b.freeze()
+}
+
+/// Carry one call through the pool.
+pub async fn dispatch(app: &App, call: &Call) -> Result<Served, DispatchError> {
+    let policy = app.policy.current();
+    let max_attempts = app.config.server.max_attempts;
+    let mut tried: Vec<u32> = Vec::new();
+    let mut last_error: Option<DispatchError> = None;
+    let mut client_misconfigured = None::<String>;
+
+    for attempt in 1..=max_attempts {
+        let now = now_ms();
+        app.pool.expire(now);
+        let req = SelectRequest {
+            model: call.model.clone(),
+            protocol: call.protocol,
+            session_id: call.session_id.clone(),
+            attempt,
+            tried: tried.clone(),
+            unavailable: app.pool.unavailable_for(&call.model, now),
+        };
+        let slot = match policy.selector.select(&*app.pool, &req, |s| app.pool.is_candidate(s, &req)) {
+            SelectOutcome::Picked(s) => Some(s),
+            SelectOutcome::NoneFits => None,
+            SelectOutcome::Failed(_) => app.pool.least_recently_used(&req),
+        };
+        let Some(slot) = slot else {
+            break;
+        };
+        let Some(lease) = app.pool.begin(slot, &call.model, call.session_id.as_deref()) else {
+            tried.push(slot);
+            continue;
+        };
+        tried.push(slot);
+        let acc = lease.account().clone();
+        match try_account(app, &policy, call, &acc, attempt).await {
+            Ok(response) => {
+                app.metrics.upstream_ok(&call.model);
+                return Ok(Served { response, lease, account_id: acc.id.clone() });
+            }
+            Err((err, status, misconfig)) => {
+                lease.finish(false, status);
+                if let Some(m) = misconfig {
+                    client_misconfigured = Some(m);
+                }
+                match err {
+                    Attempt::Pass(e) => return Err(e),
+                    Attempt::Next(e) => {
+                        if attempt < max_attempts {
+                            app.metrics.retry();
+                        }
+                        last_error = e.or(last_error);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(m) = client_misconfigured {
+        return Err(DispatchError::NoAccount(format!(
+            "token refresh failed because the OAuth client is wrong, not the accounts: {m}. Check [oauth] client_id/client_secret (or the account's token.oauth_client)"
+        )));
+    }
+    match last_error {
+        Some(e) => Err(e),
+        None => Err(DispatchError::NoAccount(app.pool.why_none(&call.model))),
+    }
+}
+
+enum Attempt {
+    /// Give this answer to the client now.
+    Pass(DispatchError),
+    /// Try another account (remember this error if it is the last).
+    Next(Option<DispatchError>),
+}
+
+/// Everything done on one account for one attempt (token, project,
+/// upstream, the same-account retries a verdict may ask for).
+async fn try_account(
+    app: &App,
+    policy: &crate::policy::Policy,
+    call: &Call,
+    acc: &Arc<LiveAccount>,
+    attempt: u32,
+) -> Result<reqwest::Response, (Attempt, Option<u16>, Option<String>)> {
+    let email = acc.email();
+    let mut token = match app.tokens.access_token(acc).await {
+        Ok(t) => t,
+        Err(f) => {
+            app.metrics.refresh_failed();
+            let misconfig = (f.error.is_client_error() || matches!(f.error, crate::oauth::RefreshError::Misconfigured(_)))
+                .then(|| f.error.to_string());
+            if misconfig.is_some() {
+                tracing::error!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account. This is the OAuth client's fault, not the account's: check [oauth] client_id and client_secret", f.error);
+            } else {
+                tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
+            }
+            let failure = refresh_failure(acc, &email, &f.error, Some(&call.model), attempt);
+            // Whatever the verdict, a request cannot go on without a token.
+            let _ = app.actions.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
+            return Err((Attempt::Next(None), None, misconfig));
+        }
+    };
+    let project = match project_of(app, acc, &token).await {
+        Ok(p) => p,
+        Err(msg) => {
+            tracing::warn!(account = %acc.id, email = %email, "cannot find the account's Code Assist project: {msg}; trying next account");
+            return Err((Attempt::Next(Some(DispatchError::Network(msg))), None, None));
+        }
+    };
+    let body = envelope(&call.model, &project, &call.request);
+    let mut refreshed_once = false;
+    let mut same_retries = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let sent = app.upstream.generate(&token, body.clone(), call.stream).await;
+        app.metrics.upstream_latency(started.elapsed());
+        let (status, resp_body, headers, failure_err) = match sent {
+            Ok(resp) if resp.status().is_success() => return Ok(resp),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers: Vec<(String, String)> = resp
+                    .headers()
+                    .iter()
+                    .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
+                    .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                    .collect();
+                let body = read_bounded(resp).await;
+                (Some(status), body, headers, None)
+            }
+            Err(e) => (None, Bytes::new(), Vec::new(), Some(e.0)),
+        };
+        app.metrics.upstream_error(status);
+        let text = match &failure_err {
+            Some(e) => e.clone(),
+            None => String::from_utf8_lossy(&resp_body).into_owned(),
+        };
+        let failure = Failure {
+            phase: Phase::Upstream,
+            status,
+            body: text.clone(),
+            headers: headers.clone(),
+            network_error: failure_err.is_some(),
+            account_id: acc.id.clone(),
+            email: email.clone(),
+            model: Some(call.model.clone()),
+            attempt,
+        };
+        let retry_after = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.clone());
+        let as_error = || match status {
+            Some(s) => DispatchError::Upstream { status: s, body: resp_body.clone(), account_id: acc.id.clone(), retry_after: retry_after.clone() },
+            None => DispatchError::Network(format!("upstream unreachable: {text}")),
+        };
+        tracing::info!(account = %acc.id, email = %email, status = ?status, attempt, "upstream failure: {}", crate::util::truncate_utf8(&text, 300));
+        let next = app
+            .actions
+            .handle(policy, FailureReport { failure, account: acc, refresh_token: acc.token().refresh_token })
+            .await;
+        match next {
+            Next::PassToClient => return Err((Attempt::Pass(as_error()), status, None)),
+            Next::RetryNext => return Err((Attempt::Next(Some(as_error())), status, None)),
+            Next::RetrySame(after) if same_retries < 2 => {
+                same_retries += 1;
+                tokio::time::sleep(after.min(Duration::from_secs(30))).await;
+            }
+            Next::RefreshAndRetry if !refreshed_once => {
+                refreshed_once = true;
+                match app.tokens.force_refresh(acc, &token).await {
+                    Ok(t) => token = t,
+                    Err(f) => {
+                        tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
+                        let failure = refresh_failure(acc, &email, &f.error, Some(&call.model), attempt);
+                        let _ = app.actions.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
+                        return Err((Attempt::Next(Some(as_error())), status, None));
+                    }
+                }
+            }
+            // Same-account retries used up: move on.
+            _ => return Err((Attempt::Next(Some(as_error())), status, None)),
+        }
+    }
+}
+
+/// The classifier's view of a refresh failure.
+pub fn refresh_failure(
+    acc: &LiveAccount,
+    email: &str,
+    error: &crate::oauth::RefreshError,
+    model: Option<&str>,
+    attempt: u32,
+) -> Failure {
+    use crate::oauth::RefreshError;
+    let (status, body, headers, network) = match error {
+        RefreshError::Rejected { status, body, headers } => (Some(*status), body.clone(), headers.clone(), false),
+        RefreshError::Network(m) => (None, m.clone(), Vec::new(), true),
+        RefreshError::BadAnswer(m) | RefreshError::Misconfigured(m) => (None, m.clone(), Vec::new(), false),
+    };
+    Failure {
+        phase: Phase::TokenRefresh,
+        status,
+        body,
+        headers,
+        network_error: network,
+        account_id: acc.id.clone(),
+        email: email.to_string(),
+        model: model.map(str::to_string),
+        attempt,
+    }
+}
+
+async fn read_bounded(mut resp: reqwest::Response) -> Bytes {
+    let mut out = BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY.saturating_sub(out.len());
+        out.put_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    out.freeze()
+}
+
+/// The account's Code Assist project: from its file, else `loadCodeAssist`
+/// (then persisted).
+async fn project_of(app: &App, acc: &Arc<LiveAccount>, token: &str) -> Result<String, String> {
+    if let Some(p) = acc.token().project_id.filter(|p| !p.is_empty()) {
+        return Ok(p);
+    }
+    let project = app
+        .upstream
+        .load_code_assist(token)
+        .await
+        .map_err(|e| format!("loadCodeAssist failed: {e}"))?
+        .ok_or_else(|| "loadCodeAssist gave no project (the account may need onboarding in Gemini Code Assist)".to_string())?;
+    let store = app.store.clone();
+    let id = acc.id.clone();
+    let p = project.clone();
+    match tokio::task::spawn_blocking(move || store.update(&id, |f| f.token.project_id = Some(p))).await {
+        Ok(Ok(file)) => {
+            app.pool.upsert_file(file);
+            tracing::info!(account = %acc.id, project = %project, "found the account's Code Assist project");
+        }
+        Ok(Err(e)) => tracing::warn!(account = %acc.id, "could not save the project id: {e}"),
+        Err(_) => {}
+    }
+    Ok(project)
+}

@@ -1,0 +1,383 @@
+//! The client routes of the three protocols: translate in → dispatch →
+//! translate out (whole answers and streams).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::dispatch::{dispatch, Call, DispatchError, Served};
+use super::gemini_types::{parse_upstream_response, SseEvent};
+use super::{anthropic, error_response, openai, protocol_name};
+use crate::app::App;
+use crate::plugins::Protocol;
+use crate::pool::Lease;
+
+/// Response header naming the account that served (its id, never a token).
+pub const ACCOUNT_HEADER: &str = "x-grantpool-account";
+
+/// A request ready for dispatch.
+struct Prepared {
+    protocol: Protocol,
+    /// The model as the client named it (echoed back in answers).
+    client_model: String,
+    stream: bool,
+    session_id: Option<String>,
+    request: Bytes,
+}
+
+fn session_from_headers(headers: &HeaderMap) -> Option<String> {
+    ["x-session-id", "x-grantpool-session"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// `GET /v1beta/models`.
+pub async fn gemini_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let models: Vec<_> = app
+        .config
+        .upstream
+        .models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": format!("models/{m}"),
+                "displayName": m,
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "models": models }))
+}
+
+/// `GET /v1/models`.
+pub async fn openai_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let mut names: Vec<String> = app.config.upstream.models.clone();
+    names.extend(app.config.models.keys().filter(|k| !k.contains('*')).cloned());
+    names.sort();
+    names.dedup();
+    let data: Vec<_> = names
+        .iter()
+        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "grantpool"}))
+        .collect();
+    Json(serde_json::json!({ "object": "list", "data": data }))
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+pub async fn gemini_generate(
+    State(app): State<Arc<App>>,
+    Path(model_action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((model, action)) = model_action.rsplit_once(':') else {
+        return error_response(Protocol::Gemini, 404, &format!("unknown route models/{model_action}: use models/MODEL:generateContent or :streamGenerateContent"));
+    };
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        other => return error_response(Protocol::Gemini, 404, &format!("method `{other}` is not supported; use generateContent or streamGenerateContent")),
+    };
+    if serde_json::from_slice::<&RawValue>(&body).is_err() {
+        return error_response(Protocol::Gemini, 400, "request body is not valid JSON");
+    }
+    let prepared = Prepared {
+        protocol: Protocol::Gemini,
+        client_model: model.trim_start_matches("models/").to_string(),
+        stream,
+        session_id: session_from_headers(&headers),
+        request: body,
+    };
+    run(app, prepared).await
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn openai_chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = match openai::parse_request(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(Protocol::Openai, e.status(), &e.to_string()),
+    };
+    let request = match serde_json::to_vec(&req.gemini) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return error_response(Protocol::Openai, 500, &format!("cannot encode the translated request: {e}")),
+    };
+    let prepared = Prepared {
+        protocol: Protocol::Openai,
+        client_model: req.model,
+        stream: req.stream,
+        session_id: session_from_headers(&headers).or(req.session_hint),
+        request,
+    };
+    run(app, prepared).await
+}
+
+/// `POST /v1/messages`.
+pub async fn anthropic_messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = match anthropic::parse_request(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(Protocol::Anthropic, e.status(), &e.to_string()),
+    };
+    let request = match serde_json::to_vec(&req.gemini) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return error_response(Protocol::Anthropic, 500, &format!("cannot encode the translated request: {e}")),
+    };
+    let prepared = Prepared {
+        protocol: Protocol::Anthropic,
+        client_model: req.model,
+        stream: req.stream,
+        session_id: session_from_headers(&headers).or(req.session_hint),
+        request,
+    };
+    run(app, prepared).await
+}
+
+async fn run(app: Arc<App>, p: Prepared) -> Response {
+    let model = app.config.map_model(&p.client_model).to_string();
+    let call = Call { model: model.clone(), protocol: p.protocol, session_id: p.session_id.clone(), stream: p.stream, request: p.request };
+    let proto = protocol_name(p.protocol);
+    match dispatch(&app, &call).await {
+        Ok(served) => {
+            app.metrics.request(proto, &model, 200);
+            if p.stream {
+                stream_response(served, p.protocol, &p.client_model)
+            } else {
+                whole_response(served, p.protocol, &p.client_model).await
+            }
+        }
+        Err(e) => {
+            let resp = dispatch_error(p.protocol, e);
+            app.metrics.request(proto, &model, resp.status().as_u16());
+            resp
+        }
+    }
+}
+
+fn dispatch_error(protocol: Protocol, e: DispatchError) -> Response {
+    match e {
+        DispatchError::NoAccount(message) => {
+            tracing::warn!("no account can serve: {message}");
+            error_response(protocol, 503, &message)
+        }
+        DispatchError::Network(message) => error_response(protocol, 502, &message),
+        DispatchError::Upstream { status, body, account_id, retry_after } => {
+            let message = upstream_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let mut resp = if protocol == Protocol::Gemini && serde_json::from_slice::<&RawValue>(&body).is_ok() {
+                // Gemini clients get Google's own error body as it came.
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+            } else {
+                error_response(protocol, status, &format!("upstream error: {message}"))
+            };
+            if let Ok(v) = HeaderValue::from_str(&account_id) {
+                resp.headers_mut().insert(ACCOUNT_HEADER, v);
+            }
+            if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            resp
+        }
+    }
+}
+
+/// `error.message` of a Google error body.
+fn upstream_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let v = if let serde_json::Value::Array(a) = &v { a.first()?.clone() } else { v };
+    v.get("error")?.get("message")?.as_str().map(str::to_string)
+}
+
+fn with_account(mut resp: Response, account_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(account_id) {
+        resp.headers_mut().insert(ACCOUNT_HEADER, v);
+    }
+    resp
+}
+
+async fn whole_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
+    let Served { response, lease, account_id } = served;
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            lease.finish(false, None);
+            return with_account(
+                error_response(protocol, 502, &format!("upstream connection dropped while reading the answer: {}", crate::oauth::describe_reqwest(&e))),
+                &account_id,
+            );
+        }
+    };
+    let resp = match protocol {
+        Protocol::Gemini => {
+            #[derive(Deserialize)]
+            struct Envelope<'a> {
+                #[serde(borrow)]
+                response: Option<&'a RawValue>,
+            }
+            match serde_json::from_slice::<Envelope>(&body) {
+                Ok(Envelope { response: Some(inner) }) => (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    Bytes::copy_from_slice(inner.get().as_bytes()),
+                )
+                    .into_response(),
+                _ => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+            }
+        }
+        Protocol::Openai | Protocol::Anthropic => match parse_upstream_response(&body) {
+            Ok(g) => {
+                if protocol == Protocol::Openai {
+                    Json(openai::response_from_gemini(&g, client_model)).into_response()
+                } else {
+                    Json(anthropic::response_from_gemini(&g, client_model)).into_response()
+                }
+            }
+            Err(e) => {
+                lease.finish(false, Some(200));
+                return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account_id);
+            }
+        },
+    };
+    lease.finish(true, Some(200));
+    with_account(resp, &account_id)
+}
+
+/// Turns upstream SSE events into the client protocol's events.
+enum StreamOut {
+    Gemini,
+    Openai(openai::StreamTranslator),
+    Anthropic(anthropic::StreamTranslator),
+}
+
+impl StreamOut {
+    /// Translate one upstream event; the flag says it carried a finish reason.
+    fn push(&mut self, data: &str) -> Result<(Vec<Bytes>, bool), String> {
+        match self {
+            StreamOut::Gemini => {
+                #[derive(Deserialize)]
+                struct Envelope<'a> {
+                    #[serde(borrow)]
+                    response: Option<&'a RawValue>,
+                }
+                let env: Envelope = serde_json::from_str(data).map_err(|e| format!("upstream event is not JSON: {e}"))?;
+                let inner = env.response.map(|r| r.get()).unwrap_or(data);
+                Ok((vec![SseEvent::data(inner.to_string()).to_bytes()], inner.contains("\"finishReason\"")))
+            }
+            StreamOut::Openai(t) => {
+                let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
+            }
+            StreamOut::Anthropic(t) => {
+                let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
+            }
+        }
+    }
+
+    /// Closing events of a complete answer.
+    fn finish(&mut self) -> Vec<Bytes> {
+        match self {
+            StreamOut::Gemini => Vec::new(),
+            StreamOut::Openai(t) => t.finish().iter().map(SseEvent::to_bytes).collect(),
+            StreamOut::Anthropic(t) => t.finish().iter().map(SseEvent::to_bytes).collect(),
+        }
+    }
+
+    fn error(&mut self, message: &str) -> Vec<Bytes> {
+        match self {
+            StreamOut::Gemini => {
+                let body = super::gemini_types::error_body(502, message);
+                vec![SseEvent::data(body.to_string()).to_bytes()]
+            }
+            StreamOut::Openai(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),
+            StreamOut::Anthropic(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),
+        }
+    }
+}
+
+struct StreamState<S> {
+    events: S,
+    out: StreamOut,
+    lease: Option<Lease>,
+    pending: VecDeque<Bytes>,
+    done: bool,
+    /// An event with a finish reason came: the answer is complete.
+    saw_finish: bool,
+}
+
+fn stream_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
+    let Served { response, lease, account_id } = served;
+    let out = match protocol {
+        Protocol::Gemini => StreamOut::Gemini,
+        Protocol::Openai => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
+        Protocol::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
+    };
+    let state = StreamState { events: response.bytes_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false };
+    let body = futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(b) = st.pending.pop_front() {
+                return Some((Ok::<Bytes, std::convert::Infallible>(b), st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.events.next().await {
+                Some(Ok(ev)) => {
+                    if ev.data.trim().is_empty() || ev.data.trim() == "[DONE]" {
+                        continue;
+                    }
+                    match st.out.push(&ev.data) {
+                        Ok((chunks, finished)) => {
+                            st.pending.extend(chunks);
+                            st.saw_finish |= finished;
+                        }
+                        Err(msg) => {
+                            st.pending.extend(st.out.error(&msg));
+                            st.done = true;
+                            if let Some(l) = st.lease.take() {
+                                l.finish(false, Some(200));
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    let msg = format!("upstream stream failed: {e}");
+                    tracing::warn!("{msg}");
+                    st.pending.extend(st.out.error(&msg));
+                    st.done = true;
+                    if let Some(l) = st.lease.take() {
+                        l.finish(false, Some(200));
+                    }
+                }
+                None => {
+                    st.done = true;
+                    if st.saw_finish {
+                        st.pending.extend(st.out.finish());
+                        if let Some(l) = st.lease.take() {
+                            l.finish(true, Some(200));
+                        }
+                    } else {
+                        let msg = "upstream stream ended before the answer was complete";
+                        tracing::warn!("{msg}");
+                        st.pending.extend(st.out.error(msg));
+                        if let Some(l) = st.lease.take() {
+                            l.finish(false, Some(200));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    with_account(resp, &account_id)
+}

@@ -1,0 +1,193 @@
+//! The Google Code Assist (`v1internal`) client: generate (plain and
+//! streaming), project discovery, per-model quota.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::config::UpstreamConfig;
+use crate::oauth::describe_reqwest;
+
+/// The upstream client (one connection pool for every account).
+#[derive(Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    generate_url: String,
+    stream_url: String,
+    load_url: String,
+    models_url: String,
+}
+
+/// A failed upstream call that never got an HTTP answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NetworkError(pub String);
+
+/// One model's quota, as `fetchAvailableModels` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaReport {
+    /// Model name.
+    pub model: String,
+    /// Remaining fraction, 0..1.
+    pub remaining_fraction: f64,
+    /// Reset time, Unix s.
+    pub reset_at: Option<i64>,
+}
+
+impl Upstream {
+    /// A client for `config`.
+    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            .user_agent(config.user_agent.clone())
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        let base = config.base_url.trim_end_matches('/');
+        Ok(Upstream {
+            http,
+            generate_url: format!("{base}/v1internal:generateContent"),
+            stream_url: format!("{base}/v1internal:streamGenerateContent?alt=sse"),
+            load_url: format!("{base}/v1internal:loadCodeAssist"),
+            models_url: format!("{base}/v1internal:fetchAvailableModels"),
+        })
+    }
+
+    /// Send a generate call. `envelope` is the full `{"model","project",
+    /// "request"}` body. Any HTTP answer is `Ok` (the caller reads the status).
+    pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<reqwest::Response, NetworkError> {
+        let url = if stream { &self.stream_url } else { &self.generate_url };
+        self.http
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(envelope)
+            .send()
+            .await
+            .map_err(|e| NetworkError(describe_reqwest(&e)))
+    }
+
+    /// Ask `loadCodeAssist` for the account's project id.
+    pub async fn load_code_assist(&self, token: &str) -> Result<Option<String>, UpstreamCallError> {
+        let body = serde_json::json!({
+            "metadata": {"ideType": "IDE_UNSPECIFIED", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
+        });
+        let v = self.json_call(&self.load_url, token, &body).await?;
+        let project = match v.get("cloudaicompanionProject") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(o) => o.get("id").and_then(|i| i.as_str()).map(str::to_string),
+            None => None,
+        };
+        Ok(project.filter(|p| !p.is_empty()))
+    }
+
+    /// Per-model quota of an account.
+    pub async fn fetch_available_models(&self, token: &str, project: Option<&str>) -> Result<Vec<QuotaReport>, UpstreamCallError> {
+        let body = match project {
+            Some(p) => serde_json::json!({"project": p}),
+            None => serde_json::json!({}),
+        };
+        let v = self.json_call(&self.models_url, token, &body).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct QuotaInfo {
+            remaining_fraction: Option<f64>,
+            reset_time: Option<String>,
+        }
+        let mut out = Vec::new();
+        if let Some(models) = v.get("models").and_then(|m| m.as_object()) {
+            for (name, m) in models {
+                let Some(q) = m.get("quotaInfo") else { continue };
+                let Ok(q) = serde_json::from_value::<QuotaInfo>(q.clone()) else { continue };
+                out.push(QuotaReport {
+                    model: name.clone(),
+                    remaining_fraction: q.remaining_fraction.unwrap_or(0.0).clamp(0.0, 1.0),
+                    reset_at: q.reset_time.as_deref().and_then(parse_rfc3339),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn json_call(&self, url: &str, token: &str, body: &serde_json::Value) -> Result<serde_json::Value, UpstreamCallError> {
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| UpstreamCallError::Network(describe_reqwest(&e)))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| UpstreamCallError::Network(describe_reqwest(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(UpstreamCallError::Status { status, body: crate::util::truncate_utf8(&text, 4096).to_string() });
+        }
+        serde_json::from_str(&text).map_err(|e| UpstreamCallError::Status { status, body: format!("answer is not JSON: {e}") })
+    }
+}
+
+/// A failed auxiliary call (project discovery, quota).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamCallError {
+    /// No HTTP answer.
+    #[error("network error: {0}")]
+    Network(String),
+    /// An error status.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+    },
+}
+
+/// Parse an RFC 3339 UTC timestamp (`2026-11-24T12:00:00Z`, optional
+/// fraction and offset) into Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, time) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, mo, da): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (clock, offset_secs) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else if let Some(i) = time.rfind(['+', '-']) {
+        let (c, off) = time.split_at(i);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let mut p = off[1..].split(':');
+        let oh: i64 = p.next()?.parse().ok()?;
+        let om: i64 = p.next().unwrap_or("0").parse().ok()?;
+        (c, sign * (oh * 3600 + om * 60))
+    } else {
+        (time, 0)
+    };
+    let mut t = clock.split(':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let sec: f64 = t.next().unwrap_or("0").parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + sec as i64 - offset_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.5+01:00"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}

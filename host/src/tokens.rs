@@ -1,0 +1,154 @@
+//! Access tokens: refreshed ahead of expiry, one refresh in flight per
+//! account (single flight), rotated refresh tokens persisted atomically.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::oauth::{OAuth, RefreshError};
+use crate::pool::{LiveAccount, Pool};
+use crate::store::{Store, TokenData};
+use crate::util::now_secs;
+
+/// A refresh that failed, with the refresh token it used (so a later
+/// disable only hits the account if that token is still the one on file).
+#[derive(Clone)]
+pub struct RefreshFailure {
+    /// What went wrong.
+    pub error: RefreshError,
+    /// The refresh token that failed. Never logged or shown.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshFailure").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+/// Hands out valid access tokens.
+pub struct TokenManager {
+    oauth: OAuth,
+    store: Store,
+    pool: Arc<Pool>,
+    skew_secs: i64,
+    /// The last failed refresh per account, so requests that queued behind
+    /// it share its answer instead of each trying again.
+    failures: Mutex<HashMap<String, (Instant, RefreshFailure)>>,
+    refreshes: std::sync::atomic::AtomicU64,
+}
+
+impl TokenManager {
+    /// A manager refreshing `skew_secs` before expiry.
+    pub fn new(oauth: OAuth, store: Store, pool: Arc<Pool>, skew_secs: u64) -> Self {
+        TokenManager {
+            oauth,
+            store,
+            pool,
+            skew_secs: skew_secs as i64,
+            failures: Mutex::new(HashMap::new()),
+            refreshes: 0.into(),
+        }
+    }
+
+    /// Refresh calls made so far (successful or not).
+    pub fn refresh_count(&self) -> u64 {
+        self.refreshes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn fresh(&self, t: &TokenData) -> bool {
+        !t.access_token.is_empty() && t.expiry_timestamp - self.skew_secs > now_secs()
+    }
+
+    /// A valid access token for `acc`, refreshing first when it is within
+    /// the skew of expiry.
+    pub async fn access_token(&self, acc: &Arc<LiveAccount>) -> Result<String, RefreshFailure> {
+        let t = acc.token();
+        if self.fresh(&t) {
+            return Ok(t.access_token);
+        }
+        self.refresh_if(acc, |me, t| !me.fresh(t)).await
+    }
+
+    /// Refresh now unless the token was already replaced since `stale` was
+    /// handed out (after an upstream 401 with a token that should be valid).
+    pub async fn force_refresh(&self, acc: &Arc<LiveAccount>, stale: &str) -> Result<String, RefreshFailure> {
+        let stale = stale.to_string();
+        self.refresh_if(acc, move |_, t| t.access_token == stale).await
+    }
+
+    async fn refresh_if(
+        &self,
+        acc: &Arc<LiveAccount>,
+        needed: impl Fn(&Self, &TokenData) -> bool,
+    ) -> Result<String, RefreshFailure> {
+        let queued_at = Instant::now();
+        let _single_flight = acc.refresh_lock.lock().await;
+        let t = acc.token();
+        if !needed(self, &t) {
+            return Ok(t.access_token);
+        }
+        if let Some((at, failure)) = self.failures.lock().get(&acc.id) {
+            if *at >= queued_at && failure.refresh_token == t.refresh_token {
+                return Err(failure.clone());
+            }
+        }
+        self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.oauth.refresh(&t).await {
+            Ok(new) => {
+                self.failures.lock().remove(&acc.id);
+                let used = t.refresh_token.clone();
+                let store = self.store.clone();
+                let id = acc.id.clone();
+                let access = new.access_token.clone();
+                let rotated = new.refresh_token.is_some();
+                let result = tokio::task::spawn_blocking(move || {
+                    store.update(&id, |f| {
+                        // Re-added meanwhile with another token: leave it.
+                        if f.token.refresh_token != used {
+                            return;
+                        }
+                        f.token.access_token = new.access_token.clone();
+                        f.token.expiry_timestamp = new.expiry_timestamp;
+                        f.token.token_type = new.token_type.clone();
+                        if let Some(rt) = &new.refresh_token {
+                            f.token.refresh_token = rt.clone();
+                        }
+                    })
+                })
+                .await;
+                match result {
+                    Ok(Ok(file)) => {
+                        self.pool.upsert_file(file);
+                    }
+                    Ok(Err(e)) => tracing::error!(account = %acc.id, "refreshed the token but could not save it: {e}"),
+                    Err(e) => tracing::error!(account = %acc.id, "saving the refreshed token panicked: {e}"),
+                }
+                tracing::debug!(account = %acc.id, rotated, "access token refreshed");
+                Ok(access)
+            }
+            Err(error) => {
+                let failure = RefreshFailure { error, refresh_token: t.refresh_token };
+                self.failures.lock().insert(acc.id.clone(), (Instant::now(), failure.clone()));
+                Err(failure)
+            }
+        }
+    }
+
+    /// Accounts that may serve and whose token expires within the skew
+    /// plus `ahead`.
+    pub fn due(&self, ahead: Duration) -> Vec<Arc<LiveAccount>> {
+        let limit = now_secs() + self.skew_secs + ahead.as_secs() as i64;
+        self.pool
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.pool.get(&id))
+            .filter(|a| {
+                let f = a.file();
+                !f.disabled && !f.proxy_disabled && (f.token.access_token.is_empty() || f.token.expiry_timestamp <= limit)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,46 @@
+//! Small helpers shared by every module.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock time, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Wall-clock time, Unix seconds.
+pub fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}
+
+/// Cut `s` to at most `max` bytes on a UTF-8 boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+/// Expand a leading `~/` to the home directory.
+pub fn expand_home(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(rest) = path.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return std::path::Path::new(&home).join(rest);
+        }
+    }
+    path.to_path_buf()
+}
+
+/// The first and last few characters of a secret, for messages that must
+/// tell two tokens apart without showing either.
+pub fn redact(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n <= 8 {
+        return "…".into();
+    }
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}…({n} chars)")
+}

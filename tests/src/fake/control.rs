@@ -1,0 +1,206 @@
+//! `/_fake/*`: scripting the fake over HTTP (JSON in, JSON out). Each
+//! endpoint is also a typed method of [`FakeGoogle`](super::FakeGoogle).
+//! A body that does not parse, or a spec the fake refuses, answers 400
+//! `{"error": "<why>"}`; success answers `{"ok": true}` unless it has data.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::faults::json_answer;
+use super::state::Shared;
+use super::types::{AccountSpec, ClientSpec, CodeSpec, FaultSpec, InvalidSpec, QuotaSpec, RevokeSpec};
+
+type St = State<Arc<Shared>>;
+
+/// `POST /_fake/expires_in` body.
+#[derive(Deserialize)]
+struct ExpiresIn {
+    secs: u64,
+}
+
+/// `POST /_fake/fast` body; an empty body turns fast mode on.
+#[derive(Deserialize)]
+struct Fast {
+    #[serde(default = "yes", alias = "enabled")]
+    on: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /_fake/invalidate_access_tokens` body; empty = every account.
+#[derive(Deserialize, Default)]
+struct Invalidate {
+    email: Option<String>,
+}
+
+fn bad(msg: &str) -> Response {
+    json_answer(400, json!({ "error": msg }).to_string())
+}
+
+fn ok() -> Response {
+    json_answer(200, r#"{"ok":true}"#.to_owned())
+}
+
+fn data<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(s) => json_answer(200, s),
+        Err(e) => json_answer(500, json!({ "error": e.to_string() }).to_string()),
+    }
+}
+
+/// Parses a JSON body; an empty one parses as `empty` when given.
+fn parse<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        if let Some(v) = empty {
+            return Ok(v);
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| bad(&format!("bad JSON body: {e}")))
+}
+
+/// Runs `f` on every item of a body holding one object or a list of them.
+fn each<T: DeserializeOwned>(body: &[u8], mut f: impl FnMut(T) -> Result<(), InvalidSpec>) -> Response {
+    let items: Vec<T> = match parse::<serde_json::Value>(body, None) {
+        Ok(serde_json::Value::Array(list)) => match list.into_iter().map(serde_json::from_value).collect() {
+            Ok(items) => items,
+            Err(e) => return bad(&format!("bad item: {e}")),
+        },
+        Ok(one) => match serde_json::from_value(one) {
+            Ok(item) => vec![item],
+            Err(e) => return bad(&format!("bad body: {e}")),
+        },
+        Err(resp) => return resp,
+    };
+    for item in items {
+        if let Err(e) = f(item) {
+            return bad(&e.0);
+        }
+    }
+    ok()
+}
+
+async fn add_accounts(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: AccountSpec| {
+        if spec.email.is_empty() || spec.refresh_token.is_empty() {
+            return Err(InvalidSpec("email and refresh_token must not be empty".into()));
+        }
+        s.add_account(spec);
+        Ok(())
+    })
+}
+
+async fn list_accounts(State(s): St) -> Response {
+    data(&s.accounts())
+}
+
+async fn revoke(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: RevokeSpec| s.revoke(spec))
+}
+
+async fn add_client(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: ClientSpec| {
+        s.add_client(spec);
+        Ok(())
+    })
+}
+
+async fn clear_clients(State(s): St) -> Response {
+    s.clear_clients();
+    ok()
+}
+
+async fn add_codes(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: CodeSpec| s.add_code(spec))
+}
+
+async fn set_quota(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: QuotaSpec| s.set_quota(spec))
+}
+
+async fn set_expires_in(State(s): St, body: Bytes) -> Response {
+    match parse::<ExpiresIn>(&body, None) {
+        Ok(e) => {
+            s.set_expires_in(e.secs);
+            ok()
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn invalidate_access_tokens(State(s): St, body: Bytes) -> Response {
+    match parse::<Invalidate>(&body, Some(Invalidate::default())) {
+        Ok(i) => {
+            s.invalidate_access_tokens(i.email.as_deref());
+            ok()
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn push_faults(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: FaultSpec| s.push_fault(spec))
+}
+
+async fn list_faults(State(s): St) -> Response {
+    data(&s.pending_faults())
+}
+
+async fn clear_faults(State(s): St) -> Response {
+    s.clear_faults();
+    ok()
+}
+
+async fn stats(State(s): St) -> Response {
+    data(&s.stats())
+}
+
+async fn reset_stats(State(s): St) -> Response {
+    s.reset_stats();
+    ok()
+}
+
+async fn reset(State(s): St) -> Response {
+    s.reset();
+    ok()
+}
+
+async fn set_fast(State(s): St, body: Bytes) -> Response {
+    match parse::<Fast>(&body, Some(Fast { on: true })) {
+        Ok(f) => {
+            s.fast.store(f.on, std::sync::atomic::Ordering::Relaxed);
+            data(&json!({ "fast": f.on }))
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn get_fast(State(s): St) -> Response {
+    data(&json!({ "fast": s.is_fast() }))
+}
+
+/// The `/_fake` routes (nested under `/_fake`).
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/accounts", post(add_accounts).get(list_accounts))
+        .route("/revoke", post(revoke))
+        .route("/client", post(add_client).delete(clear_clients))
+        .route("/codes", post(add_codes))
+        .route("/quota", post(set_quota))
+        .route("/expires_in", post(set_expires_in))
+        .route("/invalidate_access_tokens", post(invalidate_access_tokens))
+        .route("/faults", post(push_faults).get(list_faults).delete(clear_faults))
+        .route("/stats", get(stats))
+        .route("/reset_stats", post(reset_stats))
+        .route("/reset", post(reset))
+        .route("/fast", post(set_fast).get(get_fast))
+}
