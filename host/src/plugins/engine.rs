@@ -261,13 +261,19 @@ fn spawn_ticker(engine: Weak<PluginEngine>) {
         .expect("spawn the plugin epoch thread");
 }
 
-/// Turn a wasmtime call error into a short description for logs.
+/// Turn a wasmtime call error into a short description for logs (the
+/// wasm backtrace is left out: it helps nobody reading the proxy's log).
 pub(crate) fn describe_trap(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => "timed out (call deadline reached)".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => "trapped: it panicked or aborted (unreachable reached)".to_string(),
             other => format!("trapped: {other}"),
         };
     }
-    format!("{e:#}")
+    let root = e.root_cause().to_string();
+    if root.contains("growing memory") {
+        return format!("trapped: went over its memory limit ({root})");
+    }
+    format!("trapped: {root}")
 }

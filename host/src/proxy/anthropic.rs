@@ -8,10 +8,14 @@
 //! - Gemini thought summaries become `thinking` blocks (Gemini returns them
 //!   only when asked: `thinking.type = "enabled"` sets `includeThoughts`).
 //!   A `thoughtSignature` is carried in the thinking block's `signature`
-//!   (the one on the thought part, or on the text/call part right after it).
-//!   Replayed `thinking` blocks are not sent back as text (Gemini does not need
-//!   it); their signature goes on the next part of the same turn, where Gemini
-//!   expects it. A replayed tool call still without a signature gets
+//!   (the one on the thought part, or on the text/call part right after it;
+//!   with no thinking block to carry it, it is dropped),
+//!   prefixed with `grantpool:` so that signatures from elsewhere (a session
+//!   begun on Anthropic's own API) are told apart and never sent to Gemini,
+//!   which would refuse them. Replayed `thinking` blocks are not sent back as
+//!   text (Gemini does not need it); their signature goes on the next part of
+//!   the same turn, where Gemini expects it. A replayed tool call still
+//!   without a signature gets
 //!   [`SKIP_THOUGHT_SIGNATURE`](super::gemini_types::SKIP_THOUGHT_SIGNATURE).
 //! - `tool_result` becomes `functionResponse {name, response: {"content": text}}`
 //!   (plus `"is_error": true` when set); images inside a result follow it as
@@ -33,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::gemini_types::{
-    self, args_json, body_error, function_declaration, new_id, sign_first_call, Blob,
+    self, args_json, body_error, function_declaration, new_id, sign_first_call, At, Blob,
     ContentsBuilder, FinishKind, FunctionCall, FunctionResponse, GenerateContentRequest,
     GenerateContentResponse, GenerationConfig, Part, Probe, TextOr, ThinkingConfig, Tool,
     ToolConfig, UsageMetadata,
@@ -137,6 +141,28 @@ struct ThinkingIn<'a> {
     budget_tokens: Option<i64>,
 }
 
+/// Marks the thinking-block signatures this proxy made from Gemini's
+/// `thoughtSignature` (see the module docs).
+const SIGNATURE_PREFIX: &str = "grantpool:";
+
+fn wrap_signature(signature: &str) -> String {
+    let mut out = String::with_capacity(SIGNATURE_PREFIX.len() + signature.len());
+    out.push_str(SIGNATURE_PREFIX);
+    out.push_str(signature);
+    out
+}
+
+/// Gemini's signature back from a replayed thinking block; `None` for a
+/// signature this proxy did not make.
+fn unwrap_signature(mut signature: String) -> Option<String> {
+    if signature.len() > SIGNATURE_PREFIX.len() && signature.starts_with(SIGNATURE_PREFIX) {
+        signature.drain(..SIGNATURE_PREFIX.len());
+        Some(signature)
+    } else {
+        None
+    }
+}
+
 /// Translates an Anthropic Messages request body into Gemini.
 ///
 /// Errors name the offending field, e.g.
@@ -215,26 +241,22 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
 
     let mut system = Vec::new();
     match req.system {
-        None => {}
-        Some(TextOr::Text(text)) => {
-            if !text.is_empty() {
-                system.push(Part::text(text.into_owned()));
-            }
-        }
+        Some(TextOr::Text(text)) if !text.is_empty() => system.push(Part::text(text.into_owned())),
+        None | Some(TextOr::Text(_)) => {}
         Some(TextOr::Items(blocks)) => {
             for (j, block) in blocks.into_iter().enumerate() {
                 match (block.kind.as_deref(), block.text) {
-                    (Some("text"), Some(text)) => {
-                        if !text.is_empty() {
-                            system.push(Part::text(text));
-                        }
-                    }
+                    (Some("text"), Some(text)) if !text.is_empty() => system.push(Part::text(text)),
+                    (Some("text"), Some(_)) => {}
                     (Some("text"), None) => {
-                        return Err(TranslateError::field(format!("system[{j}].text"), "is required"))
+                        return Err(TranslateError::field(
+                            At::root("system").index(j).key("text"),
+                            "is required",
+                        ))
                     }
                     _ => {
                         return Err(TranslateError::field(
-                            format!("system[{j}].type"),
+                            At::root("system").index(j).key("type"),
                             "must be \"text\" (a system prompt is text only)",
                         ))
                     }
@@ -245,13 +267,13 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
 
     let mut contents = ContentsBuilder::default();
     for (i, msg) in messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
+        let path = At::root("messages").index(i);
         let role = msg
             .role
-            .ok_or_else(|| TranslateError::field(format!("{path}.role"), "is required"))?;
+            .ok_or_else(|| TranslateError::field(path.key("role"), "is required"))?;
         let content = msg
             .content
-            .ok_or_else(|| TranslateError::field(format!("{path}.content"), "is required"))?;
+            .ok_or_else(|| TranslateError::field(path.key("content"), "is required"))?;
         match (role, content) {
             (Role::User, TextOr::Text(text)) => {
                 if !text.is_empty() {
@@ -265,7 +287,7 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
             }
             (Role::User, TextOr::Items(blocks)) => {
                 for (j, block) in blocks.into_iter().enumerate() {
-                    user_block(block, &format!("{path}.content[{j}]"), &mut contents)?;
+                    user_block(block, &path.key("content").index(j), &mut contents)?;
                 }
             }
             (Role::Assistant, TextOr::Items(blocks)) => {
@@ -273,21 +295,26 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
                 // A thinking block's signature belongs to the part after it.
                 let mut signature: Option<String> = None;
                 for (j, block) in blocks.into_iter().enumerate() {
-                    let block_path = format!("{path}.content[{j}]");
+                    let block_path = path.key("content").index(j);
                     let mut part = match block.kind.as_deref() {
                         Some("text") => match block.text {
                             Some(text) if !text.is_empty() => Part::text(text),
                             Some(_) => continue,
                             None => {
-                                return Err(TranslateError::field(format!("{block_path}.text"), "is required"))
+                                return Err(TranslateError::field(
+                                    block_path.key("text"),
+                                    "is required",
+                                ))
                             }
                         },
                         Some("tool_use") => tool_use_part(block, &block_path)?,
                         Some("thinking") => {
-                            signature = block.signature.filter(|s| !s.is_empty()).or(signature);
+                            signature = block.signature.and_then(unwrap_signature).or(signature);
                             continue;
                         }
-                        Some("redacted_thinking" | "server_tool_use" | "web_search_tool_result") => continue,
+                        Some(
+                            "redacted_thinking" | "server_tool_use" | "web_search_tool_result",
+                        ) => continue,
                         other => return Err(unsupported_block(other, &block_path, "an assistant")),
                     };
                     if part.thought_signature.is_none() {
@@ -372,23 +399,27 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
     })
 }
 
-fn unsupported_block(kind: Option<&str>, path: &str, role: &str) -> TranslateError {
+fn unsupported_block(kind: Option<&str>, path: &At<'_>, role: &str) -> TranslateError {
     match kind {
-        None => TranslateError::field(format!("{path}.type"), "is required"),
+        None => TranslateError::field(path.key("type"), "is required"),
         Some(kind) => TranslateError::field(
-            format!("{path}.type"),
+            path.key("type"),
             format!("`{kind}` is not supported in {role} message"),
         ),
     }
 }
 
 /// Translates one block of a user message into `contents`.
-fn user_block(block: Block<'_>, path: &str, contents: &mut ContentsBuilder) -> Result<(), TranslateError> {
+fn user_block(
+    block: Block<'_>,
+    path: &At<'_>,
+    contents: &mut ContentsBuilder,
+) -> Result<(), TranslateError> {
     match block.kind.as_deref() {
         Some("text") => {
             let text = block
                 .text
-                .ok_or_else(|| TranslateError::field(format!("{path}.text"), "is required"))?;
+                .ok_or_else(|| TranslateError::field(path.key("text"), "is required"))?;
             if !text.is_empty() {
                 contents.push("user", Part::text(text));
             }
@@ -398,12 +429,12 @@ fn user_block(block: Block<'_>, path: &str, contents: &mut ContentsBuilder) -> R
         Some("tool_result") => {
             let id = block
                 .tool_use_id
-                .ok_or_else(|| TranslateError::field(format!("{path}.tool_use_id"), "is required"))?;
+                .ok_or_else(|| TranslateError::field(path.key("tool_use_id"), "is required"))?;
             let name = contents
                 .call_name(&id)
                 .ok_or_else(|| {
                     TranslateError::field(
-                        format!("{path}.tool_use_id"),
+                        path.key("tool_use_id"),
                         format!("`{id}` does not match the id of any earlier tool_use block"),
                     )
                 })?
@@ -415,7 +446,7 @@ fn user_block(block: Block<'_>, path: &str, contents: &mut ContentsBuilder) -> R
                 Some(TextOr::Text(t)) => text = t.into_owned(),
                 Some(TextOr::Items(items)) => {
                     for (k, item) in items.into_iter().enumerate() {
-                        let item_path = format!("{path}.content[{k}]");
+                        let item_path = path.key("content").index(k);
                         match item.kind.as_deref() {
                             Some("text") => {
                                 if !text.is_empty() {
@@ -426,9 +457,9 @@ fn user_block(block: Block<'_>, path: &str, contents: &mut ContentsBuilder) -> R
                             Some("image") => images.push(media_part(item.source, &item_path, false)?),
                             other => {
                                 return Err(match other {
-                                    None => TranslateError::field(format!("{item_path}.type"), "is required"),
+                                    None => TranslateError::field(item_path.key("type"), "is required"),
                                     Some(kind) => TranslateError::field(
-                                        format!("{item_path}.type"),
+                                        item_path.key("type"),
                                         format!("`{kind}` is not supported in a tool_result (use text or image)"),
                                     ),
                                 })
@@ -462,9 +493,14 @@ fn user_block(block: Block<'_>, path: &str, contents: &mut ContentsBuilder) -> R
 }
 
 /// An `image` or `document` block's `source` as a Gemini part.
-fn media_part(source: Option<Source<'_>>, path: &str, document: bool) -> Result<Part, TranslateError> {
-    let source = source.ok_or_else(|| TranslateError::field(format!("{path}.source"), "is required"))?;
-    let required = |field: &str| TranslateError::field(format!("{path}.source.{field}"), "is required");
+fn media_part(
+    source: Option<Source<'_>>,
+    path: &At<'_>,
+    document: bool,
+) -> Result<Part, TranslateError> {
+    let source = source.ok_or_else(|| TranslateError::field(path.key("source"), "is required"))?;
+    let required =
+        |field: &'static str| TranslateError::field(path.key("source").key(field), "is required");
     match source.kind.as_deref() {
         Some("base64") => Ok(Part {
             inline_data: Some(Blob {
@@ -475,11 +511,11 @@ fn media_part(source: Option<Source<'_>>, path: &str, document: bool) -> Result<
         }),
         Some("text") if document => Ok(Part::text(source.data.ok_or_else(|| required("data"))?)),
         Some("url") => Err(TranslateError::field(
-            format!("{path}.source.type"),
+            path.key("source.type"),
             "`url` is not supported: this proxy does not fetch URLs; send the data as base64",
         )),
         Some(other) => Err(TranslateError::field(
-            format!("{path}.source.type"),
+            path.key("source.type"),
             format!(
                 "`{other}` is not supported (use {})",
                 if document { "base64 or text" } else { "base64" }
@@ -489,20 +525,23 @@ fn media_part(source: Option<Source<'_>>, path: &str, document: bool) -> Result<
     }
 }
 
-fn tool_use_part(block: Block<'_>, path: &str) -> Result<Part, TranslateError> {
+fn tool_use_part(block: Block<'_>, path: &At<'_>) -> Result<Part, TranslateError> {
     let id = block
         .id
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| TranslateError::field(format!("{path}.id"), "is required"))?;
+        .ok_or_else(|| TranslateError::field(path.key("id"), "is required"))?;
     let name = block
         .name
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| TranslateError::field(format!("{path}.name"), "is required"))?;
+        .ok_or_else(|| TranslateError::field(path.key("name"), "is required"))?;
     let args = match block.input {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v @ Value::Object(_)) => v,
         Some(_) => {
-            return Err(TranslateError::field(format!("{path}.input"), "must be a JSON object"))
+            return Err(TranslateError::field(
+                path.key("input"),
+                "must be a JSON object",
+            ))
         }
     };
     Ok(Part {
@@ -520,22 +559,22 @@ fn translate_tools(tools: Option<Vec<ToolIn<'_>>>) -> Result<Vec<Tool>, Translat
     let mut decls = Vec::new();
     let mut web_search = false;
     for (j, tool) in tools.unwrap_or_default().into_iter().enumerate() {
-        let path = format!("tools[{j}]");
+        let path = At::root("tools").index(j);
         match tool.kind.as_deref() {
             None | Some("custom") => {
                 let name = tool
                     .name
                     .filter(|n| !n.is_empty())
-                    .ok_or_else(|| TranslateError::field(format!("{path}.name"), "is required"))?;
+                    .ok_or_else(|| TranslateError::field(path.key("name"), "is required"))?;
                 let schema = tool
                     .input_schema
-                    .ok_or_else(|| TranslateError::field(format!("{path}.input_schema"), "is required"))?;
+                    .ok_or_else(|| TranslateError::field(path.key("input_schema"), "is required"))?;
                 decls.push(function_declaration(name, tool.description, Some(schema)));
             }
             Some(kind) if kind.starts_with("web_search") => web_search = true,
             Some(kind) => {
                 return Err(TranslateError::field(
-                    format!("{path}.type"),
+                    path.key("type"),
                     format!(
                         "`{kind}` is an Anthropic-defined tool Gemini cannot run; declare it as a custom tool with an input_schema"
                     ),
@@ -566,10 +605,9 @@ fn tool_choice(choice: ToolChoiceIn<'_>) -> Result<ToolConfig, TranslateError> {
         Some("any") => ToolConfig::mode("ANY", None),
         Some("none") => ToolConfig::mode("NONE", None),
         Some("tool") => {
-            let name = choice
-                .name
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| TranslateError::field("tool_choice.name", "is required when type is \"tool\""))?;
+            let name = choice.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                TranslateError::field("tool_choice.name", "is required when type is \"tool\"")
+            })?;
             ToolConfig::mode("ANY", Some(name))
         }
         _ => {
@@ -620,7 +658,7 @@ pub enum ContentBlock {
     Thinking {
         /// The summary.
         thinking: String,
-        /// Gemini's `thoughtSignature` (empty when none came).
+        /// `grantpool:` + Gemini's `thoughtSignature` (empty when none came).
         signature: String,
     },
     /// A call the model wants run.
@@ -693,23 +731,28 @@ pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> Mess
         let text = part.text.as_deref().unwrap_or("");
         if part.is_thought() {
             match content.last_mut() {
-                Some(ContentBlock::Thinking { thinking, signature: sig }) if sig.is_empty() => {
-                    thinking.push_str(text)
-                }
+                Some(ContentBlock::Thinking {
+                    thinking,
+                    signature: sig,
+                }) if sig.is_empty() => thinking.push_str(text),
                 _ => content.push(ContentBlock::Thinking {
                     thinking: text.to_owned(),
                     signature: String::new(),
                 }),
             }
-            if let (Some(ContentBlock::Thinking { signature: sig, .. }), Some(s)) = (content.last_mut(), signature) {
-                *sig = s.to_owned();
+            if let (Some(ContentBlock::Thinking { signature: sig, .. }), Some(s)) =
+                (content.last_mut(), signature)
+            {
+                *sig = wrap_signature(s);
             }
             continue;
         }
         // A signature on the part after the thoughts belongs to them.
-        if let (Some(ContentBlock::Thinking { signature: sig, .. }), Some(s)) = (content.last_mut(), signature) {
+        if let (Some(ContentBlock::Thinking { signature: sig, .. }), Some(s)) =
+            (content.last_mut(), signature)
+        {
             if sig.is_empty() {
-                *sig = s.to_owned();
+                *sig = wrap_signature(s);
             }
         }
         if let Some(call) = &part.function_call {
@@ -722,7 +765,9 @@ pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> Mess
         } else if !text.is_empty() {
             match content.last_mut() {
                 Some(ContentBlock::Text { text: existing }) => existing.push_str(text),
-                _ => content.push(ContentBlock::Text { text: text.to_owned() }),
+                _ => content.push(ContentBlock::Text {
+                    text: text.to_owned(),
+                }),
             }
         }
     }
@@ -765,13 +810,28 @@ pub fn error_body(status: u16, message: &str) -> Value {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event<'a> {
-    MessageStart { message: StartMessage<'a> },
-    ContentBlockStart { index: u32, content_block: BlockStart<'a> },
-    ContentBlockDelta { index: u32, delta: BlockDelta<'a> },
-    ContentBlockStop { index: u32 },
-    MessageDelta { delta: MessageDeltaBody, usage: Usage },
+    MessageStart {
+        message: StartMessage<'a>,
+    },
+    ContentBlockStart {
+        index: u32,
+        content_block: BlockStart<'a>,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: BlockDelta<'a>,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        delta: MessageDeltaBody,
+        usage: Usage,
+    },
     MessageStop,
-    Error { error: ErrorBody<'a> },
+    Error {
+        error: ErrorBody<'a>,
+    },
 }
 
 impl Event<'_> {
@@ -788,7 +848,10 @@ impl Event<'_> {
     }
 
     fn sse(&self) -> SseEvent {
-        SseEvent::named(self.name(), serde_json::to_string(self).expect("event serializes"))
+        SseEvent::named(
+            self.name(),
+            serde_json::to_string(self).expect("event serializes"),
+        )
     }
 }
 
@@ -811,17 +874,26 @@ struct EmptyObject {}
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockStart<'a> {
-    Text { text: &'static str },
-    Thinking { thinking: &'static str },
-    ToolUse { id: Cow<'a, str>, name: &'a str, input: EmptyObject },
+    Text {
+        text: &'static str,
+    },
+    Thinking {
+        thinking: &'static str,
+    },
+    ToolUse {
+        id: Cow<'a, str>,
+        name: &'a str,
+        input: EmptyObject,
+    },
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the wire names all end in `_delta`
 enum BlockDelta<'a> {
     TextDelta { text: &'a str },
     ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
+    SignatureDelta { signature: String },
     InputJsonDelta { partial_json: String },
 }
 
@@ -907,7 +979,12 @@ impl StreamTranslator {
 
     fn close(&mut self, out: &mut Vec<SseEvent>) {
         if self.open.take().is_some() {
-            out.push(Event::ContentBlockStop { index: self.next_index - 1 }.sse());
+            out.push(
+                Event::ContentBlockStop {
+                    index: self.next_index - 1,
+                }
+                .sse(),
+            );
         }
     }
 
@@ -941,7 +1018,9 @@ impl StreamTranslator {
         out.push(
             Event::ContentBlockDelta {
                 index: self.next_index - 1,
-                delta: BlockDelta::SignatureDelta { signature },
+                delta: BlockDelta::SignatureDelta {
+                    signature: wrap_signature(signature),
+                },
             }
             .sse(),
         );
@@ -965,6 +1044,10 @@ impl StreamTranslator {
             let signature = part.thought_signature.as_deref().filter(|s| !s.is_empty());
             let text = part.text.as_deref().unwrap_or("");
             if part.is_thought() {
+                // A signature closes its thinking block; later thoughts start another.
+                if self.open == Some(OpenBlock::Thinking { signed: true }) {
+                    self.close(&mut out);
+                }
                 let index = self.ensure(OpenBlock::Thinking { signed: false }, &mut out);
                 if !text.is_empty() {
                     out.push(
@@ -1003,7 +1086,9 @@ impl StreamTranslator {
                 out.push(
                     Event::ContentBlockDelta {
                         index,
-                        delta: BlockDelta::InputJsonDelta { partial_json: args_json(call) },
+                        delta: BlockDelta::InputJsonDelta {
+                            partial_json: args_json(call),
+                        },
                     }
                     .sse(),
                 );
@@ -1020,6 +1105,13 @@ impl StreamTranslator {
             }
         }
         out
+    }
+
+    /// Whether a Gemini chunk has said the answer is complete (a
+    /// `finishReason`, or a blocked prompt). A stream that ends without one
+    /// was cut short.
+    pub fn saw_finish(&self) -> bool {
+        self.finish.is_some()
     }
 
     /// Closing events: `content_block_stop` for an open block, `message_delta`
@@ -1063,15 +1155,17 @@ impl StreamTranslator {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::gemini_types::SKIP_THOUGHT_SIGNATURE;
+    use super::*;
 
     fn parse(v: Value) -> ClientRequest {
         parse_request(v.to_string().as_bytes()).unwrap()
     }
 
     fn parse_err(v: Value) -> String {
-        parse_request(v.to_string().as_bytes()).unwrap_err().to_string()
+        parse_request(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     fn gemini(v: Value) -> GenerateContentResponse {
@@ -1129,7 +1223,9 @@ mod tests {
                                      "maxOutputTokens": 1024, "stopSequences": ["\n\nHuman:"]}
             })
         );
-        let plain = parse(json!({"model": "m", "system": "Be kind.", "messages": [{"role": "user", "content": "x"}]}));
+        let plain = parse(
+            json!({"model": "m", "system": "Be kind.", "messages": [{"role": "user", "content": "x"}]}),
+        );
         assert_eq!(
             serde_json::to_value(plain.gemini.system_instruction).unwrap(),
             json!({"parts": [{"text": "Be kind."}]})
@@ -1240,7 +1336,10 @@ mod tests {
         }));
         let out = serde_json::to_value(response_from_gemini(&resp, "claude-x")).unwrap();
         assert_eq!(out["stop_reason"], "tool_use");
-        assert_eq!(out["content"][0], json!({"type": "text", "text": "Checking Oslo."}));
+        assert_eq!(
+            out["content"][0],
+            json!({"type": "text", "text": "Checking Oslo."})
+        );
         let call = &out["content"][1];
         assert_eq!(call["type"], "tool_use");
         assert!(call["id"].as_str().unwrap().starts_with("toolu_"));
@@ -1263,7 +1362,7 @@ mod tests {
         assert_eq!(
             out["content"],
             json!([
-                {"type": "thinking", "thinking": "The user wants weather. Call the tool.", "signature": "SIG1"},
+                {"type": "thinking", "thinking": "The user wants weather. Call the tool.", "signature": "grantpool:SIG1"},
                 {"type": "tool_use", "id": "fc1", "name": "get_weather", "input": {"city": "Rome"}}
             ])
         );
@@ -1287,6 +1386,29 @@ mod tests {
             g["generationConfig"],
             json!({"thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}})
         );
+
+        // A signature Anthropic made (the session began on its API) means
+        // nothing to Gemini: it is dropped and the call gets the dummy.
+        let req = parse(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "Weather in Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCkgIARABGAIiQL+anthropic"},
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Rome"}}
+                ]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "20C"}]}
+            ]
+        }));
+        assert_eq!(
+            serde_json::to_value(&req.gemini.contents[1]).unwrap(),
+            json!({"role": "model", "parts": [
+                {"text": "Checking."},
+                {"thoughtSignature": SKIP_THOUGHT_SIGNATURE,
+                 "functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Rome"}}}
+            ]})
+        );
     }
 
     #[test]
@@ -1296,7 +1418,10 @@ mod tests {
             "messages": [{"role": "user", "content": "news?"}],
             "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
         }));
-        assert_eq!(serde_json::to_value(&only_search.gemini.tools).unwrap(), json!([{"googleSearch": {}}]));
+        assert_eq!(
+            serde_json::to_value(&only_search.gemini.tools).unwrap(),
+            json!([{"googleSearch": {}}])
+        );
         let mixed = parse(json!({
             "model": "m",
             "messages": [{"role": "user", "content": "x"}],
@@ -1312,10 +1437,21 @@ mod tests {
             serde_json::to_value(mixed.gemini.tool_config).unwrap(),
             json!({"functionCallingConfig": {"mode": "ANY"}})
         );
-        let g = parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        let g = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
             "tools": [{"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}}],
-            "tool_choice": {"type": "none"}}));
-        assert_eq!(g.gemini.tool_config.unwrap().function_calling_config.unwrap().mode.as_deref(), Some("NONE"));
+            "tool_choice": {"type": "none"}}),
+        );
+        assert_eq!(
+            g.gemini
+                .tool_config
+                .unwrap()
+                .function_calling_config
+                .unwrap()
+                .mode
+                .as_deref(),
+            Some("NONE")
+        );
     }
 
     #[test]
@@ -1357,8 +1493,14 @@ mod tests {
             let got = parse_err(body.clone());
             assert!(got.contains(want), "body {body}\n got: {got}\nwant: {want}");
         }
-        assert!(matches!(parse_request(b"not json"), Err(TranslateError::InvalidJson(_))));
-        assert!(parse_request(b"\"a string\"").unwrap_err().to_string().contains("must be a JSON object"));
+        assert!(matches!(
+            parse_request(b"not json"),
+            Err(TranslateError::InvalidJson(_))
+        ));
+        assert!(parse_request(b"\"a string\"")
+            .unwrap_err()
+            .to_string()
+            .contains("must be a JSON object"));
     }
 
     #[test]
@@ -1381,7 +1523,7 @@ mod tests {
                 "role": "assistant",
                 "model": "claude-opus-4",
                 "content": [
-                    {"type": "thinking", "thinking": "Pondering.", "signature": "S"},
+                    {"type": "thinking", "thinking": "Pondering.", "signature": "grantpool:S"},
                     {"type": "text", "text": "Hello, world."}
                 ],
                 "stop_reason": "end_turn",
@@ -1399,10 +1541,16 @@ mod tests {
         assert_eq!(stop(cand("MAX_TOKENS")), "max_tokens");
         assert_eq!(stop(cand("SAFETY")), "refusal");
         assert_eq!(stop(cand("MALFORMED_FUNCTION_CALL")), "end_turn");
-        assert_eq!(stop(json!({"promptFeedback": {"blockReason": "SAFETY"}})), "refusal");
+        assert_eq!(
+            stop(json!({"promptFeedback": {"blockReason": "SAFETY"}})),
+            "refusal"
+        );
         let empty = serde_json::to_value(response_from_gemini(&gemini(json!({})), "m")).unwrap();
         assert_eq!(empty["content"], json!([]));
-        assert_eq!(empty["usage"], json!({"input_tokens": 0, "output_tokens": 0}));
+        assert_eq!(
+            empty["usage"],
+            json!({"input_tokens": 0, "output_tokens": 0})
+        );
         assert!(empty["id"].as_str().unwrap().starts_with("msg_"));
     }
 
@@ -1412,7 +1560,12 @@ mod tests {
             error_body(401, "bad key"),
             json!({"type": "error", "error": {"type": "authentication_error", "message": "bad key"}})
         );
-        let kind = |s| error_body(s, "m")["error"]["type"].as_str().unwrap().to_owned();
+        let kind = |s| {
+            error_body(s, "m")["error"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
         assert_eq!(kind(400), "invalid_request_error");
         assert_eq!(kind(403), "permission_error");
         assert_eq!(kind(404), "not_found_error");
@@ -1431,7 +1584,9 @@ mod tests {
             "candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}],
             "usageMetadata": {"promptTokenCount": 20}
         })));
-        let b = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}]}}]})));
+        let b = t.push(&gemini(
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}]}}]}),
+        ));
         let c = t.push(&gemini(json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}],
             "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 2, "totalTokenCount": 22}
@@ -1448,36 +1603,59 @@ mod tests {
             &json!({"id": msg["id"], "type": "message", "role": "assistant", "model": "claude-x", "content": [],
                     "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 20, "output_tokens": 0}})
         );
-        assert_eq!(a[1].1, json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
-        assert_eq!(a[2].1, json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}));
+        assert_eq!(
+            a[1].1,
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        );
+        assert_eq!(
+            a[2].1,
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}})
+        );
         assert_eq!(
             events(&b),
-            vec![("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}}))]
+            vec![(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}})
+            )]
         );
         assert!(c.is_empty());
         let end = events(&end);
         assert_eq!(
             end,
             vec![
-                ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-                ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                                          "usage": {"input_tokens": 20, "output_tokens": 2}})),
+                (
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0})
+                ),
+                (
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                                          "usage": {"input_tokens": 20, "output_tokens": 2}})
+                ),
                 ("message_stop", json!({"type": "message_stop"})),
             ]
         );
         assert!(t.finish().is_empty());
-        assert!(t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "late"}]}}]}))).is_empty());
+        assert!(t
+            .push(&gemini(
+                json!({"candidates": [{"content": {"parts": [{"text": "late"}]}}]})
+            ))
+            .is_empty());
     }
 
     #[test]
     fn stream_thinking_then_tool_calls() {
         let mut t = StreamTranslator::new("m");
-        let a = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [
-            {"text": "Need weather.", "thought": true}
-        ]}}]})));
-        let b = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [
+        let a = t.push(&gemini(
+            json!({"candidates": [{"content": {"role": "model", "parts": [
+                {"text": "Need weather.", "thought": true}
+            ]}}]}),
+        ));
+        let b = t.push(&gemini(
+            json!({"candidates": [{"content": {"role": "model", "parts": [
             {"text": "On it."}
-        ], }}]})));
+        ], }}]}),
+        ));
         let c = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [
             {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "SIG"},
             {"functionCall": {"id": "fc2", "name": "get_time", "args": {"tz": "CET"}}}
@@ -1486,18 +1664,40 @@ mod tests {
         })));
         let end = t.finish();
 
-        assert_eq!(names(&a), ["message_start", "content_block_start", "content_block_delta"]);
+        assert_eq!(
+            names(&a),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta"
+            ]
+        );
         let a = events(&a);
-        assert_eq!(a[1].1["content_block"], json!({"type": "thinking", "thinking": ""}));
-        assert_eq!(a[2].1, json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Need weather."}}));
+        assert_eq!(
+            a[1].1["content_block"],
+            json!({"type": "thinking", "thinking": ""})
+        );
+        assert_eq!(
+            a[2].1,
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Need weather."}})
+        );
 
         let b = events(&b);
         assert_eq!(
             b,
             vec![
-                ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-                ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})),
-                ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "On it."}})),
+                (
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0})
+                ),
+                (
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})
+                ),
+                (
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "On it."}})
+                ),
             ]
         );
 
@@ -1528,44 +1728,92 @@ mod tests {
         assert_eq!(names(&t.finish()), Vec::<&str>::new());
         assert_eq!(end.len(), 2, "no open block left to close");
         assert_eq!(end[0].1["delta"]["stop_reason"], "tool_use");
-        assert_eq!(end[0].1["usage"], json!({"input_tokens": 30, "output_tokens": 13}));
+        assert_eq!(
+            end[0].1["usage"],
+            json!({"input_tokens": 30, "output_tokens": 13})
+        );
         assert_eq!(end[1].0, "message_stop");
     }
 
     #[test]
     fn stream_signature_goes_to_open_thinking_block() {
         let mut t = StreamTranslator::new("m");
-        t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}]}}]})));
-        let b = events(&t.push(&gemini(json!({"candidates": [{"content": {"parts": [
-            {"functionCall": {"id": "c1", "name": "f", "args": {}}, "thoughtSignature": "SIG"}
-        ]}}]}))));
+        t.push(&gemini(
+            json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}]}}]}),
+        ));
+        let b = events(
+            &t.push(&gemini(json!({"candidates": [{"content": {"parts": [
+                {"functionCall": {"id": "c1", "name": "f", "args": {}}, "thoughtSignature": "SIG"}
+            ]}}]}))),
+        );
         assert_eq!(
             b[0].1,
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "SIG"}})
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "grantpool:SIG"}})
         );
         assert_eq!(b[1].1, json!({"type": "content_block_stop", "index": 0}));
         assert_eq!(b[2].1["content_block"]["type"], "tool_use");
         assert_eq!(b[2].1["index"], 1);
         // A signature on a thought part itself is sent right away, once.
         let mut t = StreamTranslator::new("m");
-        let a = events(&t.push(&gemini(json!({"candidates": [{"content": {"parts": [
-            {"text": "x", "thought": true, "thoughtSignature": "S0"},
-            {"text": "answer", "thoughtSignature": "S1"}
-        ]}}]}))));
-        let sigs: Vec<_> = a.iter().filter(|(_, d)| d["delta"]["type"] == "signature_delta").collect();
+        let a = events(
+            &t.push(&gemini(json!({"candidates": [{"content": {"parts": [
+                {"text": "x", "thought": true, "thoughtSignature": "S0"},
+                {"text": "answer", "thoughtSignature": "S1"}
+            ]}}]}))),
+        );
+        let sigs: Vec<_> = a
+            .iter()
+            .filter(|(_, d)| d["delta"]["type"] == "signature_delta")
+            .collect();
         assert_eq!(sigs.len(), 1);
-        assert_eq!(sigs[0].1["delta"]["signature"], "S0");
+        assert_eq!(sigs[0].1["delta"]["signature"], "grantpool:S0");
+        // Thoughts after a signed block go to a new thinking block.
+        let mut t = StreamTranslator::new("m");
+        let a = events(
+            &t.push(&gemini(json!({"candidates": [{"content": {"parts": [
+                {"text": "one", "thought": true, "thoughtSignature": "S0"},
+                {"text": "two", "thought": true}
+            ]}}]}))),
+        );
+        let kinds: Vec<_> = a
+            .iter()
+            .map(|(n, d)| format!("{n}:{}", d["index"]))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "message_start:null",
+                "content_block_start:0",
+                "content_block_delta:0",
+                "content_block_delta:0",
+                "content_block_stop:0",
+                "content_block_start:1",
+                "content_block_delta:1"
+            ]
+        );
     }
 
     #[test]
     fn stream_error_mid_stream() {
         let mut t = StreamTranslator::new("m");
-        let a = t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "partial"}]}}]})));
-        assert_eq!(names(&a), ["message_start", "content_block_start", "content_block_delta"]);
+        let a = t.push(&gemini(
+            json!({"candidates": [{"content": {"parts": [{"text": "partial"}]}}]}),
+        ));
+        assert_eq!(
+            names(&a),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta"
+            ]
+        );
         let err = t.error("upstream connection reset");
         assert_eq!(
             events(&err),
-            vec![("error", json!({"type": "error", "error": {"type": "api_error", "message": "upstream connection reset"}}))]
+            vec![(
+                "error",
+                json!({"type": "error", "error": {"type": "api_error", "message": "upstream connection reset"}})
+            )]
         );
         assert_eq!(
             &err[0].to_bytes()[..],
@@ -1578,9 +1826,14 @@ mod tests {
     #[test]
     fn stream_empty_upstream_still_closes() {
         let mut t = StreamTranslator::new("m");
-        assert_eq!(names(&t.finish()), ["message_start", "message_delta", "message_stop"]);
+        assert_eq!(
+            names(&t.finish()),
+            ["message_start", "message_delta", "message_stop"]
+        );
         let mut t = StreamTranslator::new("m");
+        assert!(!t.saw_finish());
         let a = t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "cut"}]}, "finishReason": "MAX_TOKENS"}]})));
+        assert!(t.saw_finish());
         assert_eq!(a.len(), 3);
         let end = events(&t.finish());
         assert_eq!(end[0].0, "content_block_stop");

@@ -40,7 +40,11 @@ pub struct GenerateContentRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
     /// How the model must use the tools.
-    #[serde(default, alias = "tool_config", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tool_config",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tool_config: Option<ToolConfig>,
     /// Sampling and output settings.
     #[serde(
@@ -440,10 +444,14 @@ impl FinishKind {
         match reason {
             "STOP" => FinishKind::Stop,
             "MAX_TOKENS" => FinishKind::MaxTokens,
-            "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-            | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => {
-                FinishKind::Filtered
-            }
+            "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT"
+            | "IMAGE_RECITATION" => FinishKind::Filtered,
             _ => FinishKind::Other,
         }
     }
@@ -531,11 +539,61 @@ impl TranslateError {
         400
     }
 
-    pub(super) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(super) fn field(field: impl fmt::Display, reason: impl Into<String>) -> Self {
         TranslateError::InvalidField {
-            field: field.into(),
+            field: field.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A request field's path (`messages[2].content[0]`), kept on the stack and
+/// formatted only when an error needs it, so the success path allocates
+/// nothing for it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    key: &'static str,
+    index: Option<usize>,
+}
+
+impl<'a> At<'a> {
+    pub(super) const fn root(key: &'static str) -> Self {
+        At {
+            parent: None,
+            key,
+            index: None,
+        }
+    }
+
+    /// `self.key`.
+    pub(super) fn key(&'a self, key: &'static str) -> At<'a> {
+        At {
+            parent: Some(self),
+            key,
+            index: None,
+        }
+    }
+
+    /// `self[i]`.
+    pub(super) fn index(self, i: usize) -> Self {
+        At {
+            index: Some(i),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent {
+            write!(f, "{parent}.")?;
+        }
+        f.write_str(self.key)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
     }
 }
 
@@ -701,7 +759,9 @@ fn sanitize_node(node: &mut Value, defs: &Map<String, Value>, depth: u8) {
     if let Some(Value::Array(members)) = obj.remove("allOf") {
         for mut member in members {
             sanitize_node(&mut member, defs, depth);
-            let Value::Object(member) = member else { continue };
+            let Value::Object(member) = member else {
+                continue;
+            };
             for (k, v) in member {
                 match (obj.get_mut(&k), v) {
                     (Some(Value::Object(mine)), Value::Object(theirs)) if k == "properties" => {
@@ -826,7 +886,9 @@ fn sanitize_node(node: &mut Value, defs: &Map<String, Value>, depth: u8) {
         let props = obj.get("properties").and_then(Value::as_object);
         let kept: Vec<Value> = required
             .iter()
-            .filter(|r| matches!((r.as_str(), props), (Some(name), Some(p)) if p.contains_key(name)))
+            .filter(
+                |r| matches!((r.as_str(), props), (Some(name), Some(p)) if p.contains_key(name)),
+            )
             .cloned()
             .collect();
         if kept.is_empty() {
@@ -845,14 +907,17 @@ pub fn function_declaration(
     description: Option<String>,
     schema: Option<Value>,
 ) -> FunctionDeclaration {
-    let parameters = schema.filter(|s| !s.is_null()).map(sanitize_schema).filter(|s| {
-        let empty_props = s
-            .get("properties")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty);
-        !(s.get("type").and_then(Value::as_str) == Some("object") && empty_props)
-            && s.as_object().is_some_and(|o| !o.is_empty())
-    });
+    let parameters = schema
+        .filter(|s| !s.is_null())
+        .map(sanitize_schema)
+        .filter(|s| {
+            let empty_props = s
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_none_or(Map::is_empty);
+            !(s.get("type").and_then(Value::as_str) == Some("object") && empty_props)
+                && s.as_object().is_some_and(|o| !o.is_empty())
+        });
     FunctionDeclaration {
         name,
         description: description.filter(|d| !d.is_empty()),
@@ -923,7 +988,7 @@ pub(super) fn sign_first_call(parts: &mut [Part]) {
 
 /// Parses a `data:<mime>;base64,<data>` URL in place into a Gemini blob,
 /// without copying the (possibly large) payload into a new allocation.
-pub(super) fn blob_from_data_url(mut url: String, field: &str) -> Result<Blob, TranslateError> {
+pub(super) fn blob_from_data_url(mut url: String, field: &At<'_>) -> Result<Blob, TranslateError> {
     let bad = |why: &str| {
         TranslateError::field(
             field,
@@ -1019,10 +1084,10 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
 /// After typed parsing failed, finds the field to blame: re-reads the body as
 /// a [`Value`] and tries each key of an object alone with `check`, so the
 /// message can name it. Only runs on the error path.
-pub(super) fn first_bad_key<'v>(
-    obj: &'v Map<String, Value>,
+pub(super) fn first_bad_key(
+    obj: &Map<String, Value>,
     check: impl Fn(&Value) -> Option<serde_json::Error>,
-) -> Option<(&'v str, &'v Value, String)> {
+) -> Option<(&str, &Value, String)> {
     obj.iter().find_map(|(k, v)| {
         let mut one = Map::with_capacity(1);
         one.insert(k.clone(), v.clone());
@@ -1032,7 +1097,10 @@ pub(super) fn first_bad_key<'v>(
 
 /// Turns a serde error on the whole body into a [`TranslateError`] when
 /// nothing more precise was found.
-pub(super) fn body_error(body: &[u8], err: serde_json::Error) -> Result<Map<String, Value>, TranslateError> {
+pub(super) fn body_error(
+    body: &[u8],
+    err: serde_json::Error,
+) -> Result<Map<String, Value>, TranslateError> {
     if err.is_syntax() || err.is_eof() {
         return Err(TranslateError::InvalidJson(err.to_string()));
     }
@@ -1138,7 +1206,10 @@ mod tests {
         let req: GenerateContentRequest = serde_json::from_value(raw.clone()).unwrap();
         assert_eq!(req.contents[0].parts[0].text.as_deref(), Some("hi"));
         assert!(req.contents[0].parts[1].extra.contains_key("fileData"));
-        assert_eq!(req.generation_config.as_ref().unwrap().temperature, Some(0.5));
+        assert_eq!(
+            req.generation_config.as_ref().unwrap().temperature,
+            Some(0.5)
+        );
         assert_eq!(serde_json::to_value(&req).unwrap(), raw);
     }
 
@@ -1190,23 +1261,46 @@ mod tests {
         assert_eq!(FinishKind::from_gemini("MAX_TOKENS"), FinishKind::MaxTokens);
         assert_eq!(FinishKind::from_gemini("SAFETY"), FinishKind::Filtered);
         assert_eq!(FinishKind::from_gemini("RECITATION"), FinishKind::Filtered);
-        assert_eq!(FinishKind::from_gemini("MALFORMED_FUNCTION_CALL"), FinishKind::Other);
+        assert_eq!(
+            FinishKind::from_gemini("MALFORMED_FUNCTION_CALL"),
+            FinishKind::Other
+        );
         let blocked: GenerateContentResponse =
             serde_json::from_value(json!({"promptFeedback": {"blockReason": "SAFETY"}})).unwrap();
-        assert_eq!(FinishKind::of_response(&blocked), Some(FinishKind::Filtered));
-        assert_eq!(FinishKind::of_response(&GenerateContentResponse::default()), None);
+        assert_eq!(
+            FinishKind::of_response(&blocked),
+            Some(FinishKind::Filtered)
+        );
+        assert_eq!(
+            FinishKind::of_response(&GenerateContentResponse::default()),
+            None
+        );
     }
 
     #[test]
     fn upstream_envelope() {
         let wrapped = br#"{"response":{"candidates":[{"content":{"role":"model","parts":[{"text":"x"}]}}]},"traceId":"t"}"#;
-        assert_eq!(parse_upstream_response(wrapped).unwrap().parts()[0].text.as_deref(), Some("x"));
+        assert_eq!(
+            parse_upstream_response(wrapped).unwrap().parts()[0]
+                .text
+                .as_deref(),
+            Some("x")
+        );
         let bare = br#"{"candidates":[{"content":{"parts":[{"text":"y"}]}}]}"#;
-        assert_eq!(parse_upstream_response(bare).unwrap().parts()[0].text.as_deref(), Some("y"));
+        assert_eq!(
+            parse_upstream_response(bare).unwrap().parts()[0]
+                .text
+                .as_deref(),
+            Some("y")
+        );
         assert!(parse_upstream_response(b"{not json").is_err());
 
         let req = GenerateContentRequest::default();
-        let up = UpstreamRequest { model: "gemini-2.5-pro", project: "p-1", request: &req };
+        let up = UpstreamRequest {
+            model: "gemini-2.5-pro",
+            project: "p-1",
+            request: &req,
+        };
         assert_eq!(
             serde_json::to_value(up).unwrap(),
             json!({"model": "gemini-2.5-pro", "project": "p-1", "request": {"contents": []}})
@@ -1227,9 +1321,18 @@ mod tests {
     #[test]
     fn sse_wire_form() {
         let e = SseEvent::named("message_stop", r#"{"type":"message_stop"}"#.into());
-        assert_eq!(&e.to_bytes()[..], b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-        assert_eq!(&SseEvent::data("[DONE]".into()).to_bytes()[..], b"data: [DONE]\n\n");
-        assert_eq!(&SseEvent::data("a\nb".into()).to_bytes()[..], b"data: a\ndata: b\n\n");
+        assert_eq!(
+            &e.to_bytes()[..],
+            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        );
+        assert_eq!(
+            &SseEvent::data("[DONE]".into()).to_bytes()[..],
+            b"data: [DONE]\n\n"
+        );
+        assert_eq!(
+            &SseEvent::data("a\nb".into()).to_bytes()[..],
+            b"data: a\ndata: b\n\n"
+        );
     }
 
     #[test]
@@ -1292,8 +1395,14 @@ mod tests {
             props["at"],
             json!({"type": "object", "description": "where", "properties": {"x": {"type": "number"}}, "required": ["x"]})
         );
-        assert_eq!(props["maybe"], json!({"type": "string", "description": "opt", "nullable": true}));
-        assert_eq!(props["either"], json!({"anyOf": [{"type": "string"}, {"type": "integer"}]}));
+        assert_eq!(
+            props["maybe"],
+            json!({"type": "string", "description": "opt", "nullable": true})
+        );
+        assert_eq!(
+            props["either"],
+            json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+        );
         assert_eq!(
             props["both"],
             json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"]})
@@ -1324,16 +1433,36 @@ mod tests {
 
     #[test]
     fn data_urls() {
-        let b = blob_from_data_url("data:image/png;base64,iVBORw0K".into(), "f").unwrap();
-        assert_eq!((b.mime_type.as_str(), b.data.as_str()), ("image/png", "iVBORw0K"));
-        let b = blob_from_data_url("data:image/jpeg;name=a.jpg;base64,/9j/".into(), "f").unwrap();
-        assert_eq!((b.mime_type.as_str(), b.data.as_str()), ("image/jpeg", "/9j/"));
-        let e = blob_from_data_url("https://example.com/cat.png".into(), "messages[0].content[1].image_url.url")
-            .unwrap_err();
-        assert!(e.to_string().contains("messages[0].content[1].image_url.url"), "{e}");
+        let b =
+            blob_from_data_url("data:image/png;base64,iVBORw0K".into(), &At::root("f")).unwrap();
+        assert_eq!(
+            (b.mime_type.as_str(), b.data.as_str()),
+            ("image/png", "iVBORw0K")
+        );
+        let b = blob_from_data_url(
+            "data:image/jpeg;name=a.jpg;base64,/9j/".into(),
+            &At::root("f"),
+        )
+        .unwrap();
+        assert_eq!(
+            (b.mime_type.as_str(), b.data.as_str()),
+            ("image/jpeg", "/9j/")
+        );
+        let root = At::root("messages").index(0);
+        let content = root.key("content").index(1);
+        let e = blob_from_data_url(
+            "https://example.com/cat.png".into(),
+            &content.key("image_url.url"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("messages[0].content[1].image_url.url"),
+            "{e}"
+        );
         assert!(e.to_string().contains("does not fetch remote URLs"), "{e}");
-        assert!(blob_from_data_url("data:text/plain,hello".into(), "f").is_err());
-        assert!(blob_from_data_url("data:;base64,AAAA".into(), "f").is_err());
+        assert!(blob_from_data_url("data:text/plain,hello".into(), &At::root("f")).is_err());
+        assert!(blob_from_data_url("data:;base64,AAAA".into(), &At::root("f")).is_err());
     }
 
     #[test]

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::gemini_types::{
-    self, args_json, blob_from_data_url, body_error, function_declaration, new_id,
-    sanitize_schema, sign_first_call, unix_now, Blob, ContentsBuilder, FinishKind, FunctionCall,
+    self, args_json, blob_from_data_url, body_error, function_declaration, new_id, sanitize_schema,
+    sign_first_call, unix_now, At, Blob, ContentsBuilder, FinishKind, FunctionCall,
     FunctionResponse, GenerateContentRequest, GenerateContentResponse, GenerationConfig, Part,
     Probe, TextOr, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
@@ -183,7 +183,11 @@ fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
     };
     let message = Probe {
         check: &|v| ChatMessage::deserialize(v).err(),
-        children: &[("content", &part), ("tool_calls", &call), ("function_call", &call_fn)],
+        children: &[
+            ("content", &part),
+            ("tool_calls", &call),
+            ("function_call", &call_fn),
+        ],
     };
     let function = Probe {
         check: &|v| FunctionDef::deserialize(v).err(),
@@ -195,7 +199,11 @@ fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
     };
     let root = Probe {
         check: &|v| ChatRequest::deserialize(v).err(),
-        children: &[("messages", &message), ("tools", &tool), ("functions", &function)],
+        children: &[
+            ("messages", &message),
+            ("tools", &tool),
+            ("functions", &function),
+        ],
     };
     match root.locate("", &Value::Object(obj)) {
         Some((field, reason)) => TranslateError::field(field, reason),
@@ -221,26 +229,26 @@ fn translate(req: ChatRequest<'_>) -> Result<ClientRequest, TranslateError> {
     let mut system: Vec<Part> = Vec::new();
     let mut contents = ContentsBuilder::default();
     for (i, msg) in messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
+        let path = At::root("messages").index(i);
         let role = msg
             .role
-            .ok_or_else(|| TranslateError::field(format!("{path}.role"), "is required"))?;
+            .ok_or_else(|| TranslateError::field(path.key("role"), "is required"))?;
         match role {
             Role::System | Role::Developer => {
-                let content = msg.content.ok_or_else(|| {
-                    TranslateError::field(format!("{path}.content"), "is required")
-                })?;
+                let content = msg
+                    .content
+                    .ok_or_else(|| TranslateError::field(path.key("content"), "is required"))?;
                 for_each_text(content, &path, |text| system.push(Part::text(text)))?;
             }
             Role::User => {
-                let content = msg.content.ok_or_else(|| {
-                    TranslateError::field(format!("{path}.content"), "is required")
-                })?;
+                let content = msg
+                    .content
+                    .ok_or_else(|| TranslateError::field(path.key("content"), "is required"))?;
                 match content {
                     TextOr::Text(text) => push_text(&mut contents, "user", text),
                     TextOr::Items(parts) => {
                         for (j, part) in parts.into_iter().enumerate() {
-                            if let Some(part) = user_part(part, &format!("{path}.content[{j}]"))? {
+                            if let Some(part) = user_part(part, &path.key("content").index(j))? {
                                 contents.push("user", part);
                             }
                         }
@@ -254,44 +262,57 @@ fn translate(req: ChatRequest<'_>) -> Result<ClientRequest, TranslateError> {
                 }
                 let calls = msg.tool_calls.unwrap_or_default();
                 for (j, call) in calls.into_iter().enumerate() {
-                    let call_path = format!("{path}.tool_calls[{j}]");
+                    let call_path = path.key("tool_calls").index(j);
                     if call.kind.as_deref().is_some_and(|k| k != "function") {
                         return Err(TranslateError::field(
-                            format!("{call_path}.type"),
+                            call_path.key("type"),
                             "must be \"function\"",
                         ));
                     }
                     let function = call.function.ok_or_else(|| {
-                        TranslateError::field(format!("{call_path}.function"), "is required")
+                        TranslateError::field(call_path.key("function"), "is required")
                     })?;
-                    parts.push(function_call_part(function, call.id, &call_path)?);
+                    parts.push(function_call_part(
+                        function,
+                        call.id,
+                        &call_path.key("function"),
+                    )?);
                 }
                 if let Some(function) = msg.function_call {
-                    parts.push(function_call_part(function, None, &format!("{path}.function_call"))?);
+                    parts.push(function_call_part(
+                        function,
+                        None,
+                        &path.key("function_call"),
+                    )?);
                 }
                 sign_first_call(&mut parts);
                 contents.extend("model", parts);
             }
             Role::Tool => {
                 let id = msg.tool_call_id.ok_or_else(|| {
-                    TranslateError::field(format!("{path}.tool_call_id"), "is required")
+                    TranslateError::field(path.key("tool_call_id"), "is required")
                 })?;
                 let name = match contents.call_name(&id) {
                     Some(name) => name.to_owned(),
                     // Some clients name the function on the tool message.
                     None => msg.name.ok_or_else(|| {
                         TranslateError::field(
-                            format!("{path}.tool_call_id"),
-                            format!("`{id}` does not match the id of any earlier assistant tool call"),
+                            path.key("tool_call_id"),
+                            format!(
+                                "`{id}` does not match the id of any earlier assistant tool call"
+                            ),
                         )
                     })?,
                 };
                 let result = joined_text(msg.content, &path)?;
-                contents.push("user", function_response_part(Some(id.into_owned()), name, result));
+                contents.push(
+                    "user",
+                    function_response_part(Some(id.into_owned()), name, result),
+                );
             }
             Role::Function => {
                 let name = msg.name.ok_or_else(|| {
-                    TranslateError::field(format!("{path}.name"), "is required for role \"function\"")
+                    TranslateError::field(path.key("name"), "is required for role \"function\"")
                 })?;
                 let result = joined_text(msg.content, &path)?;
                 contents.push("user", function_response_part(None, name, result));
@@ -378,7 +399,7 @@ fn push_text(contents: &mut ContentsBuilder, role: &str, text: Cow<'_, str>) {
 /// assistant messages; a `refusal` part counts as text).
 fn for_each_text(
     content: TextOr<'_, ContentPart<'_>>,
-    path: &str,
+    path: &At<'_>,
     mut f: impl FnMut(String),
 ) -> Result<(), TranslateError> {
     match content {
@@ -404,7 +425,7 @@ fn for_each_text(
                     }
                     kind => {
                         return Err(TranslateError::field(
-                            format!("{path}.content[{j}]"),
+                            path.key("content").index(j),
                             format!(
                                 "must be a text part here (got type `{}`)",
                                 kind.unwrap_or("(missing)")
@@ -421,7 +442,7 @@ fn for_each_text(
 /// Concatenated text of a tool message's content (string or text parts).
 fn joined_text(
     content: Option<TextOr<'_, ContentPart<'_>>>,
-    path: &str,
+    path: &At<'_>,
 ) -> Result<String, TranslateError> {
     match content {
         None => Ok(String::new()),
@@ -440,24 +461,24 @@ fn joined_text(
 }
 
 /// One part of a user message; `None` for an empty text.
-fn user_part(part: ContentPart<'_>, path: &str) -> Result<Option<Part>, TranslateError> {
-    let missing = |field: &str| TranslateError::field(format!("{path}.{field}"), "is required");
+fn user_part(part: ContentPart<'_>, path: &At<'_>) -> Result<Option<Part>, TranslateError> {
+    let missing = |field: &'static str| TranslateError::field(path.key(field), "is required");
     let inline = |blob: Blob| Part {
         inline_data: Some(blob),
         ..Part::default()
     };
-    let kind = part
-        .kind
-        .as_deref()
-        .ok_or_else(|| missing("type"))?;
+    let kind = part.kind.as_deref().ok_or_else(|| missing("type"))?;
     Ok(match kind {
         "text" => part
             .text
             .ok_or_else(|| missing("text"))
             .map(|t| (!t.is_empty()).then(|| Part::text(t)))?,
         "image_url" => {
-            let url = part.image_url.and_then(|i| i.url).ok_or_else(|| missing("image_url.url"))?;
-            Some(inline(blob_from_data_url(url, &format!("{path}.image_url.url"))?))
+            let url = part
+                .image_url
+                .and_then(|i| i.url)
+                .ok_or_else(|| missing("image_url.url"))?;
+            Some(inline(blob_from_data_url(url, &path.key("image_url.url"))?))
         }
         "input_audio" => {
             let audio = part.input_audio.ok_or_else(|| missing("input_audio"))?;
@@ -473,10 +494,10 @@ fn user_part(part: ContentPart<'_>, path: &str) -> Result<Option<Part>, Translat
         "file" => {
             let file = part.file.ok_or_else(|| missing("file"))?;
             match (file.file_data, file.file_id) {
-                (Some(data), _) => Some(inline(blob_from_data_url(data, &format!("{path}.file.file_data"))?)),
+                (Some(data), _) => Some(inline(blob_from_data_url(data, &path.key("file.file_data"))?)),
                 (None, Some(_)) => {
                     return Err(TranslateError::field(
-                        format!("{path}.file.file_id"),
+                        path.key("file.file_id"),
                         "is not supported: uploaded files cannot be used; send the file inline in `file_data` as a data: URL",
                     ))
                 }
@@ -485,7 +506,7 @@ fn user_part(part: ContentPart<'_>, path: &str) -> Result<Option<Part>, Translat
         }
         other => {
             return Err(TranslateError::field(
-                format!("{path}.type"),
+                path.key("type"),
                 format!("`{other}` is not supported (use text, image_url, input_audio or file)"),
             ))
         }
@@ -495,25 +516,25 @@ fn user_part(part: ContentPart<'_>, path: &str) -> Result<Option<Part>, Translat
 fn function_call_part(
     function: FunctionCallIn<'_>,
     id: Option<String>,
-    path: &str,
+    path: &At<'_>,
 ) -> Result<Part, TranslateError> {
     let name = function
         .name
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| TranslateError::field(format!("{path}.function.name"), "is required"))?;
+        .ok_or_else(|| TranslateError::field(path.key("name"), "is required"))?;
     let args = match function.arguments.as_deref().map(str::trim) {
         None | Some("") => Value::Object(Map::new()),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
                 return Err(TranslateError::field(
-                    format!("{path}.function.arguments"),
+                    path.key("arguments"),
                     "must be a JSON object encoded as a string",
                 ))
             }
             Err(e) => {
                 return Err(TranslateError::field(
-                    format!("{path}.function.arguments"),
+                    path.key("arguments"),
                     format!("is not valid JSON: {e}"),
                 ))
             }
@@ -550,23 +571,23 @@ fn translate_tools(
 ) -> Result<Vec<Tool>, TranslateError> {
     let mut decls = Vec::new();
     for (j, tool) in tools.unwrap_or_default().into_iter().enumerate() {
-        let path = format!("tools[{j}]");
+        let path = At::root("tools").index(j);
         match tool.kind.as_deref() {
             Some("function") | None => {}
             Some(other) => {
                 return Err(TranslateError::field(
-                    format!("{path}.type"),
+                    path.key("type"),
                     format!("`{other}` is not supported; only \"function\" tools are"),
                 ))
             }
         }
         let function = tool
             .function
-            .ok_or_else(|| TranslateError::field(format!("{path}.function"), "is required"))?;
-        decls.push(declaration(function, &format!("{path}.function"))?);
+            .ok_or_else(|| TranslateError::field(path.key("function"), "is required"))?;
+        decls.push(declaration(function, &path.key("function"))?);
     }
     for (j, function) in functions.unwrap_or_default().into_iter().enumerate() {
-        decls.push(declaration(function, &format!("functions[{j}]"))?);
+        decls.push(declaration(function, &At::root("functions").index(j))?);
     }
     Ok(if decls.is_empty() {
         Vec::new()
@@ -580,13 +601,17 @@ fn translate_tools(
 
 fn declaration(
     function: FunctionDef,
-    path: &str,
+    path: &At<'_>,
 ) -> Result<gemini_types::FunctionDeclaration, TranslateError> {
     let name = function
         .name
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| TranslateError::field(format!("{path}.name"), "is required"))?;
-    Ok(function_declaration(name, function.description, function.parameters))
+        .ok_or_else(|| TranslateError::field(path.key("name"), "is required"))?;
+    Ok(function_declaration(
+        name,
+        function.description,
+        function.parameters,
+    ))
 }
 
 fn tool_choice(choice: &Value) -> Result<Option<ToolConfig>, TranslateError> {
@@ -626,7 +651,9 @@ fn response_format(format: Value, config: &mut GenerationConfig) -> Result<(), T
                 .get_mut("json_schema")
                 .and_then(|s| s.get_mut("schema"))
                 .map(Value::take)
-                .ok_or_else(|| TranslateError::field("response_format.json_schema.schema", "is required"))?;
+                .ok_or_else(|| {
+                    TranslateError::field("response_format.json_schema.schema", "is required")
+                })?;
             config.response_mime_type = Some("application/json".to_owned());
             config.response_schema = Some(sanitize_schema(schema));
         }
@@ -791,7 +818,11 @@ pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> Chat
                 },
             });
         } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
-            let target = if part.is_thought() { &mut reasoning } else { &mut content };
+            let target = if part.is_thought() {
+                &mut reasoning
+            } else {
+                &mut content
+            };
             target.get_or_insert_with(String::new).push_str(text);
         }
     }
@@ -930,7 +961,12 @@ impl StreamTranslator {
         }
     }
 
-    fn event(&self, delta: Delta<'_>, finish_reason: Option<&'static str>, usage: Option<Usage>) -> SseEvent {
+    fn event(
+        &self,
+        delta: Delta<'_>,
+        finish_reason: Option<&'static str>,
+        usage: Option<Usage>,
+    ) -> SseEvent {
         let chunk = Chunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -983,11 +1019,21 @@ impl StreamTranslator {
                 }
             }
         }
-        if delta.content.is_none() && delta.reasoning_content.is_none() && delta.tool_calls.is_empty() {
+        if delta.content.is_none()
+            && delta.reasoning_content.is_none()
+            && delta.tool_calls.is_empty()
+        {
             return Vec::new();
         }
         delta.role = self.role();
         vec![self.event(delta, None, None)]
+    }
+
+    /// Whether a Gemini chunk has said the answer is complete (a
+    /// `finishReason`, or a blocked prompt). A stream that ends without one
+    /// was cut short.
+    pub fn saw_finish(&self) -> bool {
+        self.finish.is_some()
     }
 
     /// Closing events: a chunk with `finish_reason` and `usage`, then
@@ -1023,15 +1069,17 @@ impl StreamTranslator {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemini_types::SKIP_THOUGHT_SIGNATURE;
     use super::*;
-    use crate::proxy::gemini_types::SKIP_THOUGHT_SIGNATURE;
 
     fn parse(v: Value) -> ClientRequest {
         parse_request(v.to_string().as_bytes()).unwrap()
     }
 
     fn parse_err(v: Value) -> String {
-        parse_request(v.to_string().as_bytes()).unwrap_err().to_string()
+        parse_request(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     fn gemini(v: Value) -> GenerateContentResponse {
@@ -1201,7 +1249,10 @@ mod tests {
         let call = &choice["message"]["tool_calls"][0];
         assert!(call["id"].as_str().unwrap().starts_with("call_"));
         assert_eq!(call["type"], "function");
-        assert_eq!(call["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}));
+        assert_eq!(
+            call["function"],
+            json!({"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"})
+        );
     }
 
     #[test]
@@ -1216,18 +1267,49 @@ mod tests {
             .gemini
         };
         let g = base(json!("required"));
-        assert_eq!(serde_json::to_value(&g.tools).unwrap(), json!([{"functionDeclarations": [{"name": "now"}]}]));
-        assert_eq!(g.tool_config.unwrap().function_calling_config.unwrap().mode.as_deref(), Some("ANY"));
+        assert_eq!(
+            serde_json::to_value(&g.tools).unwrap(),
+            json!([{"functionDeclarations": [{"name": "now"}]}])
+        );
+        assert_eq!(
+            g.tool_config
+                .unwrap()
+                .function_calling_config
+                .unwrap()
+                .mode
+                .as_deref(),
+            Some("ANY")
+        );
         let g = base(json!("none"));
-        assert_eq!(g.tool_config.unwrap().function_calling_config.unwrap().mode.as_deref(), Some("NONE"));
+        assert_eq!(
+            g.tool_config
+                .unwrap()
+                .function_calling_config
+                .unwrap()
+                .mode
+                .as_deref(),
+            Some("NONE")
+        );
         let g = base(json!("auto"));
-        assert_eq!(g.tool_config.unwrap().function_calling_config.unwrap().mode.as_deref(), Some("AUTO"));
+        assert_eq!(
+            g.tool_config
+                .unwrap()
+                .function_calling_config
+                .unwrap()
+                .mode
+                .as_deref(),
+            Some("AUTO")
+        );
         // No tools: tool_choice has nothing to configure.
-        let g = parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"}));
+        let g = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"}),
+        );
         assert_eq!(g.gemini.tool_config, None);
-        assert!(parse_err(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "functions": [{"name": "f"}], "tool_choice": "sometimes"}))
-            .contains("`tool_choice`"));
+        assert!(parse_err(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "functions": [{"name": "f"}], "tool_choice": "sometimes"})
+        )
+        .contains("`tool_choice`"));
     }
 
     #[test]
@@ -1242,8 +1324,14 @@ mod tests {
             ]
         }));
         let c = serde_json::to_value(&req.gemini.contents).unwrap();
-        assert_eq!(c[1]["parts"][0]["functionCall"], json!({"name": "f", "args": {}}));
-        assert_eq!(c[2]["parts"][0]["functionResponse"], json!({"name": "f", "response": {"content": "done"}}));
+        assert_eq!(
+            c[1]["parts"][0]["functionCall"],
+            json!({"name": "f", "args": {}})
+        );
+        assert_eq!(
+            c[2]["parts"][0]["functionResponse"],
+            json!({"name": "f", "response": {"content": "done"}})
+        );
         assert_eq!(
             c[2]["parts"][1]["functionResponse"],
             json!({"id": "unknown", "name": "g", "response": {"content": "ok"}})
@@ -1326,7 +1414,10 @@ mod tests {
     fn finish_reasons() {
         let finish = |v: Value| {
             let out = serde_json::to_value(response_from_gemini(&gemini(v), "m")).unwrap();
-            out["choices"][0]["finish_reason"].as_str().unwrap().to_owned()
+            out["choices"][0]["finish_reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         };
         let cand = |reason: &str| json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]});
         assert_eq!(finish(cand("STOP")), "stop");
@@ -1334,10 +1425,16 @@ mod tests {
         assert_eq!(finish(cand("SAFETY")), "content_filter");
         assert_eq!(finish(cand("RECITATION")), "content_filter");
         assert_eq!(finish(cand("OTHER")), "stop");
-        assert_eq!(finish(json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})), "content_filter");
+        assert_eq!(
+            finish(json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})),
+            "content_filter"
+        );
         let empty = serde_json::to_value(response_from_gemini(&gemini(json!({})), "m")).unwrap();
         assert_eq!(empty["choices"][0]["message"]["content"], Value::Null);
-        assert_eq!(empty["usage"], json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}));
+        assert_eq!(
+            empty["usage"],
+            json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        );
     }
 
     #[test]
@@ -1346,9 +1443,18 @@ mod tests {
             error_body(401, "bad key"),
             json!({"error": {"message": "bad key", "type": "authentication_error", "param": null, "code": "invalid_api_key"}})
         );
-        assert_eq!(error_body(429, "slow down")["error"]["type"], "rate_limit_error");
-        assert_eq!(error_body(503, "no account")["error"]["code"], "service_unavailable");
-        assert_eq!(error_body(400, "x")["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            error_body(429, "slow down")["error"]["type"],
+            "rate_limit_error"
+        );
+        assert_eq!(
+            error_body(503, "no account")["error"]["code"],
+            "service_unavailable"
+        );
+        assert_eq!(
+            error_body(400, "x")["error"]["type"],
+            "invalid_request_error"
+        );
         assert_eq!(error_body(500, "x")["error"]["type"], "server_error");
     }
 
@@ -1360,7 +1466,9 @@ mod tests {
             "usageMetadata": {"promptTokenCount": 5}
         })));
         let b = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}, {"text": "!"}]}}]})));
-        let empty = t.push(&gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}}]})));
+        let empty = t.push(&gemini(
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}}]}),
+        ));
         let c = t.push(&gemini(json!({
             "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "MAX_TOKENS"}],
             "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
@@ -1385,11 +1493,18 @@ mod tests {
         let last = data(&end[0]);
         assert_eq!(last["choices"][0]["delta"], json!({}));
         assert_eq!(last["choices"][0]["finish_reason"], "length");
-        assert_eq!(last["usage"], json!({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}));
+        assert_eq!(
+            last["usage"],
+            json!({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8})
+        );
         assert_eq!(end[1], SseEvent::data("[DONE]".into()));
         assert_eq!(&end[1].to_bytes()[..], b"data: [DONE]\n\n");
         assert!(t.finish().is_empty());
-        assert!(t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "late"}]}}]}))).is_empty());
+        assert!(t
+            .push(&gemini(
+                json!({"candidates": [{"content": {"parts": [{"text": "late"}]}}]})
+            ))
+            .is_empty());
     }
 
     #[test]
@@ -1404,15 +1519,24 @@ mod tests {
             "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 7, "totalTokenCount": 16}
         })));
         let end = t.finish();
-        assert_eq!(data(&a[0])["choices"][0]["delta"], json!({"role": "assistant", "content": "Checking."}));
+        assert_eq!(
+            data(&a[0])["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "Checking."})
+        );
         let calls = &data(&b[0])["choices"][0]["delta"]["tool_calls"];
         assert!(data(&b[0])["choices"][0]["delta"].get("role").is_none());
         assert_eq!(calls[0]["index"], 0);
         assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"));
         assert_eq!(calls[0]["type"], "function");
-        assert_eq!(calls[0]["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}));
-        assert_eq!(calls[1], json!({"index": 1, "id": "fc-7", "type": "function",
-                                    "function": {"name": "get_time", "arguments": "{}"}}));
+        assert_eq!(
+            calls[0]["function"],
+            json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
+        );
+        assert_eq!(
+            calls[1],
+            json!({"index": 1, "id": "fc-7", "type": "function",
+                                    "function": {"name": "get_time", "arguments": "{}"}})
+        );
         assert_eq!(data(&end[0])["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(data(&end[0])["usage"]["total_tokens"], 16);
     }
@@ -1420,11 +1544,16 @@ mod tests {
     #[test]
     fn stream_error_mid_stream() {
         let mut t = StreamTranslator::new("m");
-        let a = t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "partial"}]}}]})));
+        let a = t.push(&gemini(
+            json!({"candidates": [{"content": {"parts": [{"text": "partial"}]}}]}),
+        ));
         assert_eq!(a.len(), 1);
         let err = t.error("upstream connection reset");
         assert_eq!(err.len(), 2);
-        assert_eq!(data(&err[0]), json!({"error": {"message": "upstream connection reset", "type": "upstream_error"}}));
+        assert_eq!(
+            data(&err[0]),
+            json!({"error": {"message": "upstream connection reset", "type": "upstream_error"}})
+        );
         assert_eq!(err[1].data, "[DONE]");
         assert!(t.finish().is_empty(), "no second [DONE]");
         assert!(t.error("again").is_empty());
@@ -1439,7 +1568,14 @@ mod tests {
         assert_eq!(last["choices"][0]["delta"], json!({"role": "assistant"}));
         assert_eq!(last["choices"][0]["finish_reason"], "stop");
         let mut t = StreamTranslator::new("m");
-        t.push(&gemini(json!({"promptFeedback": {"blockReason": "SAFETY"}})));
-        assert_eq!(data(&t.finish()[0])["choices"][0]["finish_reason"], "content_filter");
+        assert!(!t.saw_finish());
+        t.push(&gemini(
+            json!({"promptFeedback": {"blockReason": "SAFETY"}}),
+        ));
+        assert!(t.saw_finish());
+        assert_eq!(
+            data(&t.finish()[0])["choices"][0]["finish_reason"],
+            "content_filter"
+        );
     }
 }

@@ -35,7 +35,12 @@ fn write_addr_file(path: &PathBuf, url: &str) -> std::io::Result<()> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let fake = match FakeGoogle::start_with(FakeOptions { listen: cli.listen, fast: cli.fast }).await {
+    let fake = match FakeGoogle::start_with(FakeOptions {
+        listen: cli.listen,
+        fast: cli.fast,
+    })
+    .await
+    {
         Ok(fake) => fake,
         Err(e) => {
             eprintln!("fake-google: cannot listen on {}: {e}", cli.listen);

@@ -16,7 +16,9 @@ use serde_json::json;
 
 use super::faults::json_answer;
 use super::state::Shared;
-use super::types::{AccountSpec, ClientSpec, CodeSpec, FaultSpec, InvalidSpec, QuotaSpec, RevokeSpec};
+use super::types::{
+    AccountSpec, ClientSpec, CodeSpec, FaultSpec, InvalidSpec, QuotaSpec, RevokeSpec,
+};
 
 type St = State<Arc<Shared>>;
 
@@ -59,27 +61,32 @@ fn data<T: Serialize>(value: &T) -> Response {
 }
 
 /// Parses a JSON body; an empty one parses as `empty` when given.
-fn parse<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, Response> {
+fn parse<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         if let Some(v) = empty {
             return Ok(v);
         }
     }
-    serde_json::from_slice(body).map_err(|e| bad(&format!("bad JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))
 }
 
 /// Runs `f` on every item of a body holding one object or a list of them.
-fn each<T: DeserializeOwned>(body: &[u8], mut f: impl FnMut(T) -> Result<(), InvalidSpec>) -> Response {
+fn each<T: DeserializeOwned>(
+    body: &[u8],
+    mut f: impl FnMut(T) -> Result<(), InvalidSpec>,
+) -> Response {
     let items: Vec<T> = match parse::<serde_json::Value>(body, None) {
-        Ok(serde_json::Value::Array(list)) => match list.into_iter().map(serde_json::from_value).collect() {
-            Ok(items) => items,
-            Err(e) => return bad(&format!("bad item: {e}")),
-        },
+        Ok(serde_json::Value::Array(list)) => {
+            match list.into_iter().map(serde_json::from_value).collect() {
+                Ok(items) => items,
+                Err(e) => return bad(&format!("bad item: {e}")),
+            }
+        }
         Ok(one) => match serde_json::from_value(one) {
             Ok(item) => vec![item],
             Err(e) => return bad(&format!("bad body: {e}")),
         },
-        Err(resp) => return resp,
+        Err(msg) => return bad(&msg),
     };
     for item in items {
         if let Err(e) = f(item) {
@@ -92,7 +99,9 @@ fn each<T: DeserializeOwned>(body: &[u8], mut f: impl FnMut(T) -> Result<(), Inv
 async fn add_accounts(State(s): St, body: Bytes) -> Response {
     each(&body, |spec: AccountSpec| {
         if spec.email.is_empty() || spec.refresh_token.is_empty() {
-            return Err(InvalidSpec("email and refresh_token must not be empty".into()));
+            return Err(InvalidSpec(
+                "email and refresh_token must not be empty".into(),
+            ));
         }
         s.add_account(spec);
         Ok(())
@@ -133,7 +142,7 @@ async fn set_expires_in(State(s): St, body: Bytes) -> Response {
             s.set_expires_in(e.secs);
             ok()
         }
-        Err(resp) => resp,
+        Err(msg) => bad(&msg),
     }
 }
 
@@ -143,7 +152,7 @@ async fn invalidate_access_tokens(State(s): St, body: Bytes) -> Response {
             s.invalidate_access_tokens(i.email.as_deref());
             ok()
         }
-        Err(resp) => resp,
+        Err(msg) => bad(&msg),
     }
 }
 
@@ -180,7 +189,7 @@ async fn set_fast(State(s): St, body: Bytes) -> Response {
             s.fast.store(f.on, std::sync::atomic::Ordering::Relaxed);
             data(&json!({ "fast": f.on }))
         }
-        Err(resp) => resp,
+        Err(msg) => bad(&msg),
     }
 }
 
@@ -198,7 +207,10 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/quota", post(set_quota))
         .route("/expires_in", post(set_expires_in))
         .route("/invalidate_access_tokens", post(invalidate_access_tokens))
-        .route("/faults", post(push_faults).get(list_faults).delete(clear_faults))
+        .route(
+            "/faults",
+            post(push_faults).get(list_faults).delete(clear_faults),
+        )
         .route("/stats", get(stats))
         .route("/reset_stats", post(reset_stats))
         .route("/reset", post(reset))

@@ -24,8 +24,7 @@ pub(crate) const STREAM: &str = concat!(
 );
 
 /// The token answer.
-pub(crate) const TOKEN: &str =
-    r#"{"access_token":"ya29.fake-fast","expires_in":3599,"token_type":"Bearer","scope":"https://www.googleapis.com/auth/cloud-platform"}"#;
+pub(crate) const TOKEN: &str = r#"{"access_token":"ya29.fake-fast","expires_in":3599,"token_type":"Bearer","scope":"https://www.googleapis.com/auth/cloud-platform"}"#;
 
 /// The loadCodeAssist answer.
 pub(crate) const LOAD_CODE_ASSIST: &str =

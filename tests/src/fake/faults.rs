@@ -55,7 +55,10 @@ pub(crate) fn unauthenticated() -> Response {
 
 /// An OAuth token-endpoint error: `{"error":..,"error_description":..}`.
 pub(crate) fn oauth_error(code: u16, error: &str, description: &str) -> Response {
-    json_answer(code, json!({"error": error, "error_description": description}).to_string())
+    json_answer(
+        code,
+        json!({"error": error, "error_description": description}).to_string(),
+    )
 }
 
 /// Google's 429 body, naming `retry_delay` in `RetryInfo` and as
@@ -114,12 +117,21 @@ fn fault_answer(endpoint: Endpoint, fault: &FaultSpec) -> Response {
         (code, body)
     } else {
         let code = fault.status.unwrap_or(500);
-        (code, fault.body.clone().unwrap_or_else(|| default_body(endpoint, code)))
+        (
+            code,
+            fault
+                .body
+                .clone()
+                .unwrap_or_else(|| default_body(endpoint, code)),
+        )
     };
     let mut resp = json_answer(code, body);
     for (name, value) in &fault.headers {
         // Checked when the fault was pushed.
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             resp.headers_mut().insert(n, v);
         }
     }
@@ -147,10 +159,18 @@ pub(crate) async fn apply(
     }
     match fault.kind {
         FaultKind::Slow => FaultAction::Proceed,
-        FaultKind::Status | FaultKind::RateLimit => FaultAction::Respond(fault_answer(endpoint, &fault)),
-        FaultKind::DropMidStream => FaultAction::MidStream { after_events: fault.after_events.unwrap_or(1) },
+        FaultKind::Status | FaultKind::RateLimit => {
+            FaultAction::Respond(fault_answer(endpoint, &fault))
+        }
+        FaultKind::DropMidStream => FaultAction::MidStream {
+            after_events: fault.after_events.unwrap_or(1),
+        },
         FaultKind::Drop | FaultKind::Network => {
-            let mode = if fault.kind == FaultKind::Drop { KillMode::Close } else { KillMode::Reset };
+            let mode = if fault.kind == FaultKind::Drop {
+                KillMode::Close
+            } else {
+                KillMode::Reset
+            };
             match conn {
                 Some(conn) => conn.kill(mode).await,
                 None => FaultAction::Respond(google_error(500, "fake: no connection to drop")),

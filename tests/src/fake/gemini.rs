@@ -55,13 +55,21 @@ fn texts(content: &Value) -> Vec<&str> {
     content
         .get("parts")
         .and_then(Value::as_array)
-        .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect())
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The byte length of base64 data, standard or URL-safe, padded or not.
 fn decoded_len(data: &str) -> Option<usize> {
-    let clean: String = data.chars().filter(|c| !c.is_whitespace() && *c != '=').collect();
+    let clean: String = data
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .collect();
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(&clean)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&clean))
@@ -75,14 +83,20 @@ fn render_part(part: &Value) -> Option<String> {
         return Some(t.to_owned());
     }
     if let Some(inline) = field(part, "inlineData", "inline_data") {
-        let mime = field(inline, "mimeType", "mime_type").and_then(Value::as_str).unwrap_or("");
+        let mime = field(inline, "mimeType", "mime_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let data = inline.get("data").and_then(Value::as_str).unwrap_or("");
         let len = decoded_len(data).map_or_else(|| "invalid".to_owned(), |n| n.to_string());
         return Some(format!("image({mime},{len})"));
     }
     if let Some(file) = field(part, "fileData", "file_data") {
-        let mime = field(file, "mimeType", "mime_type").and_then(Value::as_str).unwrap_or("");
-        let uri = field(file, "fileUri", "file_uri").and_then(Value::as_str).unwrap_or("");
+        let mime = field(file, "mimeType", "mime_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let uri = field(file, "fileUri", "file_uri")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         return Some(format!("file({mime},{uri})"));
     }
     None
@@ -90,13 +104,16 @@ fn render_part(part: &Value) -> Option<String> {
 
 /// Whether the request declares at least one function.
 fn declares_tools(request: &Value) -> bool {
-    request.get("tools").and_then(Value::as_array).is_some_and(|tools| {
-        tools.iter().any(|t| {
-            field(t, "functionDeclarations", "function_declarations")
-                .and_then(Value::as_array)
-                .is_some_and(|d| !d.is_empty())
+    request
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| {
+            tools.iter().any(|t| {
+                field(t, "functionDeclarations", "function_declarations")
+                    .and_then(Value::as_array)
+                    .is_some_and(|d| !d.is_empty())
+            })
         })
-    })
 }
 
 /// `call:<name>` in `text`: the name and the text without that word.
@@ -118,7 +135,10 @@ fn find_call(text: &str) -> Option<(String, String)> {
 /// for the account `email`.
 pub(crate) fn compose(email: &str, request: &Value) -> Composed {
     let empty = Vec::new();
-    let contents = request.get("contents").and_then(Value::as_array).unwrap_or(&empty);
+    let contents = request
+        .get("contents")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     let system = field(request, "systemInstruction", "system_instruction")
         .map(|s| texts(s).join(" "))
         .filter(|s| !s.is_empty());
@@ -127,7 +147,10 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
         + system.as_deref().map_or(0, words);
 
     let last_user = contents.iter().rev().find(|c| {
-        matches!(c.get("role").and_then(Value::as_str), None | Some("user" | "function" | ""))
+        matches!(
+            c.get("role").and_then(Value::as_str),
+            None | Some("user" | "function" | "")
+        )
     });
     let parts: &[Value] = last_user
         .and_then(|c| c.get("parts"))
@@ -152,8 +175,14 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
 
     let answer = if !results.is_empty() {
         Answer::Text(results.join("\n"))
-    } else if let Some((name, q)) = declares_tools(request).then(|| find_call(&user_text)).flatten() {
-        Answer::Call { name, args: json!({ "q": q }) }
+    } else if let Some((name, q)) = declares_tools(request)
+        .then(|| find_call(&user_text))
+        .flatten()
+    {
+        Answer::Call {
+            name,
+            args: json!({ "q": q }),
+        }
     } else {
         let rendered: Vec<String> = parts.iter().filter_map(render_part).collect();
         Answer::Text(format!("echo({email}): {}", rendered.join(" ")))
@@ -166,7 +195,11 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
         Answer::Text(t) => words(t).max(1),
         Answer::Call { args, .. } => 1 + args["q"].as_str().map_or(0, words),
     };
-    Composed { answer, prompt_tokens: prompt_words.max(1), candidate_tokens }
+    Composed {
+        answer,
+        prompt_tokens: prompt_words.max(1),
+        candidate_tokens,
+    }
 }
 
 impl Composed {
@@ -182,7 +215,9 @@ impl Composed {
         match (&self.answer, text) {
             (_, Some(t)) => json!({ "text": t }),
             (Answer::Text(t), None) => json!({ "text": t }),
-            (Answer::Call { name, args }, None) => json!({"functionCall": {"name": name, "args": args}}),
+            (Answer::Call { name, args }, None) => {
+                json!({"functionCall": {"name": name, "args": args}})
+            }
         }
     }
 
@@ -220,7 +255,10 @@ impl Composed {
                 .map(|(i, chunk)| self.envelope(self.part(Some(chunk)), i == 2, model, response_id))
                 .collect(),
         };
-        payloads.iter().map(|p| Bytes::from(format!("data: {p}\n\n"))).collect()
+        payloads
+            .iter()
+            .map(|p| Bytes::from(format!("data: {p}\n\n")))
+            .collect()
     }
 }
 
@@ -264,7 +302,10 @@ mod tests {
                 {"functionResponse": {"name": "lookup", "response": {"b": 1, "a": "x"}}}
             ]}]
         });
-        assert_eq!(text_of(&compose("a@x", &req)), r#"[sys:be brief] result(lookup): {"b":1,"a":"x"}"#);
+        assert_eq!(
+            text_of(&compose("a@x", &req)),
+            r#"[sys:be brief] result(lookup): {"b":1,"a":"x"}"#
+        );
     }
 
     #[test]
@@ -274,14 +315,21 @@ mod tests {
         req["tools"] = json!([{"functionDeclarations": [{"name": "get_weather"}]}]);
         assert_eq!(
             compose("a@x", &req).answer,
-            Answer::Call { name: "get_weather".into(), args: json!({"q": "please for Paris"}) }
+            Answer::Call {
+                name: "get_weather".into(),
+                args: json!({"q": "please for Paris"})
+            }
         );
     }
 
     #[test]
     fn odd_requests_do_not_panic() {
-        for req in [json!(null), json!({"contents": 3}), json!({"contents": [{"parts": [{"inlineData": {"data": "!!"}}]}]}),
-                    json!({"contents": [{"role": "user", "parts": [{"text": "call:"}]}], "tools": [{"functionDeclarations": [{}]}]})] {
+        for req in [
+            json!(null),
+            json!({"contents": 3}),
+            json!({"contents": [{"parts": [{"inlineData": {"data": "!!"}}]}]}),
+            json!({"contents": [{"role": "user", "parts": [{"text": "call:"}]}], "tools": [{"functionDeclarations": [{}]}]}),
+        ] {
             let c = compose("a@x", &req);
             assert!(!c.events("m", "r").is_empty());
         }
@@ -298,7 +346,8 @@ mod tests {
         let mut text = String::new();
         for (i, e) in events.iter().enumerate() {
             let s = std::str::from_utf8(e).unwrap();
-            let v: Value = serde_json::from_str(s.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+            let v: Value =
+                serde_json::from_str(s.strip_prefix("data: ").unwrap().trim_end()).unwrap();
             let cand = &v["response"]["candidates"][0];
             text.push_str(cand["content"]["parts"][0]["text"].as_str().unwrap());
             assert_eq!(cand.get("finishReason").is_some(), i == 2);

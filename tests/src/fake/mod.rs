@@ -59,7 +59,10 @@ pub struct FakeOptions {
 
 impl Default for FakeOptions {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), fast: false }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fast: false,
+        }
     }
 }
 
@@ -84,7 +87,12 @@ impl FakeGoogle {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(options.fast));
         let task = server::spawn(listener, shared.clone());
-        Ok(Self { shared, addr, base_url: format!("http://{addr}"), task })
+        Ok(Self {
+            shared,
+            addr,
+            base_url: format!("http://{addr}"),
+            task,
+        })
     }
 
     /// The socket address it listens on.
@@ -225,7 +233,9 @@ impl FakeGoogle {
 
     /// Turns fast mode on or off (`POST /_fake/fast`).
     pub async fn set_fast(&self, on: bool) {
-        self.shared.fast.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .fast
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether fast mode is on.

@@ -35,7 +35,10 @@ struct TokenForm {
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Client credentials sent with HTTP Basic instead of in the form.
@@ -45,7 +48,9 @@ fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let (id, secret) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
 }
@@ -70,23 +75,36 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<TokenForm, String> {
 }
 
 fn invalid_grant(status: u16) -> Response {
-    oauth_error(status, "invalid_grant", "Token has been expired or revoked.")
+    oauth_error(
+        status,
+        "invalid_grant",
+        "Token has been expired or revoked.",
+    )
 }
 
-/// 401 `invalid_client` when clients are configured and this is not one.
-fn check_client(inner: &Inner, form: &TokenForm) -> Result<(), Response> {
+/// The 401 `invalid_client` answer when clients are configured and this
+/// is not one of them.
+fn check_client(inner: &Inner, form: &TokenForm) -> Option<Response> {
     if inner.clients.is_empty() {
-        return Ok(());
+        return None;
     }
     match (&form.client_id, &form.client_secret) {
-        (Some(id), Some(secret)) if inner.clients.get(id) == Some(secret) => Ok(()),
-        _ => Err(oauth_error(401, "invalid_client", "The OAuth client was not found.")),
+        (Some(id), Some(secret)) if inner.clients.get(id) == Some(secret) => None,
+        _ => Some(oauth_error(
+            401,
+            "invalid_client",
+            "The OAuth client was not found.",
+        )),
     }
 }
 
 fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
     let Some(rt) = form.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
-        return oauth_error(400, "invalid_request", "Missing required parameter: refresh_token");
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: refresh_token",
+        );
     };
     let Some(entry) = inner.refresh.get(rt) else {
         return invalid_grant(400);
@@ -118,7 +136,14 @@ fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
     if rotate {
         let new = format!("1//fake-{}", random_hex(32));
         inner.refresh.remove(rt);
-        inner.refresh.insert(new.clone(), RefreshEntry { email: Some(email), grant, revoked: None });
+        inner.refresh.insert(
+            new.clone(),
+            RefreshEntry {
+                email: Some(email),
+                grant,
+                revoked: None,
+            },
+        );
         answer["refresh_token"] = json!(new);
     }
     json_answer(200, answer.to_string())
@@ -156,7 +181,9 @@ fn exchange_code(inner: &mut Inner, form: &TokenForm) -> Response {
         return oauth_error(400, "invalid_grant", "Malformed auth code.");
     };
     inner.account_or_default(&spec.email);
-    let rt = spec.refresh_token.unwrap_or_else(|| format!("1//fake-{}", random_hex(32)));
+    let rt = spec
+        .refresh_token
+        .unwrap_or_else(|| format!("1//fake-{}", random_hex(32)));
     inner.add_refresh_token(&rt, &spec.email);
     let grant = inner.refresh.get(&rt).map_or(0, |e| e.grant);
     let (access_token, expires_in) = inner.issue_access_token(&spec.email, grant);
@@ -189,13 +216,22 @@ pub(crate) async fn token(
                 bump(&mut inner.stats.token_calls_by_refresh_token, rt);
                 inner.refresh.get(rt)?.email.clone()
             }
-            Some("authorization_code") => Some(inner.codes.get(form.code.as_deref()?)?.email.clone()),
+            Some("authorization_code") => {
+                Some(inner.codes.get(form.code.as_deref()?)?.email.clone())
+            }
             _ => None,
         }?;
         bump(&mut inner.stats.token_calls_by_email, &email);
         Some(email)
     });
-    match faults::apply(&shared, conn.as_ref().map(|c| &c.0), Endpoint::Token, email.as_deref()).await {
+    match faults::apply(
+        &shared,
+        conn.as_ref().map(|c| &c.0),
+        Endpoint::Token,
+        email.as_deref(),
+    )
+    .await
+    {
         FaultAction::Proceed => {}
         FaultAction::Respond(resp) => return resp,
         FaultAction::MidStream { .. } => return v1internal::cut_json(fast::TOKEN.to_owned()),
@@ -204,13 +240,17 @@ pub(crate) async fn token(
         return fast::json(fast::TOKEN);
     }
     shared.with(|inner| {
-        if let Err(resp) = check_client(inner, &form) {
+        if let Some(resp) = check_client(inner, &form) {
             return resp;
         }
         match form.grant_type.as_deref() {
             Some("refresh_token") => refresh(inner, &form),
             Some("authorization_code") => exchange_code(inner, &form),
-            Some(other) => oauth_error(400, "unsupported_grant_type", &format!("Invalid grant_type: {other}")),
+            Some(other) => oauth_error(
+                400,
+                "unsupported_grant_type",
+                &format!("Invalid grant_type: {other}"),
+            ),
             None => oauth_error(400, "unsupported_grant_type", "Invalid grant_type: "),
         }
     })
@@ -227,10 +267,19 @@ pub(crate) async fn userinfo(
         Some(t) => shared.with(|inner| inner.lookup_access(t)),
         None => AccessLookup::Unknown,
     };
-    match faults::apply(&shared, conn.as_ref().map(|c| &c.0), Endpoint::Userinfo, lookup.email()).await {
+    match faults::apply(
+        &shared,
+        conn.as_ref().map(|c| &c.0),
+        Endpoint::Userinfo,
+        lookup.email(),
+    )
+    .await
+    {
         FaultAction::Proceed => {}
         FaultAction::Respond(resp) => return resp,
-        FaultAction::MidStream { .. } => return v1internal::cut_json(r#"{"email":"cut@example.com"}"#.to_owned()),
+        FaultAction::MidStream { .. } => {
+            return v1internal::cut_json(r#"{"email":"cut@example.com"}"#.to_owned())
+        }
     }
     let AccessLookup::Valid(email) = lookup else {
         return unauthenticated();

@@ -75,13 +75,21 @@ impl Drop for KillIo {
 }
 
 impl AsyncRead for KillIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for KillIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -113,9 +121,18 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/userinfo", get(oauth::userinfo))
         .route("/oauth2/v2/userinfo", get(oauth::userinfo))
         .route("/v1internal:generateContent", post(v1internal::generate))
-        .route("/v1internal:streamGenerateContent", post(v1internal::stream))
-        .route("/v1internal:loadCodeAssist", post(v1internal::load_code_assist))
-        .route("/v1internal:fetchAvailableModels", post(v1internal::fetch_available_models))
+        .route(
+            "/v1internal:streamGenerateContent",
+            post(v1internal::stream),
+        )
+        .route(
+            "/v1internal:loadCodeAssist",
+            post(v1internal::load_code_assist),
+        )
+        .route(
+            "/v1internal:fetchAvailableModels",
+            post(v1internal::fetch_available_models),
+        )
         .nest("/_fake", control::router())
         .with_state(shared)
 }
@@ -146,7 +163,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
 
 async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router) {
     let ctl = Arc::new(ConnCtl::default());
-    let io = TokioIo::new(KillIo { inner: stream, ctl: ctl.clone() });
+    let io = TokioIo::new(KillIo {
+        inner: stream,
+        ctl: ctl.clone(),
+    });
     let handle = ConnHandle(ctl.clone());
     let svc = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |req| {

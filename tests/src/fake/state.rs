@@ -11,15 +11,19 @@ use sha2::{Digest, Sha256};
 
 use super::time::{parse_rfc3339, rfc3339, unix_now};
 use super::types::{
-    AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FaultSpec, InvalidSpec,
-    PendingFault, QuotaSpec, RevokeSpec, Served, Stats,
+    AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FaultSpec, InvalidSpec, PendingFault,
+    QuotaSpec, RevokeSpec, Served, Stats,
 };
 
 /// Access-token lifetime when none is configured, as Google's.
 pub(crate) const DEFAULT_EXPIRES_IN: u64 = 3599;
 
 /// The models `fetchAvailableModels` lists for every account, at 1.0.
-pub const DEFAULT_MODELS: &[&str] = &["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"];
+pub const DEFAULT_MODELS: &[&str] = &[
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+];
 
 /// The scopes a token answer names.
 pub(crate) const SCOPES: &str = "https://www.googleapis.com/auth/cloud-platform \
@@ -179,7 +183,13 @@ fn default_project(email: &str) -> String {
     let local = email.split('@').next().unwrap_or(email);
     let clean: String = local
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("fake-project-{clean}")
 }
@@ -209,24 +219,29 @@ impl Inner {
 
     /// The account for `email`, created with defaults when unknown.
     pub(crate) fn account_or_default(&mut self, email: &str) -> &mut Account {
-        self.accounts.entry(email.to_owned()).or_insert_with(|| Account {
-            email: email.to_owned(),
-            id: user_id(email),
-            project_id: default_project(email),
-            rotate: false,
-            client_id: None,
-            quotas: BTreeMap::new(),
-        })
+        self.accounts
+            .entry(email.to_owned())
+            .or_insert_with(|| Account {
+                email: email.to_owned(),
+                id: user_id(email),
+                project_id: default_project(email),
+                rotate: false,
+                client_id: None,
+                quotas: BTreeMap::new(),
+            })
     }
 
     /// Adds a working refresh token for `email` (un-revoking it if needed).
     pub(crate) fn add_refresh_token(&mut self, token: &str, email: &str) {
         let grant = self.new_grant();
-        let entry = self.refresh.entry(token.to_owned()).or_insert(RefreshEntry {
-            email: None,
-            grant,
-            revoked: None,
-        });
+        let entry = self
+            .refresh
+            .entry(token.to_owned())
+            .or_insert(RefreshEntry {
+                email: None,
+                grant,
+                revoked: None,
+            });
         if entry.revoked.is_some() || entry.email.as_deref() != Some(email) {
             entry.grant = grant;
         }
@@ -269,7 +284,15 @@ impl Inner {
         let default_reset = rfc3339(unix_now() + 86_400);
         let mut out: BTreeMap<String, Quota> = DEFAULT_MODELS
             .iter()
-            .map(|m| ((*m).to_owned(), Quota { fraction: 1.0, reset_time: default_reset.clone() }))
+            .map(|m| {
+                (
+                    (*m).to_owned(),
+                    Quota {
+                        fraction: 1.0,
+                        reset_time: default_reset.clone(),
+                    },
+                )
+            })
             .collect();
         if let Some(acc) = self.accounts.get(email) {
             for (m, q) in &acc.quotas {
@@ -283,9 +306,9 @@ impl Inner {
 /// Checks an HTTP status given in a spec.
 fn check_status(status: Option<u16>) -> Result<(), InvalidSpec> {
     match status {
-        Some(s) if !(200..=599).contains(&s) => {
-            Err(InvalidSpec(format!("status {s} is not an HTTP status in 200..=599")))
-        }
+        Some(s) if !(200..=599).contains(&s) => Err(InvalidSpec(format!(
+            "status {s} is not an HTTP status in 200..=599"
+        ))),
         _ => Ok(()),
     }
 }
@@ -342,11 +365,14 @@ impl Shared {
         check_status(spec.status)?;
         self.with(|inner| {
             let grant = inner.new_grant();
-            let entry = inner.refresh.entry(spec.refresh_token).or_insert(RefreshEntry {
-                email: None,
-                grant,
-                revoked: None,
-            });
+            let entry = inner
+                .refresh
+                .entry(spec.refresh_token)
+                .or_insert(RefreshEntry {
+                    email: None,
+                    grant,
+                    revoked: None,
+                });
             entry.revoked = Some((spec.status.unwrap_or(400), spec.body));
             let grant = entry.grant;
             inner.access.retain(|_, a| a.grant != grant);
@@ -369,7 +395,9 @@ impl Shared {
         match spec.code_challenge_method.as_deref() {
             None | Some("S256") | Some("plain") => {}
             Some(other) => {
-                return Err(InvalidSpec(format!("code_challenge_method {other:?}: use S256 or plain")))
+                return Err(InvalidSpec(format!(
+                    "code_challenge_method {other:?}: use S256 or plain"
+                )))
             }
         }
         self.with(|inner| inner.codes.insert(spec.code.clone(), spec));
@@ -391,7 +419,10 @@ impl Shared {
         self.with(|inner| {
             inner.account_or_default(&spec.email).quotas.insert(
                 spec.model,
-                Quota { fraction: spec.remaining_fraction, reset_time },
+                Quota {
+                    fraction: spec.remaining_fraction,
+                    reset_time,
+                },
             )
         });
         Ok(())
@@ -418,7 +449,9 @@ impl Shared {
             if axum::http::HeaderName::try_from(name.as_str()).is_err()
                 || axum::http::HeaderValue::try_from(value.as_str()).is_err()
             {
-                return Err(InvalidSpec(format!("header {name:?} is not a valid HTTP header")));
+                return Err(InvalidSpec(format!(
+                    "header {name:?} is not a valid HTTP header"
+                )));
             }
         }
         let remaining = match spec.times.unwrap_or(1) {
@@ -444,7 +477,10 @@ impl Shared {
             inner
                 .faults
                 .iter()
-                .map(|f| PendingFault { fault: f.spec.clone(), remaining: f.remaining })
+                .map(|f| PendingFault {
+                    fault: f.spec.clone(),
+                    remaining: f.remaining,
+                })
                 .collect()
         })
     }
@@ -472,7 +508,8 @@ impl Shared {
                 inner.faults.remove(i);
             }
         }
-        self.has_faults.store(!inner.faults.is_empty(), Ordering::Release);
+        self.has_faults
+            .store(!inner.faults.is_empty(), Ordering::Release);
         Some(spec)
     }
 
@@ -510,7 +547,9 @@ impl Shared {
                     let mut refresh_tokens: Vec<String> = inner
                         .refresh
                         .iter()
-                        .filter(|(_, r)| r.revoked.is_none() && r.email.as_deref() == Some(&a.email))
+                        .filter(|(_, r)| {
+                            r.revoked.is_none() && r.email.as_deref() == Some(&a.email)
+                        })
                         .map(|(t, _)| t.clone())
                         .collect();
                     refresh_tokens.sort();
@@ -521,7 +560,11 @@ impl Shared {
                         rotate_refresh_token: a.rotate,
                         client_id: a.client_id.clone(),
                         refresh_tokens,
-                        quotas: a.quotas.iter().map(|(m, q)| (m.clone(), q.fraction)).collect(),
+                        quotas: a
+                            .quotas
+                            .iter()
+                            .map(|(m, q)| (m.clone(), q.fraction))
+                            .collect(),
                     }
                 })
                 .collect();
@@ -542,25 +585,51 @@ mod tests {
         assert_ne!(a, user_id("b@example.com"));
         assert_eq!(a.len(), 21);
         assert!(a.bytes().all(|b| b.is_ascii_digit()));
-        assert_eq!(default_project("Jo.Ann+x@example.com"), "fake-project-jo-ann-x");
+        assert_eq!(
+            default_project("Jo.Ann+x@example.com"),
+            "fake-project-jo-ann-x"
+        );
     }
 
     #[test]
     fn faults_are_taken_in_order_and_used_up() {
         let s = Shared::new(false);
-        s.push_fault(FaultSpec::status(Endpoint::Generate, 500).for_email("a@x").times(2)).unwrap();
+        s.push_fault(
+            FaultSpec::status(Endpoint::Generate, 500)
+                .for_email("a@x")
+                .times(2),
+        )
+        .unwrap();
         s.push_fault(FaultSpec::status(Endpoint::Any, 503)).unwrap();
-        assert_eq!(s.take_fault(Endpoint::Token, None).unwrap().status, Some(503));
+        assert_eq!(
+            s.take_fault(Endpoint::Token, None).unwrap().status,
+            Some(503)
+        );
         assert!(s.take_fault(Endpoint::Generate, Some("b@x")).is_none());
-        assert_eq!(s.take_fault(Endpoint::Generate, Some("A@x")).unwrap().status, Some(500));
-        assert_eq!(s.take_fault(Endpoint::Generate, Some("a@x")).unwrap().status, Some(500));
+        assert_eq!(
+            s.take_fault(Endpoint::Generate, Some("A@x"))
+                .unwrap()
+                .status,
+            Some(500)
+        );
+        assert_eq!(
+            s.take_fault(Endpoint::Generate, Some("a@x"))
+                .unwrap()
+                .status,
+            Some(500)
+        );
         assert!(s.take_fault(Endpoint::Generate, Some("a@x")).is_none());
         assert!(!s.has_faults());
-        s.push_fault(FaultSpec::status(Endpoint::Stream, 502).forever()).unwrap();
+        s.push_fault(FaultSpec::status(Endpoint::Stream, 502).forever())
+            .unwrap();
         for _ in 0..5 {
             assert!(s.take_fault(Endpoint::Stream, None).is_some());
         }
-        assert!(s.push_fault(FaultSpec::status(Endpoint::Stream, 42)).is_err());
-        assert!(s.push_fault(FaultSpec::status(Endpoint::Stream, 500).header("bad name", "x")).is_err());
+        assert!(s
+            .push_fault(FaultSpec::status(Endpoint::Stream, 42))
+            .is_err());
+        assert!(s
+            .push_fault(FaultSpec::status(Endpoint::Stream, 500).header("bad name", "x"))
+            .is_err());
     }
 }

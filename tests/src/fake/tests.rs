@@ -19,14 +19,20 @@ fn client() -> reqwest::Client {
 
 async fn fake_with_accounts() -> FakeGoogle {
     let fake = FakeGoogle::start().await.unwrap();
-    fake.add_account(AccountSpec::new(A, "1//rt-a").project_id("proj-a")).await;
+    fake.add_account(AccountSpec::new(A, "1//rt-a").project_id("proj-a"))
+        .await;
     fake.add_account(AccountSpec::new(B, "1//rt-b")).await;
     fake
 }
 
 async fn refresh(c: &reqwest::Client, fake: &FakeGoogle, rt: &str) -> reqwest::Response {
     c.post(fake.token_url())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", "cid"), ("client_secret", "cs")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", "cid"),
+            ("client_secret", "cs"),
+        ])
         .send()
         .await
         .unwrap()
@@ -35,7 +41,10 @@ async fn refresh(c: &reqwest::Client, fake: &FakeGoogle, rt: &str) -> reqwest::R
 async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A fresh access token through `/token`.
@@ -50,7 +59,13 @@ fn gen_body(text: &str) -> Value {
            "request": {"contents": [{"role": "user", "parts": [{"text": text}]}]}})
 }
 
-async fn call(c: &reqwest::Client, fake: &FakeGoogle, method: &str, at: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+async fn call(
+    c: &reqwest::Client,
+    fake: &FakeGoogle,
+    method: &str,
+    at: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
     c.post(fake.url(&format!("v1internal:{method}")))
         .bearer_auth(at)
         .json(body)
@@ -63,7 +78,9 @@ async fn generate(c: &reqwest::Client, fake: &FakeGoogle, at: &str, body: &Value
 }
 
 fn answer_text(v: &Value) -> &str {
-    v["response"]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap_or("<no text>")
+    v["response"]["candidates"][0]["content"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or("<no text>")
 }
 
 /// The `data:` payloads of an SSE body.
@@ -85,9 +102,9 @@ fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
     None
 }
 
-const INVALID_GRANT: &str = r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
-const UNAUTHENTICATED: &str =
-    r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#;
+const INVALID_GRANT: &str =
+    r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
+const UNAUTHENTICATED: &str = r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#;
 
 #[tokio::test]
 async fn refresh_answers_and_counts() {
@@ -95,7 +112,10 @@ async fn refresh_answers_and_counts() {
     let c = client();
     let (status, body) = json_of(refresh(&c, &fake, "1//rt-a").await).await;
     assert_eq!(status, 200);
-    assert!(body["access_token"].as_str().unwrap().starts_with("ya29.fake-"));
+    assert!(body["access_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("ya29.fake-"));
     assert_eq!(body["expires_in"], 3599);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["scope"].as_str().unwrap().contains("cloud-platform"));
@@ -118,11 +138,24 @@ async fn refresh_answers_and_counts() {
     assert_eq!(fake.stats().await, Stats::default());
 
     // Not a form, not a grant type: 400, no panic.
-    let resp = c.post(fake.token_url()).body("%%%=&&").send().await.unwrap();
+    let resp = c
+        .post(fake.token_url())
+        .body("%%%=&&")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = c.post(fake.token_url()).form(&[("grant_type", "password")]).send().await.unwrap();
+    let resp = c
+        .post(fake.token_url())
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
 }
 
 #[tokio::test]
@@ -136,14 +169,18 @@ async fn revoke_gives_invalid_grant_and_kills_access_tokens() {
     let resp = refresh(&c, &fake, "1//rt-a").await;
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.text().await.unwrap(), INVALID_GRANT);
-    let resp = call(&c, &fake, "generateContent", &at, &gen_body("hi")).await.unwrap();
+    let resp = call(&c, &fake, "generateContent", &at, &gen_body("hi"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.text().await.unwrap(), UNAUTHENTICATED);
 
     // Custom answer, through the control endpoint.
     let resp = c
         .post(fake.url("/_fake/revoke"))
-        .json(&json!({"refresh_token": "1//rt-b", "status": 401, "body": {"error": "token_revoked"}}))
+        .json(
+            &json!({"refresh_token": "1//rt-b", "status": 401, "body": {"error": "token_revoked"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -159,19 +196,31 @@ async fn revoke_gives_invalid_grant_and_kills_access_tokens() {
     fake.add_account(AccountSpec::new(B, "1//rt-b")).await;
     assert_eq!(refresh(&c, &fake, "1//rt-b").await.status(), 200);
 
-    assert!(fake.revoke(RevokeSpec::new("x").answer(999, "")).await.is_err());
+    assert!(fake
+        .revoke(RevokeSpec::new("x").answer(999, ""))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn client_checks() {
     let fake = fake_with_accounts().await;
     let c = client();
-    fake.add_client(ClientSpec { client_id: "cid".into(), client_secret: "cs".into() }).await;
+    fake.add_client(ClientSpec {
+        client_id: "cid".into(),
+        client_secret: "cs".into(),
+    })
+    .await;
     assert_eq!(refresh(&c, &fake, "1//rt-a").await.status(), 200);
 
     let wrong = c
         .post(fake.token_url())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "1//rt-a"), ("client_id", "cid"), ("client_secret", "nope")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//rt-a"),
+            ("client_id", "cid"),
+            ("client_secret", "nope"),
+        ])
         .send()
         .await
         .unwrap();
@@ -184,7 +233,10 @@ async fn client_checks() {
     let basic = c
         .post(fake.token_url())
         .basic_auth("cid", Some("cs"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "1//rt-a")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//rt-a"),
+        ])
         .send()
         .await
         .unwrap();
@@ -194,16 +246,24 @@ async fn client_checks() {
     assert_eq!(resp.status(), 200);
     let any = c
         .post(fake.token_url())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "1//rt-a"), ("client_id", "other")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//rt-a"),
+            ("client_id", "other"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(any.status(), 200);
 
     // An account bound to a client refuses the others.
-    fake.add_account(AccountSpec::new("c@example.com", "1//rt-c").client_id("gemini-cli")).await;
+    fake.add_account(AccountSpec::new("c@example.com", "1//rt-c").client_id("gemini-cli"))
+        .await;
     let (status, body) = json_of(refresh(&c, &fake, "1//rt-c").await).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized_client"))
+    );
 }
 
 #[tokio::test]
@@ -239,7 +299,8 @@ async fn authorization_code_with_pkce() {
     let fake = FakeGoogle::start().await.unwrap();
     let c = client();
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
     let resp = c
         .post(fake.url("/_fake/codes"))
         .json(&json!({"code": "4/code-1", "email": A, "code_challenge": challenge, "redirect_uri": "http://127.0.0.1:9/cb"}))
@@ -248,7 +309,11 @@ async fn authorization_code_with_pkce() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let exchange = |verifier: Option<&'static str>, redirect: &'static str| {
-        let mut form = vec![("grant_type", "authorization_code"), ("code", "4/code-1"), ("redirect_uri", redirect)];
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", "4/code-1"),
+            ("redirect_uri", redirect),
+        ];
         if let Some(v) = verifier {
             form.push(("code_verifier", v));
         }
@@ -256,36 +321,70 @@ async fn authorization_code_with_pkce() {
         async move { json_of(req.send().await.unwrap()).await }
     };
     let (status, body) = exchange(Some("wrong-verifier"), "http://127.0.0.1:9/cb").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let (status, body) = exchange(None, "http://127.0.0.1:9/cb").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let (status, body) = exchange(Some(verifier), "http://elsewhere/cb").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("redirect_uri_mismatch")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("redirect_uri_mismatch"))
+    );
 
     let (status, body) = exchange(Some(verifier), "http://127.0.0.1:9/cb").await;
     assert_eq!(status, 200, "{body}");
     let rt = body["refresh_token"].as_str().unwrap().to_owned();
     assert!(body["expires_in"].as_u64().unwrap() > 0);
     let at = body["access_token"].as_str().unwrap();
-    let (status, info) = json_of(c.get(fake.userinfo_url()).bearer_auth(at).send().await.unwrap()).await;
+    let (status, info) = json_of(
+        c.get(fake.userinfo_url())
+            .bearer_auth(at)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(info["email"], A);
     // The issued refresh token works; the code works only once.
     assert_eq!(refresh(&c, &fake, &rt).await.status(), 200);
     let (status, body) = exchange(Some(verifier), "http://127.0.0.1:9/cb").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
     // Without PKCE, with a fixed refresh token.
-    fake.add_code(CodeSpec::new("4/plain", B).refresh_token("1//from-code")).await.unwrap();
+    fake.add_code(CodeSpec::new("4/plain", B).refresh_token("1//from-code"))
+        .await
+        .unwrap();
     let resp = c
         .post(fake.token_url())
-        .form(&[("grant_type", "authorization_code"), ("code", "4/plain"), ("redirect_uri", "x")])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "4/plain"),
+            ("redirect_uri", "x"),
+        ])
         .send()
         .await
         .unwrap();
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["refresh_token"].as_str()), (200, Some("1//from-code")));
-    assert!(fake.add_code(CodeSpec { code_challenge_method: Some("S512".into()), ..CodeSpec::new("x", A) }).await.is_err());
+    assert_eq!(
+        (status, body["refresh_token"].as_str()),
+        (200, Some("1//from-code"))
+    );
+    assert!(fake
+        .add_code(CodeSpec {
+            code_challenge_method: Some("S512".into()),
+            ..CodeSpec::new("x", A)
+        })
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -293,12 +392,24 @@ async fn userinfo_and_access_token_lifetime() {
     let fake = fake_with_accounts().await;
     let c = client();
     let at = access_token(&c, &fake, "1//rt-a").await;
-    let (status, info) = json_of(c.get(fake.userinfo_url()).bearer_auth(&at).send().await.unwrap()).await;
+    let (status, info) = json_of(
+        c.get(fake.userinfo_url())
+            .bearer_auth(&at)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(info["email"], A);
     assert_eq!(info["verified_email"], true);
     assert!(!info["id"].as_str().unwrap().is_empty());
-    let resp = c.get(fake.userinfo_url()).bearer_auth("ya29.nope").send().await.unwrap();
+    let resp = c
+        .get(fake.userinfo_url())
+        .bearer_auth("ya29.nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = c.get(fake.userinfo_url()).send().await.unwrap();
     assert_eq!(resp.status(), 401);
@@ -333,13 +444,16 @@ async fn generate_content_is_deterministic() {
 
     // System instruction and an image.
     let body = json!({"model": "gemini-2.5-flash", "request": {
-        "systemInstruction": {"parts": [{"text": "be terse"}]},
-        "contents": [{"role": "user", "parts": [
-            {"text": "what is this"},
-            {"inlineData": {"mimeType": "image/png", "data": base64::engine::general_purpose::STANDARD.encode([0u8; 10])}}
-        ]}]}});
+    "systemInstruction": {"parts": [{"text": "be terse"}]},
+    "contents": [{"role": "user", "parts": [
+        {"text": "what is this"},
+        {"inlineData": {"mimeType": "image/png", "data": base64::engine::general_purpose::STANDARD.encode([0u8; 10])}}
+    ]}]}});
     let (_, v) = generate(&c, &fake, &at, &body).await;
-    assert_eq!(answer_text(&v), "[sys:be terse] echo(a@example.com): what is this image(image/png,10)");
+    assert_eq!(
+        answer_text(&v),
+        "[sys:be terse] echo(a@example.com): what is this image(image/png,10)"
+    );
 
     // A function call, then its result.
     let tools = json!([{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object"}}]}]);
@@ -359,13 +473,30 @@ async fn generate_content_is_deterministic() {
     assert_eq!(answer_text(&v), r#"result(get_weather): {"temp":21}"#);
 
     // Bad requests: 400 in Google's shape, no panic.
-    for bad in [json!("nope"), json!({"request": {}}), json!({"model": "m"}), json!({"model": 3, "request": []})] {
+    for bad in [
+        json!("nope"),
+        json!({"request": {}}),
+        json!({"model": "m"}),
+        json!({"model": 3, "request": []}),
+    ] {
         let (status, v) = generate(&c, &fake, &at, &bad).await;
-        assert_eq!((status, v["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{bad}");
+        assert_eq!(
+            (status, v["error"]["status"].as_str()),
+            (400, Some("INVALID_ARGUMENT")),
+            "{bad}"
+        );
     }
-    let resp = c.post(fake.url("v1internal:generateContent")).bearer_auth(&at).body("{{{").send().await.unwrap();
+    let resp = c
+        .post(fake.url("v1internal:generateContent"))
+        .bearer_auth(&at)
+        .body("{{{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = call(&c, &fake, "generateContent", "ya29.unknown", &gen_body("x")).await.unwrap();
+    let resp = call(&c, &fake, "generateContent", "ya29.unknown", &gen_body("x"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.text().await.unwrap(), UNAUTHENTICATED);
 
@@ -375,7 +506,12 @@ async fn generate_content_is_deterministic() {
     assert_eq!(stats.served.len(), 4);
     assert_eq!(
         stats.served[0],
-        Served { email: A.into(), model: "gemini-2.5-pro".into(), project: Some("proj-a".into()), stream: false }
+        Served {
+            email: A.into(),
+            model: "gemini-2.5-pro".into(),
+            project: Some("proj-a".into()),
+            stream: false
+        }
     );
 }
 
@@ -400,7 +536,9 @@ async fn stream_sends_chunks_then_finish() {
     let last = &events.last().unwrap()["response"];
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 4);
-    assert!(events[0]["response"]["candidates"][0].get("finishReason").is_none());
+    assert!(events[0]["response"]["candidates"][0]
+        .get("finishReason")
+        .is_none());
     let stats = fake.stats().await;
     assert_eq!(stats.stream_calls[B], 1);
     assert!(stats.served[0].stream);
@@ -416,15 +554,19 @@ async fn status_and_rate_limit_faults() {
     // Through HTTP: a 503 for account b only, twice, with a header.
     let resp = c
         .post(fake.url("/_fake/faults"))
-        .json(&json!({"endpoint": "generate", "email": B, "kind": "status", "status": 503,
-                      "body": "upstream sad", "headers": {"x-fake": "1"}, "times": 2}))
+        .json(
+            &json!({"endpoint": "generate", "email": B, "kind": "status", "status": 503,
+                      "body": "upstream sad", "headers": {"x-fake": "1"}, "times": 2}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(generate(&c, &fake, &at_a, &gen_body("x")).await.0, 200);
     for _ in 0..2 {
-        let resp = call(&c, &fake, "generateContent", &at_b, &gen_body("x")).await.unwrap();
+        let resp = call(&c, &fake, "generateContent", &at_b, &gen_body("x"))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["x-fake"], "1");
         assert_eq!(resp.text().await.unwrap(), "upstream sad");
@@ -432,18 +574,29 @@ async fn status_and_rate_limit_faults() {
     assert_eq!(generate(&c, &fake, &at_b, &gen_body("x")).await.0, 200);
 
     // Google's 429, with Retry-After.
-    fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "2.5s").header("retry-after", "3")).await.unwrap();
-    let resp = call(&c, &fake, "generateContent", &at_a, &gen_body("x")).await.unwrap();
+    fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "2.5s").header("retry-after", "3"))
+        .await
+        .unwrap();
+    let resp = call(&c, &fake, "generateContent", &at_a, &gen_body("x"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "3");
     let (_, body) = json_of(resp).await;
     assert_eq!(body, rate_limit_body("2.5s", "RATE_LIMIT_EXCEEDED"));
     assert_eq!(body["error"]["details"][0]["retryDelay"], "2.5s");
-    assert_eq!(body["error"]["details"][1]["metadata"]["quotaResetDelay"], "2.5s");
+    assert_eq!(
+        body["error"]["details"][1]["metadata"]["quotaResetDelay"],
+        "2.5s"
+    );
 
     // Forever until cleared; `any` covers token too; order is kept.
-    fake.push_fault(FaultSpec::status(Endpoint::Any, 500).forever()).await.unwrap();
-    fake.push_fault(FaultSpec::status(Endpoint::Token, 502)).await.unwrap();
+    fake.push_fault(FaultSpec::status(Endpoint::Any, 500).forever())
+        .await
+        .unwrap();
+    fake.push_fault(FaultSpec::status(Endpoint::Token, 502))
+        .await
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(refresh(&c, &fake, "1//rt-a").await.status(), 500);
     }
@@ -454,7 +607,9 @@ async fn status_and_rate_limit_faults() {
     assert_eq!(refresh(&c, &fake, "1//rt-a").await.status(), 200);
 
     // Token-endpoint faults default to the OAuth shape.
-    fake.push_fault(FaultSpec::status(Endpoint::Token, 503).for_email(A)).await.unwrap();
+    fake.push_fault(FaultSpec::status(Endpoint::Token, 503).for_email(A))
+        .await
+        .unwrap();
     assert_eq!(refresh(&c, &fake, "1//rt-b").await.status(), 200);
     let (status, body) = json_of(refresh(&c, &fake, "1//rt-a").await).await;
     assert_eq!(status, 503);
@@ -465,7 +620,9 @@ async fn status_and_rate_limit_faults() {
 async fn slow_fault_delays() {
     let fake = fake_with_accounts().await;
     let c = client();
-    fake.push_fault(FaultSpec::slow(Endpoint::Token, 300)).await.unwrap();
+    fake.push_fault(FaultSpec::slow(Endpoint::Token, 300))
+        .await
+        .unwrap();
     let t = Instant::now();
     assert_eq!(refresh(&c, &fake, "1//rt-a").await.status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(300));
@@ -480,15 +637,28 @@ async fn drop_and_network_faults_cut_the_connection() {
     let c = client();
     let at = access_token(&c, &fake, "1//rt-a").await;
 
-    fake.push_fault(FaultSpec::network(Endpoint::Generate)).await.unwrap();
-    let err = call(&c, &fake, "generateContent", &at, &gen_body("x")).await.unwrap_err();
+    fake.push_fault(FaultSpec::network(Endpoint::Generate))
+        .await
+        .unwrap();
+    let err = call(&c, &fake, "generateContent", &at, &gen_body("x"))
+        .await
+        .unwrap_err();
     assert!(err.status().is_none() && err.is_request(), "{err:?}");
-    assert_eq!(io_kind(&err), Some(std::io::ErrorKind::ConnectionReset), "{err:?}");
+    assert_eq!(
+        io_kind(&err),
+        Some(std::io::ErrorKind::ConnectionReset),
+        "{err:?}"
+    );
 
-    fake.push_fault(FaultSpec::drop_connection(Endpoint::Token)).await.unwrap();
+    fake.push_fault(FaultSpec::drop_connection(Endpoint::Token))
+        .await
+        .unwrap();
     let err = c
         .post(fake.token_url())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "1//rt-a")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//rt-a"),
+        ])
         .send()
         .await
         .unwrap_err();
@@ -513,7 +683,15 @@ async fn drop_mid_stream_cuts_after_some_events() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = call(&c, &fake, "streamGenerateContent?alt=sse", &at, &gen_body("one two three")).await.unwrap();
+    let resp = call(
+        &c,
+        &fake,
+        "streamGenerateContent?alt=sse",
+        &at,
+        &gen_body("one two three"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     let mut got = Vec::new();
     let mut body = resp.bytes_stream();
@@ -530,11 +708,17 @@ async fn drop_mid_stream_cuts_after_some_events() {
     assert!(failed, "the body must end in an error");
     let events = sse_events(std::str::from_utf8(&got).unwrap());
     assert_eq!(events.len(), 2);
-    assert!(events.iter().all(|e| e["response"]["candidates"][0].get("finishReason").is_none()));
+    assert!(events
+        .iter()
+        .all(|e| e["response"]["candidates"][0].get("finishReason").is_none()));
 
     // On generate: a truncated JSON body.
-    fake.push_fault(FaultSpec::new(Endpoint::Generate, FaultKind::DropMidStream)).await.unwrap();
-    let resp = call(&c, &fake, "generateContent", &at, &gen_body("x")).await.unwrap();
+    fake.push_fault(FaultSpec::new(Endpoint::Generate, FaultKind::DropMidStream))
+        .await
+        .unwrap();
+    let resp = call(&c, &fake, "generateContent", &at, &gen_body("x"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.is_err());
     assert!(fake.stats().await.served.is_empty());
@@ -546,22 +730,46 @@ async fn load_code_assist_and_models() {
     let c = client();
     let at_a = access_token(&c, &fake, "1//rt-a").await;
     let at_b = access_token(&c, &fake, "1//rt-b").await;
-    let (status, v) = json_of(call(&c, &fake, "loadCodeAssist", &at_a, &json!({"metadata": {}})).await.unwrap()).await;
+    let (status, v) = json_of(
+        call(&c, &fake, "loadCodeAssist", &at_a, &json!({"metadata": {}}))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(v["cloudaicompanionProject"], "proj-a");
     assert_eq!(v["currentTier"]["id"], "free-tier");
-    let (_, v) = json_of(call(&c, &fake, "loadCodeAssist", &at_b, &json!({})).await.unwrap()).await;
+    let (_, v) = json_of(
+        call(&c, &fake, "loadCodeAssist", &at_b, &json!({}))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["cloudaicompanionProject"], "fake-project-b");
-    assert_eq!(call(&c, &fake, "loadCodeAssist", "bad", &json!({})).await.unwrap().status(), 401);
+    assert_eq!(
+        call(&c, &fake, "loadCodeAssist", "bad", &json!({}))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let stats = fake.stats().await;
     assert_eq!(stats.load_code_assist_calls, 3);
     assert_eq!(stats.load_code_assist_calls_by_email[A], 1);
 
-    let (status, v) = json_of(call(&c, &fake, "fetchAvailableModels", &at_a, &json!({})).await.unwrap()).await;
+    let (status, v) = json_of(
+        call(&c, &fake, "fetchAvailableModels", &at_a, &json!({}))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     for m in DEFAULT_MODELS {
         assert_eq!(v["models"][m]["quotaInfo"]["remainingFraction"], 1.0);
-        assert!(v["models"][m]["quotaInfo"]["resetTime"].as_str().unwrap().ends_with('Z'));
+        assert!(v["models"][m]["quotaInfo"]["resetTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
     }
     let resp = c
         .post(fake.url("/_fake/quota"))
@@ -570,13 +778,37 @@ async fn load_code_assist_and_models() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    fake.set_quota(QuotaSpec::new(A, "gemini-3-pro", 0.25)).await.unwrap();
-    let (_, v) = json_of(call(&c, &fake, "fetchAvailableModels", &at_a, &json!({})).await.unwrap()).await;
-    assert_eq!(v["models"]["gemini-2.5-pro"]["quotaInfo"]["remainingFraction"], 0.0);
-    assert_eq!(v["models"]["gemini-2.5-pro"]["quotaInfo"]["resetTime"], "2099-01-01T00:00:00Z");
-    assert_eq!(v["models"]["gemini-3-pro"]["quotaInfo"]["remainingFraction"], 0.25);
-    let (_, v) = json_of(call(&c, &fake, "fetchAvailableModels", &at_b, &json!({})).await.unwrap()).await;
-    assert_eq!(v["models"]["gemini-2.5-pro"]["quotaInfo"]["remainingFraction"], 1.0);
+    fake.set_quota(QuotaSpec::new(A, "gemini-3-pro", 0.25))
+        .await
+        .unwrap();
+    let (_, v) = json_of(
+        call(&c, &fake, "fetchAvailableModels", &at_a, &json!({}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["models"]["gemini-2.5-pro"]["quotaInfo"]["remainingFraction"],
+        0.0
+    );
+    assert_eq!(
+        v["models"]["gemini-2.5-pro"]["quotaInfo"]["resetTime"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        v["models"]["gemini-3-pro"]["quotaInfo"]["remainingFraction"],
+        0.25
+    );
+    let (_, v) = json_of(
+        call(&c, &fake, "fetchAvailableModels", &at_b, &json!({}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["models"]["gemini-2.5-pro"]["quotaInfo"]["remainingFraction"],
+        1.0
+    );
 
     // An exhausted model answers 429 for that account only.
     let (status, v) = generate(&c, &fake, &at_a, &gen_body("x")).await;
@@ -584,30 +816,60 @@ async fn load_code_assist_and_models() {
     assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
     assert_eq!(v["error"]["details"][1]["reason"], "QUOTA_EXHAUSTED");
     assert_eq!(generate(&c, &fake, &at_b, &gen_body("x")).await.0, 200);
-    assert!(fake.set_quota(QuotaSpec { reset_time: Some("soon".into()), ..QuotaSpec::new(A, "m", 1.0) }).await.is_err());
+    assert!(fake
+        .set_quota(QuotaSpec {
+            reset_time: Some("soon".into()),
+            ..QuotaSpec::new(A, "m", 1.0)
+        })
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn fast_mode_answers_anything() {
-    let fake = FakeGoogle::start_with(FakeOptions { fast: true, ..FakeOptions::default() }).await.unwrap();
+    let fake = FakeGoogle::start_with(FakeOptions {
+        fast: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
     let c = client();
     let (status, v) = generate(&c, &fake, "any-token", &json!({"garbage": true})).await;
     assert_eq!((status, answer_text(&v)), (200, "fast"));
-    let resp = call(&c, &fake, "streamGenerateContent?alt=sse", "x", &json!({})).await.unwrap();
+    let resp = call(&c, &fake, "streamGenerateContent?alt=sse", "x", &json!({}))
+        .await
+        .unwrap();
     let events = sse_events(&resp.text().await.unwrap());
     assert_eq!(events.len(), 3);
     assert_eq!(refresh(&c, &fake, "1//whatever").await.status(), 200);
     // Faults still apply in fast mode.
-    fake.push_fault(FaultSpec::status(Endpoint::Generate, 429)).await.unwrap();
+    fake.push_fault(FaultSpec::status(Endpoint::Generate, 429))
+        .await
+        .unwrap();
     assert_eq!(generate(&c, &fake, "t", &json!({})).await.0, 429);
     assert_eq!(generate(&c, &fake, "t", &json!({})).await.0, 200);
     let stats = fake.stats().await;
-    assert_eq!((stats.generate_calls_total, stats.stream_calls_total, stats.token_calls), (3, 1, 1));
+    assert_eq!(
+        (
+            stats.generate_calls_total,
+            stats.stream_calls_total,
+            stats.token_calls
+        ),
+        (3, 1, 1)
+    );
 
-    let resp = c.post(fake.url("/_fake/fast")).json(&json!({"on": false})).send().await.unwrap();
+    let resp = c
+        .post(fake.url("/_fake/fast"))
+        .json(&json!({"on": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json_of(resp).await.1, json!({"fast": false}));
     assert!(!fake.is_fast());
-    assert_eq!(generate(&c, &fake, "any-token", &gen_body("x")).await.0, 401);
+    assert_eq!(
+        generate(&c, &fake, "any-token", &gen_body("x")).await.0,
+        401
+    );
 }
 
 #[tokio::test]
@@ -615,18 +877,30 @@ async fn control_endpoints_refuse_bad_input() {
     let fake = FakeGoogle::start().await.unwrap();
     let c = client();
     let post = |path: &str, body: &'static str| {
-        c.post(fake.url(path)).header("content-type", "application/json").body(body).send()
+        c.post(fake.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
     };
     for (path, body) in [
         ("/_fake/accounts", "{"),
         ("/_fake/accounts", r#"{"email": "", "refresh_token": "x"}"#),
         ("/_fake/faults", r#"{"kind": "explode"}"#),
         ("/_fake/faults", r#"{"kind": "status", "status": 1000}"#),
-        ("/_fake/faults", r#"{"kind": "status", "headers": {"bad header": "x"}}"#),
-        ("/_fake/faults", r#"{"endpoint": "nowhere", "kind": "status"}"#),
+        (
+            "/_fake/faults",
+            r#"{"kind": "status", "headers": {"bad header": "x"}}"#,
+        ),
+        (
+            "/_fake/faults",
+            r#"{"endpoint": "nowhere", "kind": "status"}"#,
+        ),
         ("/_fake/revoke", r#"{"refresh_token": "x", "status": 42}"#),
         ("/_fake/codes", r#"{"code": "c"}"#),
-        ("/_fake/quota", r#"{"email": "a", "model": "m", "remaining_fraction": "lots"}"#),
+        (
+            "/_fake/quota",
+            r#"{"email": "a", "model": "m", "remaining_fraction": "lots"}"#,
+        ),
         ("/_fake/expires_in", r#"{"secs": -1}"#),
         ("/_fake/fast", r#"{"on": "maybe"}"#),
     ] {
@@ -643,12 +917,18 @@ async fn control_endpoints_refuse_bad_input() {
     .await
     .unwrap();
     assert_eq!(resp.status(), 200);
-    let (status, accounts) = json_of(c.get(fake.url("/_fake/accounts")).send().await.unwrap()).await;
+    let (status, accounts) =
+        json_of(c.get(fake.url("/_fake/accounts")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(accounts.as_array().unwrap().len(), 2);
     assert_eq!(accounts[1]["project_id"], "pb");
     assert_eq!(accounts[0]["refresh_tokens"], json!(["1//a"]));
-    let resp = post("/_fake/faults", r#"[{"kind": "slow"}, {"kind": "network", "endpoint": "userinfo"}]"#).await.unwrap();
+    let resp = post(
+        "/_fake/faults",
+        r#"[{"kind": "slow"}, {"kind": "network", "endpoint": "userinfo"}]"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     let (_, faults) = json_of(c.get(fake.url("/_fake/faults")).send().await.unwrap()).await;
     assert_eq!(faults[1]["fault"]["kind"], "network");

@@ -110,7 +110,11 @@ pub struct RevokeSpec {
 impl RevokeSpec {
     /// A plain revoke: later refreshes get Google's `invalid_grant`.
     pub fn new(refresh_token: impl Into<String>) -> Self {
-        Self { refresh_token: refresh_token.into(), status: None, body: None }
+        Self {
+            refresh_token: refresh_token.into(),
+            status: None,
+            body: None,
+        }
     }
 
     /// Makes later refreshes answer this status and body instead.
@@ -240,7 +244,11 @@ pub struct QuotaSpec {
 
 impl QuotaSpec {
     /// A quota with the default reset time.
-    pub fn new(email: impl Into<String>, model: impl Into<String>, remaining_fraction: f64) -> Self {
+    pub fn new(
+        email: impl Into<String>,
+        model: impl Into<String>,
+        remaining_fraction: f64,
+    ) -> Self {
         Self {
             email: email.into(),
             model: model.into(),
@@ -503,7 +511,10 @@ pub struct Stats {
 impl Stats {
     /// Refresh calls made with `refresh_token`.
     pub fn token_calls_for(&self, refresh_token: &str) -> u64 {
-        self.token_calls_by_refresh_token.get(refresh_token).copied().unwrap_or(0)
+        self.token_calls_by_refresh_token
+            .get(refresh_token)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Generate plus stream calls made for `email`.

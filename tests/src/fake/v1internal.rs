@@ -15,7 +15,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
-use super::faults::{self, google_error, json_answer, rate_limit_body, unauthenticated, FaultAction};
+use super::faults::{
+    self, google_error, json_answer, rate_limit_body, unauthenticated, FaultAction,
+};
 use super::gemini::compose;
 use super::oauth::bearer;
 use super::server::ConnHandle;
@@ -33,7 +35,10 @@ pub(crate) fn cut_after(chunks: Vec<Bytes>, content_type: &'static str) -> Respo
     let cut = futures::stream::once(async {
         // Lets hyper flush what went before.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "fake: connection cut mid-answer"))
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "fake: connection cut mid-answer",
+        ))
     });
     let body = futures::stream::iter(chunks.into_iter().map(Ok)).chain(cut);
     let mut resp = Response::new(Body::from_stream(body));
@@ -77,7 +82,13 @@ fn delay_until(reset_time: &str) -> String {
 }
 
 /// Shared body of generate and stream.
-async fn content(shared: Arc<Shared>, conn: Option<Extension<ConnHandle>>, headers: HeaderMap, body: Bytes, stream: bool) -> Response {
+async fn content(
+    shared: Arc<Shared>,
+    conn: Option<Extension<ConnHandle>>,
+    headers: HeaderMap,
+    body: Bytes,
+    stream: bool,
+) -> Response {
     let (counter, endpoint) = if stream {
         (&shared.counters.stream, Endpoint::Stream)
     } else {
@@ -87,11 +98,16 @@ async fn content(shared: Arc<Shared>, conn: Option<Extension<ConnHandle>>, heade
     let who = lookup(&shared, &headers);
     if let Some(email) = who.email() {
         shared.with(|inner| {
-            let map = if stream { &mut inner.stats.stream_calls } else { &mut inner.stats.generate_calls };
+            let map = if stream {
+                &mut inner.stats.stream_calls
+            } else {
+                &mut inner.stats.generate_calls
+            };
             bump(map, email);
         });
     }
-    let cut = match faults::apply(&shared, conn.as_ref().map(|c| &c.0), endpoint, who.email()).await {
+    let cut = match faults::apply(&shared, conn.as_ref().map(|c| &c.0), endpoint, who.email()).await
+    {
         FaultAction::Proceed => None,
         FaultAction::Respond(resp) => return resp,
         FaultAction::MidStream { after_events } => Some(after_events as usize),
@@ -100,7 +116,16 @@ async fn content(shared: Arc<Shared>, conn: Option<Extension<ConnHandle>>, heade
         return match (cut, stream) {
             (None, true) => fast::sse(),
             (None, false) => fast::json(fast::GENERATE),
-            (Some(_), true) => cut_after(vec![Bytes::from_static(fast::STREAM.split_inclusive("\n\n").next().unwrap_or("").as_bytes())], SSE),
+            (Some(_), true) => cut_after(
+                vec![Bytes::from_static(
+                    fast::STREAM
+                        .split_inclusive("\n\n")
+                        .next()
+                        .unwrap_or("")
+                        .as_bytes(),
+                )],
+                SSE,
+            ),
             (Some(_), false) => cut_json(fast::GENERATE.to_owned()),
         };
     }
@@ -110,7 +135,11 @@ async fn content(shared: Arc<Shared>, conn: Option<Extension<ConnHandle>>, heade
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return google_error(400, "Invalid JSON payload received.");
     };
-    let Some(model) = v.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+    let Some(model) = v
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    else {
         return google_error(400, "Invalid request: model is required.");
     };
     let Some(request) = v.get("request").filter(|r| r.is_object()) else {
@@ -118,14 +147,20 @@ async fn content(shared: Arc<Shared>, conn: Option<Extension<ConnHandle>>, heade
     };
     let project = v.get("project").and_then(Value::as_str).map(str::to_owned);
 
-    let (quota, response_id) = shared.with(|inner| (inner.quota(&email, model), inner.new_response_id()));
+    let (quota, response_id) =
+        shared.with(|inner| (inner.quota(&email, model), inner.new_response_id()));
     if let Some(q) = quota.filter(|q| q.fraction <= 0.0) {
         let body = rate_limit_body(&delay_until(&q.reset_time), "QUOTA_EXHAUSTED");
         return json_answer(429, body.to_string());
     }
 
     let composed = compose(&email, request);
-    let served = Served { email, model: model.to_owned(), project, stream };
+    let served = Served {
+        email,
+        model: model.to_owned(),
+        project,
+        stream,
+    };
     if stream {
         let events = composed.events(model, &response_id);
         if let Some(n) = cut {
@@ -203,7 +238,15 @@ pub(crate) async fn load_code_assist(
     headers: HeaderMap,
     _body: Bytes,
 ) -> Response {
-    let email = match small_call(&shared, conn.as_ref(), &headers, Endpoint::LoadCodeAssist, fast::LOAD_CODE_ASSIST).await {
+    let email = match small_call(
+        &shared,
+        conn.as_ref(),
+        &headers,
+        Endpoint::LoadCodeAssist,
+        fast::LOAD_CODE_ASSIST,
+    )
+    .await
+    {
         Ok(email) => email,
         Err(resp) => return resp,
     };
@@ -223,7 +266,15 @@ pub(crate) async fn fetch_available_models(
     headers: HeaderMap,
     _body: Bytes,
 ) -> Response {
-    let email = match small_call(&shared, conn.as_ref(), &headers, Endpoint::FetchAvailableModels, fast::MODELS).await {
+    let email = match small_call(
+        &shared,
+        conn.as_ref(),
+        &headers,
+        Endpoint::FetchAvailableModels,
+        fast::MODELS,
+    )
+    .await
+    {
         Ok(email) => email,
         Err(resp) => return resp,
     };
