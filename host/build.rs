@@ -22,6 +22,15 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
 
+    // Only members of the plugins workspace are built, so only they can be
+    // bundled (a crate being drafted in plugins/ is left alone).
+    let workspace = fs::read_to_string(plugins.join("Cargo.toml")).expect("read plugins/Cargo.toml");
+    let members = workspace
+        .split("members")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or("")
+        .to_string();
     let mut bundled = Vec::new();
     for entry in fs::read_dir(&plugins).expect("read plugins/") {
         let dir = entry.unwrap().path();
@@ -35,6 +44,10 @@ fn main() {
         let text = fs::read_to_string(&manifest).unwrap();
         let Some(kind) = metadata_kind(&text) else { continue };
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if !members.contains(&format!("\"{name}\"")) {
+            println!("cargo:warning=plugins/{name} is not a member of plugins/Cargo.toml: not bundled");
+            continue;
+        }
         bundled.push((name, kind));
     }
     bundled.sort();

@@ -58,7 +58,7 @@ pub struct ActionCounters {
 pub struct Actions {
     store: Store,
     pool: Arc<Pool>,
-    recent_disables: Mutex<VecDeque<u64>>,
+    recent_disables: Mutex<VecDeque<(u64, String)>>,
     /// What was done.
     pub counters: ActionCounters,
 }
@@ -122,7 +122,12 @@ impl Actions {
         let email = report.failure.email.clone();
         match verdict {
             Verdict::Disable(reason) => {
-                if let Some(why) = self.guard_refuses(policy) {
+                let current = acc.file();
+                if current.disabled || current.token.refresh_token != report.refresh_token {
+                    // Already disabled, or re-added with a new token since.
+                    return Next::RetryNext;
+                }
+                if let Some(why) = self.guard_refuses(policy, &acc.id) {
                     self.counters.guarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(
                         account = %acc.id, email = %email,
@@ -140,6 +145,7 @@ impl Actions {
                 let used = report.refresh_token.clone();
                 let now = crate::util::now_secs();
                 let r = reason.clone();
+                // The guard reserved this disable's place in the window.
                 let written = self
                     .write(acc, move |f| {
                         // Only if the token that failed is still the one on
@@ -151,7 +157,6 @@ impl Actions {
                     .await;
                 if written.is_some_and(|f| f.disabled) {
                     self.counters.disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.recent_disables.lock().push_back(now_ms());
                 }
                 Next::RetryNext
             }
@@ -199,12 +204,17 @@ impl Actions {
     }
 
     /// True (with the reason) when one more disable would be a storm.
-    fn guard_refuses(&self, policy: &Policy) -> Option<String> {
+    fn guard_refuses(&self, policy: &Policy, id: &str) -> Option<String> {
         let g = &policy.guard;
         let now = now_ms();
         let mut recent = self.recent_disables.lock();
-        while recent.front().is_some_and(|t| now.saturating_sub(*t) > g.window_secs * 1000) {
+        while recent.front().is_some_and(|(t, _)| now.saturating_sub(*t) > g.window_secs * 1000) {
             recent.pop_front();
+        }
+        // The same account judged twice at once (a request and the
+        // refresher) is one disable.
+        if recent.iter().any(|(_, a)| a == id) {
+            return None;
         }
         let count = recent.len() as u32;
         if count >= g.max_disables {
@@ -222,6 +232,9 @@ impl Actions {
                 g.max_fraction
             ));
         }
+        // Checked and counted under one lock: concurrent disables cannot
+        // all slip under the limit.
+        recent.push_back((now, id.to_string()));
         None
     }
 

@@ -12,6 +12,7 @@ use crate::actions::{FailureReport, Next};
 use crate::app::App;
 use crate::plugins::{Failure, Phase, Protocol, SelectOutcome, SelectRequest};
 use crate::pool::{Lease, LiveAccount};
+use super::upstream::UpstreamCallError;
 use crate::util::now_ms;
 
 /// Largest error body read from the upstream (for classification and the
@@ -87,7 +88,13 @@ pub async fn dispatch(app: &App, call: &Call) -> Result<Served, DispatchError> {
     let mut last_error: Option<DispatchError> = None;
     let mut client_misconfigured = None::<String>;
 
-    for attempt in 1..=max_attempts {
+    // Attempts count upstream calls: an account whose token cannot be
+    // refreshed is skipped without using one (the selector runs out of
+    // candidates when every account was tried).
+    let mut upstream_calls = 0;
+    let mut attempt = 0;
+    while upstream_calls < max_attempts {
+        attempt += 1;
         let now = now_ms();
         app.pool.expire(now);
         let req = SelectRequest {
@@ -119,13 +126,16 @@ pub async fn dispatch(app: &App, call: &Call) -> Result<Served, DispatchError> {
             }
             Err((err, status, misconfig)) => {
                 lease.finish(false, status);
+                if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_)) {
+                    upstream_calls += 1;
+                }
                 if let Some(m) = misconfig {
                     client_misconfigured = Some(m);
                 }
                 match err {
                     Attempt::Pass(e) => return Err(e),
                     Attempt::Next(e) => {
-                        if attempt < max_attempts {
+                        if upstream_calls < max_attempts {
                             app.metrics.retry();
                         }
                         last_error = e.or(last_error);
@@ -179,35 +189,44 @@ async fn try_account(
             return Err((Attempt::Next(None), None, misconfig));
         }
     };
-    let project = match project_of(app, acc, &token).await {
-        Ok(p) => p,
-        Err(msg) => {
-            tracing::warn!(account = %acc.id, email = %email, "cannot find the account's Code Assist project: {msg}; trying next account");
-            return Err((Attempt::Next(Some(DispatchError::Network(msg))), None, None));
-        }
-    };
-    let body = envelope(&call.model, &project, &call.request);
     let mut refreshed_once = false;
     let mut same_retries = 0;
     loop {
-        let started = std::time::Instant::now();
-        let sent = app.upstream.generate(&token, body.clone(), call.stream).await;
-        app.metrics.upstream_latency(started.elapsed());
-        let (status, resp_body, headers, failure_err) = match sent {
-            Ok(resp) if resp.status().is_success() => return Ok(resp),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers: Vec<(String, String)> = resp
-                    .headers()
-                    .iter()
-                    .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
-                    .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-                    .collect();
-                let body = read_bounded(resp).await;
-                (Some(status), body, headers, None)
+        // The project comes first (found once, then on file); its failures
+        // are judged like any upstream failure (a 401 here is the same sign
+        // of a revoked grant as on generate).
+        let sent = match project_of(app, acc, &token).await {
+            Ok(project) => {
+                let body = envelope(&call.model, &project, &call.request);
+                let started = std::time::Instant::now();
+                let sent = app.upstream.generate(&token, body, call.stream).await;
+                app.metrics.upstream_latency(started.elapsed());
+                match sent {
+                    Ok(resp) if resp.status().is_success() => return Ok(resp),
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let headers: Vec<(String, String)> = resp
+                            .headers()
+                            .iter()
+                            .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
+                            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                            .collect();
+                        Err((Some(status), read_bounded(resp).await, headers))
+                    }
+                    Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
+                }
             }
-            Err(e) => (None, Bytes::new(), Vec::new(), Some(e.0)),
+            Err(UpstreamCallError::Status { status, body }) => {
+                tracing::warn!(account = %acc.id, email = %email, "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
+                Err((Some(status), Bytes::from(body), Vec::new()))
+            }
+            Err(UpstreamCallError::Network(m)) => Err((None, Bytes::from(m), Vec::new())),
         };
+        let (status, resp_body, headers) = match sent {
+            Ok(resp) => return Ok(resp),
+            Err(f) => f,
+        };
+        let failure_err = status.is_none().then(|| String::from_utf8_lossy(&resp_body).into_owned());
         app.metrics.upstream_error(status);
         let text = match &failure_err {
             Some(e) => e.clone(),
@@ -300,16 +319,18 @@ async fn read_bounded(mut resp: reqwest::Response) -> Bytes {
 
 /// The account's Code Assist project: from its file, else `loadCodeAssist`
 /// (then persisted).
-async fn project_of(app: &App, acc: &Arc<LiveAccount>, token: &str) -> Result<String, String> {
+async fn project_of(app: &App, acc: &Arc<LiveAccount>, token: &str) -> Result<String, UpstreamCallError> {
     if let Some(p) = acc.token().project_id.filter(|p| !p.is_empty()) {
         return Ok(p);
     }
     let project = app
         .upstream
         .load_code_assist(token)
-        .await
-        .map_err(|e| format!("loadCodeAssist failed: {e}"))?
-        .ok_or_else(|| "loadCodeAssist gave no project (the account may need onboarding in Gemini Code Assist)".to_string())?;
+        .await?
+        .ok_or_else(|| UpstreamCallError::Status {
+            status: 403,
+            body: "loadCodeAssist gave no project: the account needs onboarding in Gemini Code Assist".into(),
+        })?;
     let store = app.store.clone();
     let id = acc.id.clone();
     let p = project.clone();
