@@ -69,6 +69,12 @@ impl App {
         let tokens = Arc::new(TokenManager::new(oauth.clone(), store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
         let upstream = Upstream::new(&config.upstream)?;
+        let q = policy.current().quota_protection.clone();
+        pool.set_quota_rule(q.enabled.then(|| crate::pool::QuotaRule {
+            threshold: q.threshold,
+            models: q.models.clone(),
+            unknown_reset_ms: q.refresh_secs * 1000,
+        }));
         Ok(Arc::new(App { config, store, pool, policy, tokens, actions, upstream, engine, oauth, metrics: Metrics::new() }))
     }
 
@@ -78,7 +84,79 @@ impl App {
         crate::watch::watch_accounts(self.clone())?;
         self.policy.watch()?;
         tokio::spawn(refresher(self.clone()));
+        tokio::spawn(quota_poller(self.clone()));
         Ok(())
+    }
+}
+
+/// Apply the policy's quota protection to the pool.
+pub fn apply_quota_rule(app: &App) {
+    let q = app.policy.current().quota_protection.clone();
+    app.pool.set_quota_rule(q.enabled.then(|| crate::pool::QuotaRule {
+        threshold: q.threshold,
+        models: q.models.clone(),
+        unknown_reset_ms: q.refresh_secs * 1000,
+    }));
+}
+
+/// Fetch one account's per-model quota and save it in its file.
+pub async fn fetch_quota(app: &App, acc: &Arc<crate::pool::LiveAccount>) -> anyhow::Result<()> {
+    let token = app.tokens.access_token(acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
+    let project = acc.token().project_id;
+    let report = app.upstream.fetch_available_models(&token, project.as_deref()).await?;
+    if report.is_empty() {
+        return Ok(());
+    }
+    let store = app.store.clone();
+    let id = acc.id.clone();
+    let file = tokio::task::spawn_blocking(move || {
+        store.update(&id, |f| {
+            for q in &report {
+                f.quota.insert(q.model.clone(), crate::store::ModelQuota { remaining_fraction: q.remaining_fraction, reset_at: q.reset_at });
+            }
+        })
+    })
+    .await??;
+    app.pool.upsert_file(file);
+    Ok(())
+}
+
+/// Fetches every account's quota on a schedule (quota protection and
+/// quota-aware selection), and follows the policy's quota rule.
+async fn quota_poller(app: Arc<App>) {
+    use futures::StreamExt;
+    let mut generation = u64::MAX;
+    let mut next_fetch = tokio::time::Instant::now();
+    loop {
+        if app.policy.generation() != generation {
+            generation = app.policy.generation();
+            apply_quota_rule(&app);
+        }
+        let q = app.policy.current().quota_protection.clone();
+        if tokio::time::Instant::now() >= next_fetch {
+            next_fetch = tokio::time::Instant::now() + Duration::from_secs(q.refresh_secs.max(1));
+            let accounts: Vec<_> = app
+                .pool
+                .ids()
+                .into_iter()
+                .filter_map(|id| app.pool.get(&id))
+                .filter(|a| {
+                    let f = a.file();
+                    !f.disabled && !f.proxy_disabled
+                })
+                .collect();
+            futures::stream::iter(accounts)
+                .for_each_concurrent(4, |acc| {
+                    let app = app.clone();
+                    async move {
+                        if let Err(e) = fetch_quota(&app, &acc).await {
+                            tracing::debug!(account = %acc.id, "quota fetch failed: {e:#}");
+                        }
+                    }
+                })
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

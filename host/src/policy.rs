@@ -81,7 +81,7 @@ pub enum ClassifierMode {
 struct PluginSpec {
     plugin: Spanned<String>,
     #[serde(default)]
-    config: Option<toml::Value>,
+    config: Option<Spanned<toml::Value>>,
     #[serde(default)]
     mode: ClassifierMode,
 }
@@ -91,7 +91,7 @@ struct PluginSpec {
 struct SelectorSpec {
     plugin: Spanned<String>,
     #[serde(default)]
-    config: Option<toml::Value>,
+    config: Option<Spanned<toml::Value>>,
 }
 
 /// `[guard]`: the brake on disable storms. More than `max_disables`
@@ -196,28 +196,36 @@ impl Policy {
             }
             source
         };
-        let plugin_err = |span: std::ops::Range<usize>, cause| PolicyError::Plugin { file: file_desc.clone(), line: line_of(span), cause };
-
-        let (selector, sel_config) = match &spec.selector {
-            Some(s) => (source_of(&s.plugin), (s.config.clone(), s.plugin.span())),
-            None => (PluginSource::Bundled("round-robin".into()), (None, 0..0)),
+        // A rejected config points at the config's line, anything else at
+        // the plugin's.
+        let plugin_err = |plugin_span: std::ops::Range<usize>, config: &Option<Spanned<toml::Value>>, cause: PluginError| {
+            let span = match (&cause, config) {
+                (PluginError::ConfigRejected { .. }, Some(c)) => c.span(),
+                _ => plugin_span,
+            };
+            PolicyError::Plugin { file: file_desc.clone(), line: line_of(span), cause }
         };
-        let config_json = to_json(sel_config.0.as_ref()).map_err(|c| invalid(line_of(sel_config.1.clone()), c))?;
-        let selector = SelectorPlugin::load(engine, &selector, &config_json).map_err(|e| plugin_err(sel_config.1.clone(), e))?;
+
+        let (selector, sel_config, sel_span) = match &spec.selector {
+            Some(s) => (source_of(&s.plugin), s.config.clone(), s.plugin.span()),
+            None => (PluginSource::Bundled("round-robin".into()), None, 0..0),
+        };
+        let config_json = to_json(sel_config.as_ref().map(|c| c.get_ref())).map_err(|c| invalid(line_of(sel_span.clone()), c))?;
+        let selector = SelectorPlugin::load(engine, &selector, &config_json).map_err(|e| plugin_err(sel_span.clone(), &sel_config, e))?;
 
         let mut classifiers = Vec::new();
         let chain: Vec<&PluginSpec> = spec.classifier.iter().collect();
         for c in chain {
             let source = source_of(&c.plugin);
-            let config_json = to_json(c.config.as_ref()).map_err(|e| invalid(line_of(c.plugin.span()), e))?;
-            let plugin = ClassifierPlugin::load(engine, &source, &config_json).map_err(|e| plugin_err(c.plugin.span(), e))?;
+            let config_json = to_json(c.config.as_ref().map(|c| c.get_ref())).map_err(|e| invalid(line_of(c.plugin.span()), e))?;
+            let plugin = ClassifierPlugin::load(engine, &source, &config_json).map_err(|e| plugin_err(c.plugin.span(), &c.config, e))?;
             classifiers.push(ChainLink { plugin, mode: c.mode });
         }
         if classifiers.is_empty() {
             // No chain at all would mean no invalid_grant handling: run the
             // bundled default, as a policy without [[classifier]] expects.
             let plugin = ClassifierPlugin::load(engine, &PluginSource::Bundled("default".into()), "{}")
-                .map_err(|e| plugin_err(0..0, e))?;
+                .map_err(|e| plugin_err(0..0, &None, e))?;
             classifiers.push(ChainLink { plugin, mode: ClassifierMode::Act });
         }
         let quota_protection = match spec.quota_protection {

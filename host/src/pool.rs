@@ -110,6 +110,20 @@ struct Inner {
     by_id: HashMap<String, u32>,
     /// Earliest account-wide cooldown end, for cheap expiry checks.
     next_expiry_ms: u64,
+    /// Slots with any model cooldown or quota block: what
+    /// `unavailable_for` scans, so a request never walks the whole pool.
+    blocked: std::collections::BTreeSet<u32>,
+}
+
+impl Inner {
+    fn reindex(&mut self, slot: usize) {
+        let st = &self.state[slot];
+        if st.model_cooldowns.is_empty() && st.quota_blocks.is_empty() {
+            self.blocked.remove(&(slot as u32));
+        } else {
+            self.blocked.insert(slot as u32);
+        }
+    }
 }
 
 struct EventLog {
@@ -131,8 +145,20 @@ impl EventLog {
     }
 }
 
+/// Quota protection as the policy sets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaRule {
+    /// Remaining fraction under which an account stops serving a model.
+    pub threshold: f64,
+    /// Models it applies to (empty: all).
+    pub models: Vec<String>,
+    /// How long to hold off when the reset time is unknown, ms.
+    pub unknown_reset_ms: u64,
+}
+
 /// The live pool.
 pub struct Pool {
+    quota_rule: RwLock<Option<QuotaRule>>,
     inner: RwLock<Inner>,
     log: Mutex<EventLog>,
     next_expiry_ms: AtomicU64,
@@ -302,7 +328,8 @@ impl Pool {
     /// An empty pool.
     pub fn new() -> Self {
         Pool {
-            inner: RwLock::new(Inner { accounts: Vec::new(), state: Vec::new(), by_id: HashMap::new(), next_expiry_ms: u64::MAX }),
+            quota_rule: RwLock::new(None),
+            inner: RwLock::new(Inner { accounts: Vec::new(), state: Vec::new(), by_id: HashMap::new(), next_expiry_ms: u64::MAX, blocked: Default::default() }),
             log: Mutex::new(EventLog { first_seq: 0, events: VecDeque::new() }),
             next_expiry_ms: AtomicU64::new(u64::MAX),
         }
@@ -368,8 +395,28 @@ impl Pool {
                 st.model_cooldowns.insert(c.scope.clone(), block);
             }
         }
+        let rule = self.quota_rule.read().clone();
+        inner.state[slot].quota_blocks = quota_blocks(&file, rule.as_ref(), now);
+        inner.reindex(slot);
         self.publish(&mut inner, slot, labels_changed, now);
         acc
+    }
+
+    /// Set (or lift, with `None`) quota protection, and apply it to every
+    /// account's last known quota now.
+    pub fn set_quota_rule(&self, rule: Option<QuotaRule>) {
+        if *self.quota_rule.read() == rule {
+            return;
+        }
+        *self.quota_rule.write() = rule.clone();
+        let now = now_ms();
+        let mut inner = self.inner.write();
+        for slot in 0..inner.accounts.len() {
+            let Some(acc) = inner.accounts[slot].clone() else { continue };
+            let blocks = quota_blocks(&acc.file.read(), rule.as_ref(), now);
+            inner.state[slot].quota_blocks = blocks;
+            inner.reindex(slot);
+        }
     }
 
     /// Forget an account (its file was removed).
@@ -382,6 +429,7 @@ impl Pool {
         }
         inner.state[slot] = SlotState::default();
         inner.accounts[slot] = None;
+        inner.reindex(slot);
         true
     }
 
@@ -467,6 +515,7 @@ impl Pool {
                 inner.state[slot].model_cooldowns.insert(m.clone(), block);
             }
         }
+        inner.reindex(slot);
         self.publish(&mut inner, slot, false, now);
     }
 
@@ -484,6 +533,7 @@ impl Pool {
                 st.quota_blocks.remove(model);
             }
         }
+        inner.reindex(slot as usize);
     }
 
     fn success_ends_cooldown(&self, slot: u32, model: &str, started_ms: u64) {
@@ -502,6 +552,7 @@ impl Pool {
             if st.account_cooldown.as_ref().is_some_and(|b| b.since_ms <= started_ms) {
                 st.account_cooldown = None;
             }
+            inner.reindex(slot as usize);
             self.publish(&mut inner, slot as usize, false, now_ms());
         }
     }
@@ -510,14 +561,15 @@ impl Pool {
     pub fn unavailable_for(&self, model: &str, now: u64) -> Vec<u32> {
         let inner = self.inner.read();
         let mut out = Vec::new();
-        for (slot, st) in inner.state.iter().enumerate() {
-            if !st.selectable || (st.model_cooldowns.is_empty() && st.quota_blocks.is_empty()) {
+        for &slot in &inner.blocked {
+            let st = &inner.state[slot as usize];
+            if !st.selectable {
                 continue;
             }
             let blocked = st.model_cooldowns.get(model).is_some_and(|b| b.until_ms > now)
                 || st.quota_blocks.get(model).is_some_and(|b| b.until_ms > now);
             if blocked {
-                out.push(slot as u32);
+                out.push(slot);
             }
         }
         out
@@ -646,6 +698,28 @@ impl Pool {
             .unwrap_or_default();
         format!("no account can serve {model} now: of {total} accounts, {}{when}", parts.join(", "))
     }
+}
+
+/// The models `file`'s quota keeps it off under `rule`: remaining fraction
+/// under the threshold, until the reset time (per model, not the account).
+fn quota_blocks(file: &AccountFile, rule: Option<&QuotaRule>, now: u64) -> HashMap<String, Block> {
+    let Some(rule) = rule else { return HashMap::new() };
+    file.quota
+        .iter()
+        .filter(|(model, q)| {
+            q.remaining_fraction < rule.threshold && (rule.models.is_empty() || rule.models.iter().any(|m| crate::config::wildcard_match(m, model)))
+        })
+        .filter_map(|(model, q)| {
+            let until = match q.reset_at {
+                Some(s) => (s.max(0) as u64) * 1000,
+                None => now + rule.unknown_reset_ms,
+            };
+            (until > now).then(|| {
+                let reason = format!("quota {:.0}% < {:.0}% until reset", q.remaining_fraction * 100.0, rule.threshold * 100.0);
+                (model.clone(), Block { until_ms: until, reason, since_ms: now })
+            })
+        })
+        .collect()
 }
 
 fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> AccountView {

@@ -81,7 +81,7 @@ fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
 }
 
 /// Carry one call through the pool.
-pub async fn dispatch(app: &App, call: &Call) -> Result<Served, DispatchError> {
+pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchError> {
     let policy = app.policy.current();
     let max_attempts = app.config.server.max_attempts;
     let mut tried: Vec<u32> = Vec::new();
@@ -165,7 +165,7 @@ enum Attempt {
 /// Everything done on one account for one attempt (token, project,
 /// upstream, the same-account retries a verdict may ask for).
 async fn try_account(
-    app: &App,
+    app: &Arc<App>,
     policy: &crate::policy::Policy,
     call: &Call,
     acc: &Arc<LiveAccount>,
@@ -249,6 +249,15 @@ async fn try_account(
             None => DispatchError::Network(format!("upstream unreachable: {text}")),
         };
         tracing::info!(account = %acc.id, email = %email, status = ?status, attempt, "upstream failure: {}", crate::util::truncate_utf8(&text, 300));
+        if status == Some(429) && text.contains("QUOTA_EXHAUSTED") {
+            // Learn the real quota (and reset time) now, not at the next poll.
+            let (app2, acc2) = (app.clone(), acc.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::app::fetch_quota(&app2, &acc2).await {
+                    tracing::debug!(account = %acc2.id, "quota fetch after 429 failed: {e:#}");
+                }
+            });
+        }
         let next = app
             .actions
             .handle(policy, FailureReport { failure, account: acc, refresh_token: acc.token().refresh_token })

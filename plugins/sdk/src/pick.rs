@@ -90,7 +90,8 @@ impl RoundRobin {
 }
 
 /// How busy an account looks, smaller is better: in flight, then last use
-/// (least recently used first), then failures.
+/// (least recently used first), then failures. Full ties go to a random
+/// one of the tied accounts.
 pub fn busy_key(account: &Account) -> (u32, u64, u32) {
     (account.in_flight, account.last_used_ms, account.failures)
 }
@@ -121,7 +122,26 @@ impl LeastBusy {
             return None;
         }
         if self.choices == 0 || self.choices >= n {
-            return pool.candidates(req).min_by_key(|a| busy_key(a)).map(|a| a.slot);
+            // Full ties (picks in the same millisecond tie on last use) go
+            // to a uniformly random one of the tied: a reservoir of one.
+            let mut best: Option<&Account> = None;
+            let mut ties = 0usize;
+            for acc in pool.candidates(req) {
+                match best.map_or(Ordering::Less, |b| busy_key(acc).cmp(&busy_key(b))) {
+                    Ordering::Less => {
+                        best = Some(acc);
+                        ties = 1;
+                    }
+                    Ordering::Equal => {
+                        ties += 1;
+                        if self.rng.below(ties) == 0 {
+                            best = Some(acc);
+                        }
+                    }
+                    Ordering::Greater => {}
+                }
+            }
+            return best.map(|a| a.slot);
         }
         // Sample uniformly among candidates by redrawing excluded or
         // already sampled accounts (exclusions are few in practice); only
@@ -343,6 +363,28 @@ mod tests {
             session_id: None,
         }));
         assert_eq!(lb.pick(&q, &req), Some(1));
+    }
+
+    #[test]
+    fn least_busy_spreads_picks_made_in_the_same_millisecond() {
+        let mut p = pool(4);
+        let mut lb = LeastBusy::new(0, Rng::new(5));
+        let req = request("m");
+        let mut counts = [0u32; 4];
+        for _ in 0..4_000 {
+            let s = lb.pick(&p, &req).unwrap();
+            counts[s as usize] += 1;
+            p.mark_picked(s, 1_000);
+            p.apply(&PoolEvent::Finished(crate::selector::Outcome {
+                slot: s,
+                success: true,
+                status: Some(200),
+                latency_ms: 0,
+                model: "m".into(),
+                session_id: None,
+            }));
+        }
+        assert!(counts.iter().all(|c| *c > 500), "{counts:?}");
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Sessions {
         }
     }
 
+    #[cfg(test)]
     /// Number of live bindings (expired ones may linger until the next
     /// [`Sessions::expire`]).
     pub fn len(&self) -> usize {

@@ -958,3 +958,28 @@ fn debug_output_hides_secrets() {
     let shown = format!("{:?}", RevokeSpec::new("1//0gSECRETSECRETSECRET"));
     assert!(!shown.contains("SECRETSECRETSECRET"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_mode_serves_many_concurrent_calls() {
+    let fake = FakeGoogle::start_with(FakeOptions { fast: true, ..FakeOptions::default() }).await.unwrap();
+    let c = client();
+    let url = fake.url("v1internal:generateContent");
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (c, url) = (c.clone(), url.clone());
+        tasks.spawn(async move {
+            for _ in 0..250 {
+                let resp = c.post(&url).bearer_auth("t").body("{}").send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("fast mode: 4000 calls in {secs:.2}s ({:.0}/s)", 4000.0 / secs);
+    assert_eq!(fake.stats().await.generate_calls_total, 4000);
+}
