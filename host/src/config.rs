@@ -213,11 +213,13 @@ pub struct PluginsConfig {
     pub call_timeout_ms: u64,
     /// Largest plugin memory, MiB.
     pub memory_limit_mib: usize,
+    /// Where compiled plugins are cached (default `<data_dir>/cache/plugins`).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        PluginsConfig { call_timeout_ms: 100, memory_limit_mib: 64 }
+        PluginsConfig { call_timeout_ms: 100, memory_limit_mib: 64, cache_dir: None }
     }
 }
 
@@ -346,6 +348,8 @@ impl Config {
             upstream.base_url = url;
         }
 
+        let mut plugins = file.plugins;
+        plugins.cache_dir = plugins.cache_dir.as_deref().map(relative);
         let config = Config {
             data_dir,
             config_file,
@@ -354,7 +358,7 @@ impl Config {
             oauth,
             upstream,
             log: file.log,
-            plugins: file.plugins,
+            plugins,
             models: file.models,
         };
         config.validate()?;
@@ -382,7 +386,7 @@ impl Config {
 
     /// Where compiled plugins are cached.
     pub fn plugin_cache_dir(&self) -> PathBuf {
-        self.data_dir.join("cache").join("plugins")
+        self.plugins.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("cache").join("plugins"))
     }
 
     /// Where daily log files go.

@@ -99,9 +99,11 @@ timeout_secs = 30
 
 [plugins]
 call_timeout_ms = 200
+cache_dir = "{cache}"
 {extra}
 "#,
             dir = self.dir.path().display(),
+            cache = root().join("target/test-plugin-cache").display(),
             extra = self.extra_config,
         );
         std::fs::write(self.config_path(), text).unwrap();
