@@ -4,7 +4,8 @@
 //! the way the proxy's do.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use grantpool::plugins::{
@@ -16,13 +17,21 @@ use grantpool::pool::{CooldownScope, Lease, Pool};
 use grantpool::store::{AccountFile, ModelQuota, TokenData};
 use grantpool::util::now_ms;
 
+/// One engine for the whole binary, with a compile cache: each plugin is
+/// compiled once, not once per test.
 fn engine() -> Arc<PluginEngine> {
-    PluginEngine::new(EngineOptions {
-        // Debug test builds on a busy machine: generous, still bounded.
-        call_timeout: Duration::from_millis(500),
-        ..Default::default()
-    })
-    .unwrap()
+    static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            PluginEngine::new(EngineOptions {
+                cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("strategies-compile-cache")),
+                // Debug test builds on a busy machine: generous, still bounded.
+                call_timeout: Duration::from_millis(500),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .clone()
 }
 
 /// An account file `id` with `labels`.
@@ -346,6 +355,27 @@ fn weighted_follows_weights_quota_and_tiers() {
     assert_eq!(h.id(h.serve("other", None)), "paid2");
     h.cool("free1", 60_000);
     assert_eq!(h.id(h.serve("m", None)), "none");
+}
+
+#[test]
+fn the_template_builds_to_a_working_selector() {
+    // host/build.rs builds the whole plugins workspace, the template too.
+    let wasm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/wasm32-wasip2/release/template.wasm");
+    if std::env::var_os("GRANTPOOL_PREBUILT_PLUGINS").is_some() && !wasm.is_file() {
+        eprintln!("skipped: plugins were prebuilt elsewhere");
+        return;
+    }
+    let pool = Arc::new(Pool::new());
+    for f in [account("free", &[("tier", "free")]), account("paid-a", &[("tier", "paid")]), account("paid-b", &[("tier", "paid")])] {
+        pool.upsert_file(f);
+    }
+    let sel = SelectorPlugin::load(&engine(), &PluginSource::File(wasm), "{}").unwrap();
+    let h = Harness { pool, sel };
+    let picks: Vec<String> = (0..6).map(|_| h.id(h.serve("m", None))).collect();
+    assert!(picks.iter().all(|id| id.starts_with("paid-")), "{picks:?}");
+    h.cool("paid-a", 60_000);
+    h.cool("paid-b", 60_000);
+    assert_eq!(h.id(h.serve("m", None)), "free");
 }
 
 // ---------------------------------------------------------------------------

@@ -87,6 +87,7 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
     let mut tried: Vec<u32> = Vec::new();
     let mut last_error: Option<DispatchError> = None;
     let mut client_misconfigured = None::<String>;
+    let mut refresh_errors: Vec<String> = Vec::new();
 
     // Attempts count upstream calls: an account whose token cannot be
     // refreshed is skipped without using one (the selector runs out of
@@ -132,6 +133,9 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
                 if let Some(m) = misconfig {
                     client_misconfigured = Some(m);
                 }
+                if let Attempt::Next(None) = &err {
+                    refresh_errors.push(format!("{} ({})", acc.email(), refresh_note(&acc)));
+                }
                 match err {
                     Attempt::Pass(e) => return Err(e),
                     Attempt::Next(e) => {
@@ -151,7 +155,16 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
     }
     match last_error {
         Some(e) => Err(e),
-        None => Err(DispatchError::NoAccount(app.pool.why_none(&call.model))),
+        None => {
+            let mut why = app.pool.why_none(&call.model);
+            if let Some(first) = refresh_errors.first() {
+                why.push_str(&format!(
+                    "; token refresh failed on {} account(s) for this request (first: {first})",
+                    refresh_errors.len()
+                ));
+            }
+            Err(DispatchError::NoAccount(why))
+        }
     }
 }
 
@@ -284,6 +297,15 @@ async fn try_account(
             // Same-account retries used up: move on.
             _ => return Err((Attempt::Next(Some(as_error())), status, None)),
         }
+    }
+}
+
+fn refresh_note(acc: &LiveAccount) -> String {
+    let f = acc.file();
+    if f.disabled {
+        format!("disabled: {}", f.disabled_reason.unwrap_or_default())
+    } else {
+        "refresh error, see the log".into()
     }
 }
 

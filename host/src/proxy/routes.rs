@@ -42,10 +42,42 @@ fn session_from_headers(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A conversation's identity when the client sends none: a hash of its
+/// first message, stable across the turns of one conversation, so sticky
+/// selection keeps it on one account (and the upstream prompt cache warm).
+fn first_message_session(first: Option<&[u8]>) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let first = first?;
+    // DefaultHasher::new() has fixed keys: the same input hashes the same
+    // in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    first.hash(&mut h);
+    Some(format!("conv-{:016x}", h.finish()))
+}
+
+/// The first content of a Gemini request, as raw JSON.
+fn gemini_first_content(body: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct Req<'a> {
+        #[serde(borrow, default)]
+        contents: Vec<&'a RawValue>,
+    }
+    let r: Req = serde_json::from_slice(body).ok()?;
+    r.contents.first().map(|c| c.get().as_bytes().to_vec())
+}
+
+fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> Option<Vec<u8>> {
+    g.contents.first().and_then(|c| serde_json::to_vec(c).ok())
+}
+
 /// `GET /v1beta/models`.
 pub async fn gemini_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let models: Vec<_> = app
-        .config
+    Json(serde_json::json!({ "models": gemini_model_list(&app) }))
+}
+
+/// The Gemini `models[]` entries.
+fn gemini_model_list(app: &App) -> Vec<serde_json::Value> {
+    app.config
         .upstream
         .models
         .iter()
@@ -56,11 +88,12 @@ pub async fn gemini_models(State(app): State<Arc<App>>) -> Json<serde_json::Valu
                 "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
             })
         })
-        .collect();
-    Json(serde_json::json!({ "models": models }))
+        .collect()
 }
 
-/// `GET /v1/models`.
+/// `GET /v1/models`. Both the OpenAI clients and current Gemini SDKs (whose
+/// default API version is `v1`) list models here, so the answer carries
+/// both shapes: OpenAI's `data` and Gemini's `models`.
 pub async fn openai_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let mut names: Vec<String> = app.config.upstream.models.clone();
     names.extend(app.config.models.keys().filter(|k| !k.contains('*')).cloned());
@@ -70,7 +103,7 @@ pub async fn openai_models(State(app): State<Arc<App>>) -> Json<serde_json::Valu
         .iter()
         .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "grantpool"}))
         .collect();
-    Json(serde_json::json!({ "object": "list", "data": data }))
+    Json(serde_json::json!({ "object": "list", "data": data, "models": gemini_model_list(&app) }))
 }
 
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
@@ -91,11 +124,12 @@ pub async fn gemini_generate(
     if serde_json::from_slice::<&RawValue>(&body).is_err() {
         return error_response(Protocol::Gemini, 400, "request body is not valid JSON");
     }
+    let session_id = session_from_headers(&headers).or_else(|| first_message_session(gemini_first_content(&body).as_deref()));
     let prepared = Prepared {
         protocol: Protocol::Gemini,
         client_model: model.trim_start_matches("models/").to_string(),
         stream,
-        session_id: session_from_headers(&headers),
+        session_id,
         request: body,
     };
     run(app, prepared).await
@@ -115,7 +149,9 @@ pub async fn openai_chat(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         protocol: Protocol::Openai,
         client_model: req.model,
         stream: req.stream,
-        session_id: session_from_headers(&headers).or(req.session_hint),
+        session_id: session_from_headers(&headers)
+            .or(req.session_hint)
+            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref())),
         request,
     };
     run(app, prepared).await
@@ -135,7 +171,9 @@ pub async fn anthropic_messages(State(app): State<Arc<App>>, headers: HeaderMap,
         protocol: Protocol::Anthropic,
         client_model: req.model,
         stream: req.stream,
-        session_id: session_from_headers(&headers).or(req.session_hint),
+        session_id: session_from_headers(&headers)
+            .or(req.session_hint)
+            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref())),
         request,
     };
     run(app, prepared).await

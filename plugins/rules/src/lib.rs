@@ -412,7 +412,7 @@ impl Matcher {
         }
         if let Some(h) = &self.header {
             match header(f, h.name.trim()) {
-                Some(v) if h.contains.as_deref().map_or(true, |c| v.contains(c)) => {}
+                Some(v) if h.contains.as_deref().is_none_or(|c| v.contains(c)) => {}
                 _ => return false,
             }
         }

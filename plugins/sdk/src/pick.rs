@@ -165,7 +165,7 @@ impl LeastBusy {
             if let Some(s) = seen.get_mut(k) {
                 *s = acc.slot;
             }
-            if best.map_or(true, |b| busy_key(acc) < busy_key(b)) {
+            if best.is_none_or(|b| busy_key(acc) < busy_key(b)) {
                 best = Some(acc);
             }
         }
