@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -35,24 +35,11 @@ pub struct StatusLabels {
     pub status: String,
 }
 
-/// Account state label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum StateLabel {
-    /// Serving.
-    Active,
-    /// Disabled.
-    Disabled,
-    /// Proxy-disabled.
-    ProxyDisabled,
-    /// Cooling down.
-    CoolingDown,
-}
-
 /// Labels of the accounts gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
-    /// The state.
-    pub state: StateLabel,
+    /// active | disabled | proxy_disabled | cooling_down.
+    pub state: &'static str,
 }
 
 /// Every metric grantpool exports.
@@ -125,10 +112,10 @@ impl Metrics {
     /// Set the accounts-by-state gauges.
     pub fn set_accounts(&self, active: i64, disabled: i64, proxy_disabled: i64, cooling: i64) {
         for (state, n) in [
-            (StateLabel::Active, active),
-            (StateLabel::Disabled, disabled),
-            (StateLabel::ProxyDisabled, proxy_disabled),
-            (StateLabel::CoolingDown, cooling),
+            ("active", active),
+            ("disabled", disabled),
+            ("proxy_disabled", proxy_disabled),
+            ("cooling_down", cooling),
         ] {
             self.accounts.get_or_create(&StateLabels { state }).set(n);
         }

@@ -467,7 +467,9 @@ impl Pool {
         let mut inner = self.inner.write();
         inner.next_expiry_ms = u64::MAX;
         self.next_expiry_ms.store(u64::MAX, Ordering::Relaxed);
-        for slot in 0..inner.state.len() {
+        // Only accounts under an account-wide cooldown can change here.
+        let cooling: Vec<usize> = (0..inner.state.len()).filter(|s| inner.state[*s].account_cooldown.is_some()).collect();
+        for slot in cooling {
             let due = inner.state[slot].account_cooldown.as_ref().is_some_and(|b| b.until_ms <= now);
             if due {
                 inner.state[slot].account_cooldown = None;

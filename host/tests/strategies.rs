@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use grantpool::plugins::{
-    ClassifierPlugin, ClassifyOutcome, Cooldown, CooldownScope as VerdictScope, EngineOptions, Failure,
-    Phase, PluginEngine, PluginError, PluginKind, PluginSource, Protocol, SelectOutcome, SelectRequest,
-    SelectorPlugin, Verdict,
+    ClassifierPlugin, ClassifyOutcome, Cooldown, CooldownScope as VerdictScope, EngineOptions, Failure, Phase,
+    PluginEngine, PluginError, PluginKind, PluginSource, Protocol, SelectOutcome, SelectRequest, SelectorPlugin,
+    Verdict,
 };
 use grantpool::pool::{CooldownScope, Lease, Pool};
 use grantpool::store::{AccountFile, ModelQuota, TokenData};
@@ -279,7 +279,11 @@ fn least_busy_avoids_busy_accounts_and_spreads_over_idle_ones() {
 
 #[test]
 fn least_busy_with_real_threads_keeps_in_flight_low() {
-    let h = Arc::new(Harness::new("least-busy", r#"{"choices": 0}"#, (0..8).map(|i| account(&format!("acc{i}"), &[])).collect()));
+    let h = Arc::new(Harness::new(
+        "least-busy",
+        r#"{"choices": 0}"#,
+        (0..8).map(|i| account(&format!("acc{i}"), &[])).collect(),
+    ));
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let h = h.clone();
@@ -366,7 +370,11 @@ fn the_template_builds_to_a_working_selector() {
         return;
     }
     let pool = Arc::new(Pool::new());
-    for f in [account("free", &[("tier", "free")]), account("paid-a", &[("tier", "paid")]), account("paid-b", &[("tier", "paid")])] {
+    for f in [
+        account("free", &[("tier", "free")]),
+        account("paid-a", &[("tier", "paid")]),
+        account("paid-b", &[("tier", "paid")]),
+    ] {
         pool.upsert_file(f);
     }
     let sel = SelectorPlugin::load(&engine(), &PluginSource::File(wasm), "{}").unwrap();
@@ -466,7 +474,10 @@ fn rules_can_disable_on_token_revoked_instead() {
 #[test]
 fn rules_mistakes_are_refused_at_configure() {
     for (config, words) in [
-        (r#"{"rules": [{"status": 429, "action": "cooldown"}, {"body_regex": "([a-z", "action": "disable"}]}"#, vec!["rules[1]", "body_regex"]),
+        (
+            r#"{"rules": [{"status": 429, "action": "cooldown"}, {"body_regex": "([a-z", "action": "disable"}]}"#,
+            vec!["rules[1]", "body_regex"],
+        ),
         (r#"{"rules": [{"action": "disable", "reason_prefix": "x"}]}"#, vec!["rules[0]", "no match key", "match_all"]),
         (r#"{"rules": [{"status": 429, "action": "cool"}]}"#, vec!["rules[0]", "unknown variant `cool`"]),
         (r#"{"rules": [{"statuss": 429, "action": "cooldown"}]}"#, vec!["rules[0]", "unknown field `statuss`"]),

@@ -12,15 +12,13 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 
-from conftest import anthropic_client, genai_client, openai_client
+from conftest import World, anthropic_client, genai_client, openai_client
 
 KEY = "sk-test"
 
 
 @pytest.fixture(scope="module")
 def strict():
-    from conftest import World
-
     w = World(accounts=1, server=f'auth_mode = "strict"\napi_keys = ["{KEY}"]\nmax_body_bytes = 65536')
     yield w
     w.close()
@@ -168,10 +166,6 @@ def test_body_over_the_limit(strict):
     assert r.choices[0].message.content.endswith("y" * 100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.rs too_large() answers every 413 in OpenAI's error shape, whatever the route",
-)
 def test_body_over_the_limit_in_each_protocols_shape(strict):
     big = "x" * 100_000
     with pytest.raises(anthropic.APIStatusError) as exc:
@@ -190,8 +184,6 @@ def test_body_over_the_limit_in_each_protocols_shape(strict):
 
 @pytest.fixture(scope="module")
 def mapped():
-    from conftest import World
-
     w = World(accounts=1, extra='[models]\n"gpt-4o" = "gemini-2.5-pro"\n"claude-*" = "gemini-2.5-flash"\n')
     yield w
     w.close()

@@ -22,20 +22,22 @@ def test_rate_limited_account_is_skipped(make_world):
     client = openai_client(w.url)
     # Round robin: within two requests one lands on `first` and meets the 429.
     hit = None
-    for _ in range(3):
+    for i in range(3):
+        # (A new conversation each time, so no session stickiness applies.)
         raw = client.chat.completions.with_raw_response.create(
-            model="gemini-2.5-flash", messages=[{"role": "user", "content": "retry me"}]
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": f"retry me {i}"}]
         )
         assert raw.status_code == 200
         if not w.fake.faults():
-            hit = raw
+            hit = (i, raw)
             break
     assert hit is not None, "the fault on the first account was never met"
-    assert hit.headers["x-grantpool-account"] == w.ids[other]
-    r = hit.parse()
-    assert r.choices[0].message.content == f"echo({other}): retry me"
+    i, raw = hit
+    assert raw.headers["x-grantpool-account"] == w.ids[other]
+    r = raw.parse()
+    assert r.choices[0].message.content == f"echo({other}): retry me {i}"
     stats = w.fake.stats()
-    assert stats["generate_calls"].get(first, 0) >= 1
+    assert stats["generate_calls"].get(first, 0) == 1  # the 429, and nothing more
     assert stats["served"][-1]["email"] == other
 
 
@@ -44,9 +46,9 @@ def test_rate_limited_account_is_skipped_anthropic(make_world):
     first, other = w.emails
     w.fake.fault(endpoint="stream", kind="rate_limit", email=first, retry_delay="2s")
     client = anthropic_client(w.url)
-    for _ in range(3):
+    for i in range(3):
         with client.messages.stream(
-            model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "retry me"}]
+            model="claude-x", max_tokens=64, messages=[{"role": "user", "content": f"retry me {i}"}]
         ) as stream:
             final = stream.get_final_message()
             account = stream.response.headers["x-grantpool-account"]
@@ -55,8 +57,30 @@ def test_rate_limited_account_is_skipped_anthropic(make_world):
     else:
         pytest.fail("the fault on the first account was never met")
     assert account == w.ids[other]
-    assert final.content[0].text == f"echo({other}): retry me"
+    assert final.content[0].text == f"echo({other}): retry me {i}"
     assert final.stop_reason == "end_turn"
+
+
+def test_no_account_is_a_503_in_each_shape(make_world):
+    w = make_world(accounts=0)
+    with pytest.raises(openai.InternalServerError) as exc:
+        openai_client(w.url).chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert exc.value.status_code == 503
+    assert exc.value.body["type"] == "server_error", exc.value.body
+    assert "no accounts" in exc.value.body["message"]
+    with pytest.raises(anthropic.InternalServerError) as exc:
+        anthropic_client(w.url).messages.create(
+            model="claude-x", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert exc.value.status_code == 503
+    assert exc.value.body["type"] == "error", exc.value.body
+    assert "no accounts" in exc.value.body["error"]["message"]
+    client = genai_client(w.url)
+    with pytest.raises(genai_errors.ServerError) as exc:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert exc.value.code == 503 and exc.value.status == "UNAVAILABLE"
 
 
 def _cut_stream(w):

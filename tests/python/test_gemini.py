@@ -128,11 +128,6 @@ def test_models_list_default_api_version(world):
     assert "models/gemini-2.5-pro" in names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grantpool routes Gemini generate only under /v1beta: needs "
-    "`.route(\"/v1/models/{model_action}\", post(routes::gemini_generate))` in server.rs",
-)
 def test_generate_default_api_version(world):
     client = genai_client(world.url, api_version=None)
     r = client.models.generate_content(model=MODEL, contents="hello v1")

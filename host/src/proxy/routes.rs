@@ -212,19 +212,33 @@ fn dispatch_error(protocol: Protocol, e: DispatchError) -> Response {
             let mut resp = if protocol == Protocol::Gemini && serde_json::from_slice::<&RawValue>(&body).is_ok() {
                 // Gemini clients get Google's own error body as it came.
                 let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+                (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
             } else {
                 error_response(protocol, status, &format!("upstream error: {message}"))
             };
             if let Ok(v) = HeaderValue::from_str(&account_id) {
                 resp.headers_mut().insert(ACCOUNT_HEADER, v);
             }
+            // Google says when to come back in the body; clients read the header.
+            let retry_after = retry_after.or_else(|| (status == 429).then(|| retry_delay_secs(&body)).flatten());
             if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
                 resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
             }
             resp
         }
     }
+}
+
+/// `retryDelay` / `quotaResetDelay` of a Google 429 body, as whole seconds.
+fn retry_delay_secs(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let details = v.get("error")?.get("details")?.as_array()?;
+    let secs = details
+        .iter()
+        .filter_map(|d| d.get("retryDelay").or_else(|| d.get("metadata").and_then(|m| m.get("quotaResetDelay"))))
+        .filter_map(|x| x.as_str()?.trim_end_matches('s').parse::<f64>().ok())
+        .fold(0f64, f64::max);
+    (secs > 0.0).then(|| (secs.ceil() as u64).to_string())
 }
 
 /// `error.message` of a Google error body.

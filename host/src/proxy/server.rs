@@ -25,6 +25,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1beta/models", get(routes::gemini_models))
         .route("/v1beta/models/{model_action}", post(routes::gemini_generate))
         .route("/v1/models", get(routes::openai_models))
+        // Gemini SDKs that default to API version v1.
+        .route("/v1/models/{model_action}", post(routes::gemini_generate))
         .route("/v1/chat/completions", post(routes::openai_chat))
         .route("/v1/messages", post(routes::anthropic_messages))
         .layer(DefaultBodyLimit::max(max_body))
@@ -43,12 +45,12 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(admin)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), host_guard))
-        .layer(middleware::map_response(too_large))
+        .layer(middleware::from_fn(too_large))
         .with_state(app)
 }
 
 fn protocol_of(path: &str) -> Protocol {
-    if path.starts_with("/v1beta") {
+    if path.starts_with("/v1beta") || (path.starts_with("/v1/models/") && path.contains(':')) {
         Protocol::Gemini
     } else if path.starts_with("/v1/messages") {
         Protocol::Anthropic
@@ -62,10 +64,12 @@ async fn not_found(req: Request) -> Response {
     error_response(protocol_of(&path), 404, &format!("no route {} {path}", req.method()))
 }
 
-/// Body-limit rejections (413) in a readable shape.
-async fn too_large(resp: Response) -> Response {
+/// Body-limit rejections (413) in the client protocol's shape.
+async fn too_large(req: Request, next: Next) -> Response {
+    let protocol = protocol_of(req.uri().path());
+    let resp = next.run(req).await;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return error_response(Protocol::Openai, 413, "request body is larger than server.max_body_bytes");
+        return error_response(protocol, 413, "request body is larger than server.max_body_bytes");
     }
     resp
 }

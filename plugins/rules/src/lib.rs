@@ -63,8 +63,8 @@
 use std::cell::OnceCell;
 
 use grantpool_plugin_sdk::classifier::{
-    google_error, header, oauth_error, retry_after_ms, Classifier, Cooldown, CooldownScope, Failure, OAuthError,
-    Phase, Verdict,
+    google_error, header, oauth_error, retry_after_ms, Classifier, Cooldown, CooldownScope, Failure, OAuthError, Phase,
+    Verdict,
 };
 use grantpool_plugin_sdk::duration;
 use regex::Regex;
@@ -502,7 +502,7 @@ mod tests {
         let r = rules(SPEC);
         assert_v(
             r.judge(&failure(Phase::TokenRefresh, Some(400), GRANT)),
-            Some(Verdict::Disable("invalid_grant: Token has been expired or revoked.".into()))
+            Some(Verdict::Disable("invalid_grant: Token has been expired or revoked.".into())),
         );
         // Not at the token endpoint: no rule.
         assert_v(r.judge(&failure(Phase::Upstream, Some(400), GRANT)), None);
@@ -547,7 +547,7 @@ mod tests {
         assert_v(r.judge(&up(None, "timeout")), Some(Verdict::RetryNextAccount));
         assert_v(
             r.judge(&failure(Phase::TokenRefresh, Some(400), r#"{"error":"token_revoked"}"#)),
-            Some(Verdict::Disable("token_revoked".into()))
+            Some(Verdict::Disable("token_revoked".into())),
         );
         assert_v(r.judge(&up(Some(503), "The model is OVERLOADED")), Some(Verdict::RetrySameAccount(250)));
         assert_v(r.judge(&up(Some(500), "boom")), Some(Verdict::PassToClient));
@@ -558,8 +558,8 @@ mod tests {
             Some(Verdict::Cooldown(Cooldown {
                 duration_ms: Some(30_000),
                 scope: CooldownScope::Account,
-                reason: "quota header".into()
-            }))
+                reason: "quota header".into(),
+            })),
         );
         f.headers = vec![("x-reason".into(), "other".into()), ("x-validate".into(), String::new())];
         assert_v(r.judge(&f), Some(Verdict::ProxyDisable("rule: x".into())));
@@ -588,18 +588,45 @@ mod tests {
     #[test]
     fn mistakes_are_refused_naming_rule_and_key() {
         for (json, words) in [
-            (r#"{"rules": [{"status": 429, "action": "cooldown", "colour": "red"}]}"#, vec!["rules[0]", "unknown field `colour`"]),
-            (r#"{"rules": [{"status": 1, "action": "retry_next"}, {"status": 429, "action": "explode"}]}"#, vec!["rules[1]", "unknown variant `explode`"]),
+            (
+                r#"{"rules": [{"status": 429, "action": "cooldown", "colour": "red"}]}"#,
+                vec!["rules[0]", "unknown field `colour`"],
+            ),
+            (
+                r#"{"rules": [{"status": 1, "action": "retry_next"}, {"status": 429, "action": "explode"}]}"#,
+                vec!["rules[1]", "unknown variant `explode`"],
+            ),
             (r#"{"rules": [{"status": 429}]}"#, vec!["rules[0]", "missing field `action`"]),
-            (r#"{"rules": [{"body_regex": "(unclosed", "action": "disable"}]}"#, vec!["rules[0]", "body_regex", "does not compile"]),
+            (
+                r#"{"rules": [{"body_regex": "(unclosed", "action": "disable"}]}"#,
+                vec!["rules[0]", "body_regex", "does not compile"],
+            ),
             (r#"{"rules": [{"action": "disable"}]}"#, vec!["rules[0]", "no match key", "match_all"]),
-            (r#"{"rules": [{"status": 1, "status_range": [1, 2], "action": "disable"}]}"#, vec!["rules[0]", "not both"]),
+            (
+                r#"{"rules": [{"status": 1, "status_range": [1, 2], "action": "disable"}]}"#,
+                vec!["rules[0]", "not both"],
+            ),
             (r#"{"rules": [{"status_range": [5, 2], "action": "disable"}]}"#, vec!["rules[0]", "status_range"]),
-            (r#"{"rules": [{"status": 429, "action": "cooldown", "duration": "soon"}]}"#, vec!["rules[0]", "`duration`", "not a duration"]),
-            (r#"{"rules": [{"status": 429, "action": "disable", "duration": "5s"}]}"#, vec!["rules[0]", "`duration` applies only"]),
-            (r#"{"rules": [{"status": 429, "action": "retry_next", "reason": "x"}]}"#, vec!["rules[0]", "`reason` applies only"]),
-            (r#"{"rules": [{"phase": "refresh", "action": "disable"}]}"#, vec!["rules[0]", "unknown variant `refresh`"]),
-            (r#"{"rules": [{"header": {"name": "a", "has": "b"}, "action": "disable"}]}"#, vec!["rules[0]", "unknown field `has`"]),
+            (
+                r#"{"rules": [{"status": 429, "action": "cooldown", "duration": "soon"}]}"#,
+                vec!["rules[0]", "`duration`", "not a duration"],
+            ),
+            (
+                r#"{"rules": [{"status": 429, "action": "disable", "duration": "5s"}]}"#,
+                vec!["rules[0]", "`duration` applies only"],
+            ),
+            (
+                r#"{"rules": [{"status": 429, "action": "retry_next", "reason": "x"}]}"#,
+                vec!["rules[0]", "`reason` applies only"],
+            ),
+            (
+                r#"{"rules": [{"phase": "refresh", "action": "disable"}]}"#,
+                vec!["rules[0]", "unknown variant `refresh`"],
+            ),
+            (
+                r#"{"rules": [{"header": {"name": "a", "has": "b"}, "action": "disable"}]}"#,
+                vec!["rules[0]", "unknown field `has`"],
+            ),
             (r#"{"rules": ["disable"]}"#, vec!["rules[0]", "expected a table"]),
             (r#"{"rule": []}"#, vec!["unknown field `rule`"]),
             (r#"{}"#, vec!["missing field `rules`"]),

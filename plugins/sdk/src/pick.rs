@@ -186,10 +186,7 @@ struct OrderKey {
 impl OrderKey {
     fn of(account: &Account) -> OrderKey {
         OrderKey {
-            priority: account
-                .label("priority")
-                .and_then(|p| p.trim().parse::<f64>().ok())
-                .filter(|p| !p.is_nan()),
+            priority: account.label("priority").and_then(|p| p.trim().parse::<f64>().ok()).filter(|p| !p.is_nan()),
             id: account.id.clone(),
             slot: account.slot,
         }

@@ -47,9 +47,7 @@ impl Strategy for PreferPaid {
             a.label(&self.config.label) == Some(self.config.prefer.as_str())
         };
         // `false` sorts first: preferred accounts, then least recently used.
-        pool.candidates(req)
-            .min_by_key(|a| (!preferred(a), a.last_used_ms))
-            .map(|a| a.slot)
+        pool.candidates(req).min_by_key(|a| (!preferred(a), a.last_used_ms)).map(|a| a.slot)
     }
 }
 

@@ -92,9 +92,7 @@ impl Weighted {
     /// 0 for the best listed tier, `tiers.len()` for unlisted ones.
     fn tier(&self, a: &Account) -> usize {
         let tiers = &self.config.tiers;
-        a.label(&self.config.tier_label)
-            .and_then(|t| tiers.iter().position(|x| x == t))
-            .unwrap_or(tiers.len())
+        a.label(&self.config.tier_label).and_then(|t| tiers.iter().position(|x| x == t)).unwrap_or(tiers.len())
     }
 
     fn pick(&mut self, pool: &Pool, req: &Request, now_ms: u64) -> Option<u32> {

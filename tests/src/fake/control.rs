@@ -2,6 +2,27 @@
 //! endpoint is also a typed method of [`FakeGoogle`](super::FakeGoogle).
 //! A body that does not parse, or a spec the fake refuses, answers 400
 //! `{"error": "<why>"}`; success answers `{"ok": true}` unless it has data.
+//! Where a body is one spec, a JSON list of specs is accepted too.
+//!
+//! | method and path | body | does |
+//! |---|---|---|
+//! | `POST /_fake/accounts` | [`AccountSpec`] | add or update an account |
+//! | `GET /_fake/accounts` | | list [`AccountInfo`](super::AccountInfo)s |
+//! | `POST /_fake/revoke` | [`RevokeSpec`] | revoke a refresh token |
+//! | `POST /_fake/client` | [`ClientSpec`] | accept (only) these OAuth clients |
+//! | `DELETE /_fake/client` | | accept any client again |
+//! | `POST /_fake/codes` | [`CodeSpec`] | register an authorization code |
+//! | `POST /_fake/quota` | [`QuotaSpec`] | set a model's quota for an account |
+//! | `POST /_fake/expires_in` | `{"secs": N}` | access-token lifetime from now on |
+//! | `POST /_fake/invalidate_access_tokens` | `{"email"?: ..}` | access tokens stop working |
+//! | `POST /_fake/faults` | [`FaultSpec`] | queue a fault |
+//! | `GET /_fake/faults` | | list [`PendingFault`](super::PendingFault)s |
+//! | `DELETE /_fake/faults` | | clear the queue |
+//! | `GET /_fake/stats` | | [`Stats`](super::Stats) |
+//! | `POST /_fake/reset_stats` | | zero the stats |
+//! | `POST /_fake/reset` | | forget everything but fast mode |
+//! | `POST /_fake/fast` | `{"on": bool}` (empty = on) | fast mode on/off; answers `{"fast": bool}` |
+//! | `GET /_fake/fast` | | `{"fast": bool}` |
 
 use std::sync::Arc;
 

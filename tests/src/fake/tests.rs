@@ -961,7 +961,12 @@ fn debug_output_hides_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_mode_serves_many_concurrent_calls() {
-    let fake = FakeGoogle::start_with(FakeOptions { fast: true, ..FakeOptions::default() }).await.unwrap();
+    let fake = FakeGoogle::start_with(FakeOptions {
+        fast: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
     let c = client();
     let url = fake.url("v1internal:generateContent");
     let started = Instant::now();
@@ -970,7 +975,13 @@ async fn fast_mode_serves_many_concurrent_calls() {
         let (c, url) = (c.clone(), url.clone());
         tasks.spawn(async move {
             for _ in 0..250 {
-                let resp = c.post(&url).bearer_auth("t").body("{}").send().await.unwrap();
+                let resp = c
+                    .post(&url)
+                    .bearer_auth("t")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200);
                 resp.bytes().await.unwrap();
             }
@@ -980,6 +991,9 @@ async fn fast_mode_serves_many_concurrent_calls() {
         r.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("fast mode: 4000 calls in {secs:.2}s ({:.0}/s)", 4000.0 / secs);
+    eprintln!(
+        "fast mode: 4000 calls in {secs:.2}s ({:.0}/s)",
+        4000.0 / secs
+    );
     assert_eq!(fake.stats().await.generate_calls_total, 4000);
 }
