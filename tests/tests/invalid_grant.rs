@@ -224,8 +224,8 @@ async fn rate_limit_cools_the_model_down_for_the_retry_delay() {
     let a = env.add_account("lee@example.com", "rt-lee").await;
     let b = env.add_account("max@example.com", "rt-max").await;
     let proxy = env.start().await;
-    // Whichever account comes first, make Lee's answer a 429 with retryDelay 3s.
-    env.fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "3s").for_email("lee@example.com")).await.unwrap();
+    // Whichever account comes first, make Lee's answer a 429 with retryDelay 6s.
+    env.fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "6s").for_email("lee@example.com")).await.unwrap();
     let mut served = HashSet::new();
     let t0 = grantpool::util::now_ms();
     for _ in 0..4 {
@@ -237,14 +237,18 @@ async fn rate_limit_cools_the_model_down_for_the_retry_delay() {
     let cd = &view["model_cooldowns"][0];
     assert_eq!(cd["model"], MODEL, "{view}");
     let until = cd["until_ms"].as_u64().unwrap();
-    assert!(until >= t0 + 2_900 && until <= grantpool::util::now_ms() + 3_100, "cooldown of ~3s: {view}");
+    assert!(until >= t0 + 5_900 && until <= grantpool::util::now_ms() + 6_100, "cooldown of ~6s: {view}");
     assert_eq!(view["state"], "active", "only the model cools down");
     // Persisted, so it survives a restart.
     let file = env.account_file(&a);
     assert_eq!(file["cooldowns"][0]["scope"], MODEL, "{file}");
     assert!(served.contains(&b));
-    // Another model is still served by Lee meanwhile; after the delay, this one too.
-    let back = eventually(Duration::from_secs(8), || async {
+    proxy.stop().await;
+    let proxy = env.start().await;
+    let view = proxy.admin_account(&a).await;
+    assert_eq!(view["model_cooldowns"][0]["until_ms"].as_u64(), Some(until), "the cooldown came back after a restart: {view}");
+    // After the delay, Lee serves this model again.
+    let back = eventually(Duration::from_secs(15), || async {
         let (_, account, _) = proxy.gemini(MODEL, "y").await;
         account.as_deref() == Some(a.as_str())
     })
