@@ -34,7 +34,7 @@
 //! Cost: one pass over the candidates per pick.
 
 use grantpool_plugin_sdk::pick::Rng;
-use grantpool_plugin_sdk::selector::{Account, Pool, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Account, Pool, PoolEvent, Request, Strategy};
 
 #[derive(serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,9 +51,30 @@ impl Default for Config {
     }
 }
 
+/// One tier's accounts with their cumulative weights, for O(log n) draws.
+struct Rank {
+    cum: Vec<f64>,
+    slots: Vec<u32>,
+}
+
+/// The draw table of one model, valid while the pool and quotas stand.
+struct Table {
+    generation: u64,
+    /// Rebuild when a quota reset time passes (the weight changes then).
+    valid_until_ms: u64,
+    ranks: Vec<Rank>,
+}
+
+/// Random draws tried from the table before an exact pass over the rank
+/// (only needed when many of its accounts are excluded for the request).
+const DRAWS: usize = 8;
+
 struct Weighted {
     config: Config,
     rng: Rng,
+    /// Bumped when accounts join or leave: tables are rebuilt lazily.
+    generation: u64,
+    tables: std::collections::HashMap<String, Table>,
 }
 
 impl Weighted {
@@ -67,7 +88,7 @@ impl Weighted {
                 return Err(format!("invalid plugin config: tier `{t}` is listed twice in `tiers`"));
             }
         }
-        Ok(Weighted { config, rng })
+        Ok(Weighted { config, rng, generation: 0, tables: Default::default() })
     }
 
     /// The account's weight for `model` at `now_ms`.
@@ -95,30 +116,78 @@ impl Weighted {
         a.label(&self.config.tier_label).and_then(|t| tiers.iter().position(|x| x == t)).unwrap_or(tiers.len())
     }
 
-    fn pick(&mut self, pool: &Pool, req: &Request, now_ms: u64) -> Option<u32> {
-        // One pass, weighted reservoir of size one: a candidate replaces
-        // the choice with probability weight / total so far. A better rank
-        // (positive weight before zero, then tier) starts the draw over.
+    /// Rank and weight of an account for `model`: zero-weight accounts go
+    /// after every positive one, as a last resort.
+    fn rank_weight(&self, a: &Account, model: &str, now_ms: u64) -> (usize, f64) {
         let zero_ranks = self.config.tiers.len() + 1;
-        let mut best_rank = usize::MAX;
-        let mut total = 0.0f64;
-        let mut chosen = None;
-        for a in pool.candidates(req) {
-            let w = self.weight(a, &req.model, now_ms);
-            let (rank, w) = if w > 0.0 { (self.tier(a), w) } else { (zero_ranks + self.tier(a), 1.0) };
-            if rank > best_rank {
-                continue;
-            }
-            if rank < best_rank {
-                best_rank = rank;
-                total = 0.0;
-            }
-            total += w;
-            if self.rng.unit() * total < w {
-                chosen = Some(a.slot);
+        let w = self.weight(a, model, now_ms);
+        if w > 0.0 {
+            (self.tier(a), w)
+        } else {
+            (zero_ranks + self.tier(a), 1.0)
+        }
+    }
+
+    fn build(&self, pool: &Pool, model: &str, now_ms: u64) -> Table {
+        let mut by_rank: std::collections::BTreeMap<usize, Rank> = Default::default();
+        let mut valid_until_ms = u64::MAX;
+        for a in pool.iter() {
+            let (rank, w) = self.rank_weight(a, model, now_ms);
+            let r = by_rank.entry(rank).or_insert_with(|| Rank { cum: Vec::new(), slots: Vec::new() });
+            let total = r.cum.last().copied().unwrap_or(0.0) + w;
+            r.cum.push(total);
+            r.slots.push(a.slot);
+            if let Some(q) = a.quota.iter().find(|q| q.model == model) {
+                if q.reset_at_ms > now_ms {
+                    valid_until_ms = valid_until_ms.min(q.reset_at_ms);
+                }
             }
         }
-        chosen
+        Table { generation: self.generation, valid_until_ms, ranks: by_rank.into_values().collect() }
+    }
+
+    fn pick(&mut self, pool: &Pool, req: &Request, now_ms: u64) -> Option<u32> {
+        let stale = self
+            .tables
+            .get(&req.model)
+            .is_none_or(|t| t.generation != self.generation || now_ms >= t.valid_until_ms);
+        if stale {
+            if self.tables.len() >= 64 {
+                self.tables.clear();
+            }
+            let table = self.build(pool, &req.model, now_ms);
+            self.tables.insert(req.model.clone(), table);
+        }
+        let table = self.tables.get(&req.model).expect("table just built");
+        for rank in &table.ranks {
+            let total = *rank.cum.last().expect("a rank has accounts");
+            // Draw from the table; excluded accounts are rare, so a few
+            // draws almost always land on a candidate.
+            for _ in 0..DRAWS {
+                let x = self.rng.unit() * total;
+                let i = rank.cum.partition_point(|c| *c <= x).min(rank.slots.len() - 1);
+                if pool.is_candidate(rank.slots[i], req) {
+                    return Some(rank.slots[i]);
+                }
+            }
+            // Many excluded: an exact weighted pass over this rank.
+            let mut chosen = None;
+            let mut sum = 0.0;
+            for (i, slot) in rank.slots.iter().enumerate() {
+                if !pool.is_candidate(*slot, req) {
+                    continue;
+                }
+                let w = rank.cum[i] - if i == 0 { 0.0 } else { rank.cum[i - 1] };
+                sum += w;
+                if self.rng.unit() * sum < w {
+                    chosen = Some(*slot);
+                }
+            }
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        None
     }
 }
 
@@ -129,6 +198,12 @@ impl Strategy for Weighted {
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {
         self.pick(pool, req, grantpool_plugin_sdk::now_ms())
+    }
+
+    fn observe(&mut self, event: &PoolEvent, _pool: &Pool) {
+        if !matches!(event, PoolEvent::Finished(_)) {
+            self.generation += 1;
+        }
     }
 }
 
@@ -232,5 +307,24 @@ mod tests {
             let err = Weighted::new(bad, Rng::new(1)).err().unwrap();
             assert!(err.contains(word), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_draw_table_follows_the_pool() {
+        let mut p = pool_of(vec![account(0, "a", &[]), account(1, "b", &[("weight", "9")])]);
+        let mut s = Weighted::new("{}", Rng::new(3)).unwrap();
+        let c = counts(&mut s, &p, &request("m"), 1_000, 2);
+        assert!(c[1] > c[0], "{c:?}");
+        let left = PoolEvent::Left(1);
+        p.apply(&left);
+        s.observe(&left, &p);
+        let c = counts(&mut s, &p, &request("m"), 100, 2);
+        assert_eq!(c, vec![100, 0], "a table built before the change is not reused");
+        let joined = PoolEvent::Joined(account(2, "c", &[("weight", "0")]));
+        p.apply(&joined);
+        s.observe(&joined, &p);
+        let mut req = request("m");
+        req.tried = vec![0];
+        assert_eq!(s.pick(&p, &req, 1_000), Some(2), "zero weight is the last resort");
     }
 }
