@@ -132,8 +132,14 @@ async fn quota_poller(app: Arc<App>) {
             generation = app.policy.generation();
             apply_quota_rule(&app);
         }
-        let q = app.policy.current().quota_protection.clone();
-        if tokio::time::Instant::now() >= next_fetch {
+        let policy = app.policy.current();
+        let q = policy.quota_protection.clone();
+        // Quota is fetched only when something uses it: quota protection
+        // or the quota-aware bundled selector (a 429 that says the quota is
+        // exhausted fetches that one account's quota in any case).
+        let wanted = q.enabled || policy.selector.name() == "weighted";
+        drop(policy);
+        if wanted && tokio::time::Instant::now() >= next_fetch {
             next_fetch = tokio::time::Instant::now() + Duration::from_secs(q.refresh_secs.max(1));
             let accounts: Vec<_> = app
                 .pool

@@ -24,7 +24,7 @@ use crate::store::{AccountFile, LoadReport, PersistedCooldown, TokenData};
 use crate::util::now_ms;
 
 /// Events kept for selectors that are behind; older ones mean a reset.
-const EVENT_LOG_CAP: usize = 8192;
+const EVENT_LOG_CAP: usize = 1024;
 
 /// One account known to the pool. Shared (`Arc`) with requests in flight.
 pub struct LiveAccount {

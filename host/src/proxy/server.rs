@@ -44,8 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(admin)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), host_guard))
-        .layer(middleware::from_fn(too_large))
+        .layer(middleware::from_fn_with_state(app.clone(), edge))
         .with_state(app)
 }
 
@@ -64,11 +63,17 @@ async fn not_found(req: Request) -> Response {
     error_response(protocol_of(&path), 404, &format!("no route {} {path}", req.method()))
 }
 
-/// Body-limit rejections (413) in the client protocol's shape.
-async fn too_large(req: Request, next: Next) -> Response {
+/// The outer layer of every request (one layer, not two: each costs per
+/// request): the DNS-rebinding guard, then body-limit rejections (413) in
+/// the client protocol's shape.
+async fn edge(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Some(refused) = host_refused(&app, &req) {
+        return refused;
+    }
     let protocol = protocol_of(req.uri().path());
     let resp = next.run(req).await;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // Only the body limit answers 413 on these routes.
         return error_response(protocol, 413, "request body is larger than server.max_body_bytes");
     }
     resp
@@ -92,7 +97,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// DNS-rebinding guard: on a loopback listener a web page could reach us
 /// through a name it controls; only loopback names or configured ones pass.
-async fn host_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+fn host_refused(app: &App, req: &Request) -> Option<Response> {
     let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let allowed = &app.config.server.allowed_hosts;
     let name_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
@@ -104,9 +109,9 @@ async fn host_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     if !ok {
         let path = req.uri().path().to_string();
         tracing::warn!(host, "refused a request for an unknown Host (DNS-rebinding guard); add it to server.allowed_hosts if it is yours");
-        return error_response(protocol_of(&path), 403, &format!("Host `{host}` is not allowed: add it to server.allowed_hosts"));
+        return Some(error_response(protocol_of(&path), 403, &format!("Host `{host}` is not allowed: add it to server.allowed_hosts")));
     }
-    next.run(req).await
+    None
 }
 
 /// The key a client sent, from any of the three usual headers.

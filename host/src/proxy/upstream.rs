@@ -13,8 +13,9 @@ use crate::oauth::describe_reqwest;
 #[derive(Clone)]
 pub struct Upstream {
     http: reqwest::Client,
-    generate_url: String,
-    stream_url: String,
+    // Parsed once: reqwest parses a `&str` URL on every request.
+    generate_url: reqwest::Url,
+    stream_url: reqwest::Url,
     load_url: String,
     models_url: String,
 }
@@ -44,12 +45,14 @@ impl Upstream {
             .user_agent(config.user_agent.clone())
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // Code Assist never redirects; no redirect bookkeeping per call.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let base = config.base_url.trim_end_matches('/');
         Ok(Upstream {
             http,
-            generate_url: format!("{base}/v1internal:generateContent"),
-            stream_url: format!("{base}/v1internal:streamGenerateContent?alt=sse"),
+            generate_url: reqwest::Url::parse(&format!("{base}/v1internal:generateContent"))?,
+            stream_url: reqwest::Url::parse(&format!("{base}/v1internal:streamGenerateContent?alt=sse"))?,
             load_url: format!("{base}/v1internal:loadCodeAssist"),
             models_url: format!("{base}/v1internal:fetchAvailableModels"),
         })
@@ -60,7 +63,7 @@ impl Upstream {
     pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<reqwest::Response, NetworkError> {
         let url = if stream { &self.stream_url } else { &self.generate_url };
         self.http
-            .post(url)
+            .post(url.clone())
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(envelope)
