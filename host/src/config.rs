@@ -381,6 +381,15 @@ impl Config {
                 cause: "requires at least one key in server.api_keys (or $GRANTPOOL_API_KEY)".into(),
             });
         }
+        if self.server.auth_mode == AuthMode::Auto && !self.listens_on_loopback() && self.server.api_keys.is_empty() {
+            return Err(ConfigError::Invalid {
+                what: "server.listen".into(),
+                cause: format!(
+                    "{} is reachable from other machines, so clients need a key: set server.api_keys (or $GRANTPOOL_API_KEY), or auth_mode = \"off\" to run open on purpose",
+                    self.server.listen
+                ),
+            });
+        }
         Ok(())
     }
 
