@@ -166,6 +166,16 @@ impl PluginEngine {
         &self.options
     }
 
+    /// A fresh store for one plugin instance: its memory limit, and a call
+    /// deadline that traps (set again before every call).
+    pub(crate) fn store(&self, plugin: Arc<str>) -> wasmtime::Store<HostState> {
+        let mut store = wasmtime::Store::new(&self.engine, HostState::new(plugin, self.options.memory_limit));
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks);
+        store
+    }
+
     /// Read, compile (or fetch from the cache) and link a component,
     /// checking its imports against what the host offers.
     pub(crate) fn prepare(

@@ -95,13 +95,7 @@ impl SelectorPlugin {
 
     fn instantiate(&self) -> Result<Warm, PluginError> {
         let start = |cause: String| PluginError::Start { source_desc: self.source.describe(), cause };
-        let mut store = Store::new(
-            &self.engine.engine,
-            HostState::new(self.name.clone(), self.engine.options.memory_limit),
-        );
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.engine.deadline_ticks);
+        let mut store = self.engine.store(self.name.clone());
         let bindings = self.pre.instantiate(&mut store).map_err(|e| start(describe_trap(&e)))?;
         store.set_epoch_deadline(self.engine.deadline_ticks);
         match bindings.grantpool_plugin_selection().call_configure(&mut store, &self.config) {

@@ -137,45 +137,34 @@ pub async fn gemini_generate(
 
 /// `POST /v1/chat/completions`.
 pub async fn openai_chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let req = match openai::parse_request(&body) {
-        Ok(r) => r,
-        Err(e) => return error_response(Protocol::Openai, e.status(), &e.to_string()),
-    };
-    let request = match serde_json::to_vec(&req.gemini) {
-        Ok(b) => Bytes::from(b),
-        Err(e) => return error_response(Protocol::Openai, 500, &format!("cannot encode the translated request: {e}")),
-    };
-    let prepared = Prepared {
-        protocol: Protocol::Openai,
-        client_model: req.model,
-        stream: req.stream,
-        session_id: session_from_headers(&headers)
-            .or(req.session_hint)
-            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref())),
-        request,
-    };
-    run(app, prepared).await
+    translated(app, Protocol::Openai, openai::parse_request(&body), &headers).await
 }
 
 /// `POST /v1/messages`.
 pub async fn anthropic_messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let req = match anthropic::parse_request(&body) {
+    translated(app, Protocol::Anthropic, anthropic::parse_request(&body), &headers).await
+}
+
+/// The OpenAI and Anthropic routes after translation: encode the Gemini
+/// request once, name the session, dispatch.
+async fn translated(
+    app: Arc<App>,
+    protocol: Protocol,
+    parsed: Result<super::gemini_types::ClientRequest, super::gemini_types::TranslateError>,
+    headers: &HeaderMap,
+) -> Response {
+    let req = match parsed {
         Ok(r) => r,
-        Err(e) => return error_response(Protocol::Anthropic, e.status(), &e.to_string()),
+        Err(e) => return error_response(protocol, e.status(), &e.to_string()),
     };
     let request = match serde_json::to_vec(&req.gemini) {
         Ok(b) => Bytes::from(b),
-        Err(e) => return error_response(Protocol::Anthropic, 500, &format!("cannot encode the translated request: {e}")),
+        Err(e) => return error_response(protocol, 500, &format!("cannot encode the translated request: {e}")),
     };
-    let prepared = Prepared {
-        protocol: Protocol::Anthropic,
-        client_model: req.model,
-        stream: req.stream,
-        session_id: session_from_headers(&headers)
-            .or(req.session_hint)
-            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref())),
-        request,
-    };
+    let session_id = session_from_headers(headers)
+        .or(req.session_hint)
+        .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()));
+    let prepared = Prepared { protocol, client_model: req.model, stream: req.stream, session_id, request };
     run(app, prepared).await
 }
 
