@@ -20,8 +20,11 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The `grantpool` binary (built by `cargo build --workspace --bins`, or
-/// here on first use).
+/// The `grantpool` binary: `$GRANTPOOL_BIN`, else the workspace's debug
+/// build (`./dev test` builds it first with `cargo build --workspace
+/// --bins`), built here only when missing. Building it from inside a test
+/// would resolve features differently from the workspace build and rebuild
+/// the host every time.
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("GRANTPOOL_BIN") {
         return p.into();
@@ -29,9 +32,12 @@ pub fn binary() -> PathBuf {
     let path = root().join("target/debug/grantpool");
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
+        if path.is_file() {
+            return;
+        }
         let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root())
-            .args(["build", "-p", "grantpool", "--bin", "grantpool", "--quiet"])
+            .args(["build", "--workspace", "--bins", "--quiet"])
             .status()
             .expect("cargo build grantpool");
         assert!(status.success());
