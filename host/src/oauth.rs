@@ -154,12 +154,7 @@ impl OAuth {
             .await
             .map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
         let status = resp.status().as_u16();
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
+        let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
         let body = resp.text().await.map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
         if !(200..300).contains(&status) {
             return Err(RefreshError::Rejected { status, body: crate::util::truncate_utf8(&body, 4096).to_string(), headers });

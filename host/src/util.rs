@@ -44,3 +44,13 @@ pub fn redact(secret: &str) -> String {
     let head: String = secret.chars().take(4).collect();
     format!("{head}…({n} chars)")
 }
+
+/// The headers named in `names` (lowercase), as (name, value) pairs for a
+/// classifier; values that are not text are left out.
+pub fn kept_headers(headers: &reqwest::header::HeaderMap, names: &[&str]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| names.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}

@@ -218,12 +218,7 @@ async fn try_account(
                     Ok(resp) if resp.status().is_success() => return Ok(resp),
                     Ok(resp) => {
                         let status = resp.status().as_u16();
-                        let headers: Vec<(String, String)> = resp
-                            .headers()
-                            .iter()
-                            .filter(|(k, _)| HEADERS_KEPT.contains(&k.as_str()))
-                            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-                            .collect();
+                        let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
                         Err((Some(status), read_bounded(resp).await, headers))
                     }
                     Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
