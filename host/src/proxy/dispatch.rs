@@ -12,7 +12,7 @@ use crate::actions::{FailureReport, Next};
 use crate::app::App;
 use crate::plugins::{Failure, Phase, Protocol, SelectOutcome, SelectRequest};
 use crate::pool::{Lease, LiveAccount};
-use super::upstream::UpstreamCallError;
+use super::upstream::{UpstreamCallError, UpstreamResponse};
 use crate::util::now_ms;
 
 /// Largest error body read from the upstream (for classification and the
@@ -39,7 +39,7 @@ pub struct Call {
 /// A successful upstream answer (2xx), body not yet read.
 pub struct Served {
     /// The upstream response; stream its body to the client.
-    pub response: reqwest::Response,
+    pub response: UpstreamResponse,
     /// The account's hold: finish it when the body is done.
     pub lease: Lease,
     /// The account's id (for `x-grantpool-account`).
@@ -183,7 +183,7 @@ async fn try_account(
     call: &Call,
     acc: &Arc<LiveAccount>,
     attempt: u32,
-) -> Result<reqwest::Response, (Attempt, Option<u16>, Option<String>)> {
+) -> Result<UpstreamResponse, (Attempt, Option<u16>, Option<String>)> {
     let email = acc.email();
     let mut token = match app.tokens.access_token(acc).await {
         Ok(t) => t,
@@ -219,7 +219,7 @@ async fn try_account(
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
-                        Err((Some(status), read_bounded(resp).await, headers))
+                        Err((Some(status), resp.bytes_bounded(MAX_ERROR_BODY).await, headers))
                     }
                     Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
                 }
@@ -329,18 +329,6 @@ pub fn refresh_failure(
         model: model.map(str::to_string),
         attempt,
     }
-}
-
-async fn read_bounded(mut resp: reqwest::Response) -> Bytes {
-    let mut out = BytesMut::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = MAX_ERROR_BODY.saturating_sub(out.len());
-        out.put_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
-    out.freeze()
 }
 
 /// The account's Code Assist project: from its file, else `loadCodeAssist`

@@ -251,7 +251,7 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
         Err(e) => {
             lease.finish(false, None);
             return with_account(
-                error_response(protocol, 502, &format!("upstream connection dropped while reading the answer: {}", crate::oauth::describe_reqwest(&e))),
+                error_response(protocol, 502, &format!("upstream {e}")),
                 &account_id,
             );
         }
@@ -360,7 +360,7 @@ fn stream_response(served: Served, protocol: Protocol, client_model: &str) -> Re
         Protocol::Openai => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
         Protocol::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
     };
-    let state = StreamState { events: response.bytes_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false };
+    let state = StreamState { events: response.into_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false };
     let body = futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(b) = st.pending.pop_front() {

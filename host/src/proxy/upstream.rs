@@ -3,19 +3,36 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
 use crate::oauth::describe_reqwest;
+
+/// The client of the generate calls: hyper's pooled client over rustls
+/// (HTTP/2 when Google offers it). The hot path skips reqwest's per-request
+/// URL and option handling; the occasional calls below still use reqwest.
+type GenerateClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
 
 /// The upstream client (one connection pool for every account).
 #[derive(Clone)]
 pub struct Upstream {
     http: reqwest::Client,
-    // Parsed once: reqwest parses a `&str` URL on every request.
-    generate_url: reqwest::Url,
-    stream_url: reqwest::Url,
+    generate: GenerateClient,
+    // Built once; a `Uri` clone is a reference count.
+    generate_uri: Uri,
+    stream_uri: Uri,
+    user_agent: HeaderValue,
+    timeout: Duration,
     load_url: String,
     models_url: String,
 }
@@ -24,6 +41,83 @@ pub struct Upstream {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct NetworkError(pub String);
+
+/// An upstream answer to a generate call, body not yet read. Reading it is
+/// bounded by the same deadline as the call (`upstream.timeout_secs`).
+pub struct UpstreamResponse {
+    inner: axum::http::Response<Incoming>,
+    deadline: Instant,
+}
+
+impl UpstreamResponse {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    /// Response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
+
+    /// The whole body.
+    pub async fn bytes(self) -> Result<Bytes, NetworkError> {
+        match tokio::time::timeout_at(self.deadline, self.inner.into_body().collect()).await {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Err(e)) => Err(NetworkError(format!("connection dropped while reading the answer: {}", innermost(&e)))),
+            Err(_) => Err(NetworkError("timed out reading the answer (upstream.timeout_secs)".into())),
+        }
+    }
+
+    /// At most `max` bytes of the body (error answers: enough to classify
+    /// and to show; the rest is dropped with the connection).
+    pub async fn bytes_bounded(self, max: usize) -> Bytes {
+        let deadline = self.deadline;
+        let mut body = self.inner.into_body();
+        let mut out = BytesMut::new();
+        while out.len() < max {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        out.put_slice(&chunk[..chunk.len().min(max - out.len())]);
+                    }
+                }
+                _ => break,
+            }
+        }
+        out.freeze()
+    }
+
+    /// The body as a stream of chunks, each awaited within the deadline.
+    pub fn into_stream(self) -> futures::stream::BoxStream<'static, Result<Bytes, NetworkError>> {
+        use futures::StreamExt;
+        let deadline = self.deadline;
+        futures::stream::unfold(Some(self.inner.into_body()), move |body| async move {
+            let mut body = body?;
+            loop {
+                return match tokio::time::timeout_at(deadline, body.frame()).await {
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => Some((Ok(data), Some(body))),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(Some(Err(e))) => Some((Err(NetworkError(format!("connection dropped: {}", innermost(&e)))), None)),
+                    Ok(None) => None,
+                    Err(_) => Some((Err(NetworkError("timed out (upstream.timeout_secs)".into())), None)),
+                };
+            }
+        })
+        .boxed()
+    }
+}
+
+/// The deepest cause of an error (hyper's outer messages say little).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}
 
 /// One model's quota, as `fetchAvailableModels` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,16 +137,36 @@ impl Upstream {
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
             .user_agent(config.user_agent.clone())
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
-            // Code Assist never redirects; no redirect bookkeeping per call.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(config.connect_timeout_secs)));
+        connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let generate = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
         let base = config.base_url.trim_end_matches('/');
+        let uri = |path: &str| -> anyhow::Result<Uri> {
+            format!("{base}{path}").parse::<Uri>().map_err(|e| anyhow::anyhow!("upstream.base_url `{base}` is not a URL: {e}"))
+        };
         Ok(Upstream {
             http,
-            generate_url: reqwest::Url::parse(&format!("{base}/v1internal:generateContent"))?,
-            stream_url: reqwest::Url::parse(&format!("{base}/v1internal:streamGenerateContent?alt=sse"))?,
+            generate,
+            generate_uri: uri("/v1internal:generateContent")?,
+            stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?,
+            user_agent: HeaderValue::from_str(&config.user_agent)
+                .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?,
+            timeout: Duration::from_secs(config.timeout_secs),
             load_url: format!("{base}/v1internal:loadCodeAssist"),
             models_url: format!("{base}/v1internal:fetchAvailableModels"),
         })
@@ -60,16 +174,27 @@ impl Upstream {
 
     /// Send a generate call. `envelope` is the full `{"model","project",
     /// "request"}` body. Any HTTP answer is `Ok` (the caller reads the status).
-    pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<reqwest::Response, NetworkError> {
-        let url = if stream { &self.stream_url } else { &self.generate_url };
-        self.http
-            .post(url.clone())
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(envelope)
-            .send()
-            .await
-            .map_err(|e| NetworkError(describe_reqwest(&e)))
+    pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<UpstreamResponse, NetworkError> {
+        let deadline = Instant::now() + self.timeout;
+        let uri = if stream { &self.stream_uri } else { &self.generate_uri };
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| NetworkError("the access token is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        let mut req = axum::http::Request::new(Full::new(envelope));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri.clone();
+        let h = req.headers_mut();
+        h.insert(header::AUTHORIZATION, auth);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::USER_AGENT, self.user_agent.clone());
+        match tokio::time::timeout_at(deadline, self.generate.request(req)).await {
+            Ok(Ok(inner)) => Ok(UpstreamResponse { inner, deadline }),
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() { "could not connect" } else { "request failed" };
+                Err(NetworkError(format!("{kind}: {}", innermost(&e))))
+            }
+            Err(_) => Err(NetworkError("timed out waiting for the answer (upstream.timeout_secs)".into())),
+        }
     }
 
     /// Ask `loadCodeAssist` for the account's project id.
