@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use super::dispatch::{dispatch, Call, DispatchError, Served};
 use super::gemini_types::{parse_upstream_response, SseEvent};
+use super::server::{Admitted, ClientBody};
 use super::{anthropic, error_response, openai, protocol_name};
 use crate::app::App;
 use crate::plugins::Protocol;
@@ -71,7 +72,7 @@ fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> 
 }
 
 /// `GET /v1beta/models`.
-pub async fn gemini_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+pub async fn gemini_models(_: Admitted, State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "models": gemini_model_list(&app) }))
 }
 
@@ -94,7 +95,7 @@ fn gemini_model_list(app: &App) -> Vec<serde_json::Value> {
 /// `GET /v1/models`. Both the OpenAI clients and current Gemini SDKs (whose
 /// default API version is `v1`) list models here, so the answer carries
 /// both shapes: OpenAI's `data` and Gemini's `models`.
-pub async fn openai_models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+pub async fn openai_models(_: Admitted, State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let mut names: Vec<String> = app.config.upstream.models.clone();
     names.extend(app.config.models.keys().filter(|k| !k.contains('*')).cloned());
     names.sort();
@@ -108,10 +109,11 @@ pub async fn openai_models(State(app): State<Arc<App>>) -> Json<serde_json::Valu
 
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini_generate(
+    _: Admitted,
     State(app): State<Arc<App>>,
     Path(model_action): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ClientBody(body): ClientBody,
 ) -> Response {
     let Some((model, action)) = model_action.rsplit_once(':') else {
         return error_response(Protocol::Gemini, 404, &format!("unknown route models/{model_action}: use models/MODEL:generateContent or :streamGenerateContent"));
@@ -136,12 +138,12 @@ pub async fn gemini_generate(
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn openai_chat(_: Admitted, State(app): State<Arc<App>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
     translated(app, Protocol::Openai, openai::parse_request(&body), &headers).await
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<App>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
     translated(app, Protocol::Anthropic, anthropic::parse_request(&body), &headers).await
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,9 +20,11 @@ use crate::config::AuthMode;
 use crate::plugins::Protocol;
 use crate::store::{NewAccount, TokenData};
 
-/// The whole router.
+/// The whole router. The API routes carry no middleware: their handlers
+/// take [`Admitted`] and [`ClientBody`], which do the same checks without a
+/// boxed layer per request. Health, admin and the fallback keep layers
+/// (off the hot path).
 pub fn router(app: Arc<App>) -> Router {
-    let max_body = app.config.server.max_body_bytes;
     let api = Router::new()
         .route("/v1beta/models", get(routes::gemini_models))
         .route("/v1beta/models/{model_action}", post(routes::gemini_generate))
@@ -28,9 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
         // Gemini SDKs that default to API version v1.
         .route("/v1/models/{model_action}", post(routes::gemini_generate))
         .route("/v1/chat/completions", post(routes::openai_chat))
-        .route("/v1/messages", post(routes::anthropic_messages))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(app.clone(), client_auth));
+        .route("/v1/messages", post(routes::anthropic_messages));
     let admin = Router::new()
         .route("/admin/accounts", get(admin_list).post(admin_upsert))
         .route("/admin/accounts/{id}/enable", post(admin_enable))
@@ -44,8 +46,70 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(admin)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), edge))
         .with_state(app)
+}
+
+/// A client request the API routes accept: its `Host` passed the
+/// DNS-rebinding guard and it carries a valid key (unless auth is off).
+/// Refusals come in the route's protocol shape.
+pub struct Admitted;
+
+impl FromRequestParts<Arc<App>> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        let path = parts.uri.path();
+        if let Some(refused) = host_refused(app, &parts.headers, path) {
+            return Err(refused);
+        }
+        if effective_mode(app) != AuthMode::Off
+            && !client_key(&parts.headers).is_some_and(|k| key_matches(k, &app.config.server.api_keys))
+        {
+            return Err(error_response(
+                protocol_of(path),
+                401,
+                "missing or wrong API key: send it as `Authorization: Bearer KEY`, `x-api-key` or `x-goog-api-key`",
+            ));
+        }
+        Ok(Admitted)
+    }
+}
+
+/// A request body of at most `server.max_body_bytes`; a larger one is
+/// refused with 413 in the route's protocol shape.
+pub struct ClientBody(pub Bytes);
+
+impl FromRequest<Arc<App>> for ClientBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Response> {
+        let protocol = protocol_of(req.uri().path());
+        let max = app.config.server.max_body_bytes;
+        let too_large = || error_response(protocol, 413, "request body is larger than server.max_body_bytes");
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        match axum::body::to_bytes(req.into_body(), max).await {
+            Ok(b) => Ok(ClientBody(b)),
+            Err(e) if is_length_limit(&e) => Err(too_large()),
+            Err(e) => Err(error_response(protocol, 400, &format!("could not read the request body: {e}"))),
+        }
+    }
+}
+
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn protocol_of(path: &str) -> Protocol {
@@ -61,22 +125,6 @@ fn protocol_of(path: &str) -> Protocol {
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().to_string();
     error_response(protocol_of(&path), 404, &format!("no route {} {path}", req.method()))
-}
-
-/// The outer layer of every request (one layer, not two: each costs per
-/// request): the DNS-rebinding guard, then body-limit rejections (413) in
-/// the client protocol's shape.
-async fn edge(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if let Some(refused) = host_refused(&app, &req) {
-        return refused;
-    }
-    let protocol = protocol_of(req.uri().path());
-    let resp = next.run(req).await;
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        // Only the body limit answers 413 on these routes.
-        return error_response(protocol, 413, "request body is larger than server.max_body_bytes");
-    }
-    resp
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -97,8 +145,8 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// DNS-rebinding guard: on a loopback listener a web page could reach us
 /// through a name it controls; only loopback names or configured ones pass.
-fn host_refused(app: &App, req: &Request) -> Option<Response> {
-    let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+fn host_refused(app: &App, headers: &HeaderMap, path: &str) -> Option<Response> {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let allowed = &app.config.server.allowed_hosts;
     let name_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
     let ok = if app.config.listens_on_loopback() {
@@ -107,9 +155,8 @@ fn host_refused(app: &App, req: &Request) -> Option<Response> {
         allowed.is_empty() || is_loopback_host(host) || allowed.iter().any(|a| a.eq_ignore_ascii_case(name_only) || a.eq_ignore_ascii_case(host))
     };
     if !ok {
-        let path = req.uri().path().to_string();
         tracing::warn!(host, "refused a request for an unknown Host (DNS-rebinding guard); add it to server.allowed_hosts if it is yours");
-        return Some(error_response(protocol_of(&path), 403, &format!("Host `{host}` is not allowed: add it to server.allowed_hosts")));
+        return Some(error_response(protocol_of(path), 403, &format!("Host `{host}` is not allowed: add it to server.allowed_hosts")));
     }
     None
 }
@@ -137,18 +184,10 @@ fn effective_mode(app: &App) -> AuthMode {
     }
 }
 
-async fn client_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if effective_mode(&app) != AuthMode::Off {
-        let ok = client_key(req.headers()).is_some_and(|k| key_matches(k, &app.config.server.api_keys));
-        if !ok {
-            let path = req.uri().path().to_string();
-            return error_response(protocol_of(&path), 401, "missing or wrong API key: send it as `Authorization: Bearer KEY`, `x-api-key` or `x-goog-api-key`");
-        }
-    }
-    next.run(req).await
-}
-
 async fn health_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Some(refused) = host_refused(&app, req.headers(), req.uri().path()) {
+        return refused;
+    }
     if effective_mode(&app) == AuthMode::Strict
         && !client_key(req.headers()).is_some_and(|k| key_matches(k, &app.config.server.api_keys))
     {
@@ -158,6 +197,9 @@ async fn health_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> R
 }
 
 async fn admin_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Some(refused) = host_refused(&app, req.headers(), req.uri().path()) {
+        return refused;
+    }
     let Some(admin_key) = app.config.server.admin_key.as_deref().filter(|k| !k.is_empty()) else {
         return admin_error(StatusCode::FORBIDDEN, "the admin API is off: set server.admin_key (or $GRANTPOOL_ADMIN_KEY) to use it");
     };
