@@ -57,7 +57,7 @@ fn bench_select(c: &mut Criterion) {
                     };
                     let out = sel.select(&*pool, &req, |s| pool.is_candidate(s, &req));
                     let SelectOutcome::Picked(slot) = out else { panic!("{name}: {out:?}") };
-                    pool.begin(slot, "gemini-2.5-pro", None).unwrap().finish(true, Some(200));
+                    pool.begin(slot, "gemini-2.5-pro", None, sel.wants_outcomes()).unwrap().finish(true, Some(200));
                 })
             });
         }

@@ -68,7 +68,7 @@ impl App {
         let oauth = OAuth::new(config.oauth.clone())?;
         let tokens = Arc::new(TokenManager::new(oauth.clone(), store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
-        let upstream = Upstream::new(&config.upstream)?;
+        let upstream = Upstream::new(&config.upstream, crate::proxy::listener::lanes(config.server.workers))?;
         let q = policy.current().quota_protection.clone();
         pool.set_quota_rule(q.enabled.then(|| crate::pool::QuotaRule {
             threshold: q.threshold,

@@ -153,7 +153,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let _log = crate::logging::init(&config.log.level, Some(&config.log_dir()), config.log.keep_files);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The main runtime runs start-up, accepts, and background work; the
+    // requests run on the serving threads (proxy::listener).
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(async move {
         let started = std::time::Instant::now();
         let listen = config.server.listen.clone();
@@ -170,8 +172,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
             "grantpool {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
+        let lanes = crate::proxy::listener::lanes(app.config.server.workers);
         let router = crate::proxy::server::router(app);
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        crate::proxy::listener::serve(listener, router, lanes, shutdown_signal()).await?;
         tracing::info!("grantpool stopped");
         Ok(())
     })

@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most accounts tried for one request.
     pub max_attempts: u32,
+    /// Serving threads, each with its own single-threaded runtime
+    /// (0 = one per core).
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             max_body_bytes: 32 << 20,
             max_attempts: 4,
+            workers: 0,
         }
     }
 }

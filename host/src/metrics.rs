@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// gemini | openai | anthropic.
-    pub protocol: String,
+    pub protocol: &'static str,
     /// Upstream model.
     pub model: String,
     /// HTTP status sent to the client.
@@ -82,9 +82,9 @@ impl Metrics {
     }
 
     /// A client request answered with `status`.
-    pub fn request(&self, protocol: &str, model: &str, status: u16) {
+    pub fn request(&self, protocol: &'static str, model: &str, status: u16) {
         self.requests
-            .get_or_create(&RequestLabels { protocol: protocol.to_string(), model: model.to_string(), status })
+            .get_or_create(&RequestLabels { protocol, model: model.to_string(), status })
             .inc();
     }
 

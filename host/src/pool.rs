@@ -53,6 +53,18 @@ impl LiveAccount {
         self.file.read().token.clone()
     }
 
+    /// The access token when `fresh` approves it (no copy of the rest of
+    /// the token data: this is on every request).
+    pub fn access_token_if(&self, fresh: impl FnOnce(&TokenData) -> bool) -> Option<String> {
+        let file = self.file.read();
+        fresh(&file.token).then(|| file.token.access_token.clone())
+    }
+
+    /// The account's Code Assist project, when known.
+    pub fn project_id(&self) -> Option<String> {
+        self.file.read().token.project_id.clone().filter(|p| !p.is_empty())
+    }
+
     /// A copy of the whole account file as last read or written.
     pub fn file(&self) -> AccountFile {
         self.file.read().clone()
@@ -246,6 +258,8 @@ pub struct Lease {
     started_ms: u64,
     model: String,
     session_id: Option<String>,
+    /// Log a `finished` event at the end (the selector asked for outcomes).
+    log_outcome: bool,
     done: bool,
 }
 
@@ -276,6 +290,9 @@ impl Lease {
             self.pool.success_ends_cooldown(acc.slot, &self.model, self.started_ms);
         } else {
             acc.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.log_outcome {
+            return;
         }
         let latency = now_ms().saturating_sub(self.started_ms).min(u32::MAX as u64) as u32;
         self.pool.log.lock().push(PoolEvent::Finished(Outcome {
@@ -601,8 +618,9 @@ impl Pool {
             .map(|a| a.slot)
     }
 
-    /// Start a request on `slot`.
-    pub fn begin(self: &Arc<Self>, slot: u32, model: &str, session_id: Option<&str>) -> Option<Lease> {
+    /// Start a request on `slot`; `log_outcome` logs its `finished` event
+    /// for the selector at the end.
+    pub fn begin(self: &Arc<Self>, slot: u32, model: &str, session_id: Option<&str>, log_outcome: bool) -> Option<Lease> {
         let account = self.by_slot(slot)?;
         let now = now_ms();
         account.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -611,8 +629,10 @@ impl Pool {
             pool: self.clone(),
             account,
             started_ms: now,
+            // Kept either way: a success ends a cooldown on this model.
             model: model.to_string(),
-            session_id: session_id.map(str::to_string),
+            session_id: session_id.filter(|_| log_outcome).map(str::to_string),
+            log_outcome,
             done: false,
         })
     }

@@ -65,9 +65,8 @@ impl TokenManager {
     /// A valid access token for `acc`, refreshing first when it is within
     /// the skew of expiry.
     pub async fn access_token(&self, acc: &Arc<LiveAccount>) -> Result<String, RefreshFailure> {
-        let t = acc.token();
-        if self.fresh(&t) {
-            return Ok(t.access_token);
+        if let Some(token) = acc.access_token_if(|t| self.fresh(t)) {
+            return Ok(token);
         }
         self.refresh_if(acc, |me, t| !me.fresh(t)).await
     }

@@ -63,7 +63,8 @@ impl Harness {
         SelectRequest {
             model: model.into(),
             protocol: Protocol::Anthropic,
-            session_id: session.map(str::to_string),
+            // As the routes do: no session for a selector that reads none.
+            session_id: session.filter(|_| self.sel.wants_sessions()).map(str::to_string),
             attempt: 1,
             tried: vec![],
             unavailable: self.pool.unavailable_for(model, now_ms()),
@@ -81,7 +82,7 @@ impl Harness {
     fn hold(&self, model: &str, session: Option<&str>) -> Lease {
         let req = self.request(model, session);
         let slot = self.pick_for(&req);
-        self.pool.begin(slot, model, session).expect("picked slot has an account")
+        self.pool.begin(slot, model, session, self.sel.wants_outcomes()).expect("picked slot has an account")
     }
 
     /// A whole request: picked, served, finished successfully.
@@ -243,7 +244,7 @@ fn least_busy_avoids_busy_accounts_and_spreads_over_idle_ones() {
 
     // Exact scan: long requests on four accounts; new picks avoid them.
     let h = Harness::new("least-busy", r#"{"choices": 0}"#, files());
-    let busy: Vec<Lease> = (0..4).map(|i| h.pool.begin(i, "m", None).unwrap()).collect();
+    let busy: Vec<Lease> = (0..4).map(|i| h.pool.begin(i, "m", None, true).unwrap()).collect();
     let mut counts = [0u32; 8];
     for _ in 0..800 {
         counts[h.serve("m", None) as usize] += 1;
@@ -255,7 +256,7 @@ fn least_busy_avoids_busy_accounts_and_spreads_over_idle_ones() {
     // Default (two random choices): busy accounts are picked only when both
     // samples are busy, idle ones far more often.
     let h = Harness::new("least-busy", "{}", files());
-    let busy: Vec<Lease> = (0..4).map(|i| h.pool.begin(i, "m", None).unwrap()).collect();
+    let busy: Vec<Lease> = (0..4).map(|i| h.pool.begin(i, "m", None, true).unwrap()).collect();
     let mut counts = [0u32; 8];
     for _ in 0..2_000 {
         counts[h.serve("m", None) as usize] += 1;
@@ -495,4 +496,27 @@ fn rules_mistakes_are_refused_at_configure() {
         c.classify(&failure(Phase::Upstream, Some(418), "teapot")),
         ClassifyOutcome::Verdict(Verdict::RetryNextAccount)
     );
+}
+
+#[test]
+fn selectors_are_sent_only_what_they_ask_for() {
+    use grantpool::plugins::EventFeed;
+    let files = || (0..3).map(|i| account(&format!("acc{i}"), &[])).collect::<Vec<_>>();
+    let expect = [
+        ("round-robin", "{}", false, false),
+        ("fill-first", "{}", false, false),
+        ("weighted", "{}", false, false),
+        ("least-busy", "{}", true, false),
+        ("sticky-session", "{}", true, true),
+        ("sticky-session", r#"{"fallback": "round-robin"}"#, false, true),
+    ];
+    for (plugin, config, outcomes, sessions) in expect {
+        let h = Harness::new(plugin, config, files());
+        assert_eq!((h.sel.wants_outcomes(), h.sel.wants_sessions()), (outcomes, sessions), "{plugin} {config}");
+        // The pool logs a request's end only for a selector that reads it.
+        let seq = h.pool.events_since(None).seq;
+        h.serve("m", Some("s1"));
+        let logged = h.pool.events_since(Some(seq)).events.len();
+        assert_eq!(logged, usize::from(outcomes), "{plugin} {config}: events after one request");
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use wasmtime::Store;
 
-use super::bindings::selector_types::{PoolEvent, Request};
+use super::bindings::selector_types::{Interests, PoolEvent, Request};
 use super::bindings::selector_world::{Selector, SelectorPre};
 use super::bindings::HostState;
 use super::engine::{describe_trap, PluginEngine, PluginError, PluginSource};
@@ -55,6 +55,7 @@ pub struct SelectorPlugin {
     engine: Arc<PluginEngine>,
     pre: SelectorPre<HostState>,
     config: String,
+    interests: Interests,
     warm: Mutex<Option<Warm>>,
 }
 
@@ -70,15 +71,17 @@ impl SelectorPlugin {
             kind: PluginKind::Selector,
             cause: format!("{e:#}"),
         })?;
-        let plugin = SelectorPlugin {
+        let mut plugin = SelectorPlugin {
             name: source.name().into(),
             source: source.clone(),
             engine: engine.clone(),
             pre,
             config: config.to_string(),
+            interests: Interests::all(),
             warm: Mutex::new(None),
         };
-        let warm = plugin.instantiate()?;
+        let (warm, interests) = plugin.instantiate()?;
+        plugin.interests = interests;
         *plugin.warm.lock() = Some(warm);
         Ok(plugin)
     }
@@ -93,13 +96,27 @@ impl SelectorPlugin {
         &self.source
     }
 
-    fn instantiate(&self) -> Result<Warm, PluginError> {
+    /// True when the selector reads request outcomes (`finished` events):
+    /// without it the pool does not log them.
+    pub fn wants_outcomes(&self) -> bool {
+        self.interests.contains(Interests::OUTCOMES)
+    }
+
+    /// True when the selector reads session ids: without it the routes do
+    /// not derive them.
+    pub fn wants_sessions(&self) -> bool {
+        self.interests.contains(Interests::SESSIONS)
+    }
+
+    /// A configured instance and what it asked for (the first answer is
+    /// kept: a rebuilt instance runs the same code on the same config).
+    fn instantiate(&self) -> Result<(Warm, Interests), PluginError> {
         let start = |cause: String| PluginError::Start { source_desc: self.source.describe(), cause };
         let mut store = self.engine.store(self.name.clone());
         let bindings = self.pre.instantiate(&mut store).map_err(|e| start(describe_trap(&e)))?;
         store.set_epoch_deadline(self.engine.deadline_ticks);
         match bindings.grantpool_plugin_selection().call_configure(&mut store, &self.config) {
-            Ok(Ok(())) => Ok(Warm { store, bindings, calls: 0, seen: None }),
+            Ok(Ok(interests)) => Ok((Warm { store, bindings, calls: 0, seen: None }, interests)),
             Ok(Err(message)) => {
                 Err(PluginError::ConfigRejected { source_desc: self.source.describe(), message })
             }
@@ -121,7 +138,7 @@ impl SelectorPlugin {
             .is_some_and(|w| w.calls >= self.engine.options.recycle_after_calls);
         if guard.is_none() || recycle {
             match self.instantiate() {
-                Ok(w) => *guard = Some(w),
+                Ok((w, _)) => *guard = Some(w),
                 Err(e) => {
                     tracing::error!(plugin = %self.name, "selector plugin cannot restart: {e}; using the built-in choice");
                     return SelectOutcome::Failed(e.to_string());

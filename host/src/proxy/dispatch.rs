@@ -114,7 +114,7 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
         let Some(slot) = slot else {
             break;
         };
-        let Some(lease) = app.pool.begin(slot, &call.model, call.session_id.as_deref()) else {
+        let Some(lease) = app.pool.begin(slot, &call.model, call.session_id.as_deref(), policy.selector.wants_outcomes()) else {
             tried.push(slot);
             continue;
         };
@@ -184,10 +184,10 @@ async fn try_account(
     acc: &Arc<LiveAccount>,
     attempt: u32,
 ) -> Result<UpstreamResponse, (Attempt, Option<u16>, Option<String>)> {
-    let email = acc.email();
     let mut token = match app.tokens.access_token(acc).await {
         Ok(t) => t,
         Err(f) => {
+            let email = acc.email();
             app.metrics.refresh_failed();
             let misconfig = (f.error.is_client_error() || matches!(f.error, crate::oauth::RefreshError::Misconfigured(_)))
                 .then(|| f.error.to_string());
@@ -225,7 +225,7 @@ async fn try_account(
                 }
             }
             Err(UpstreamCallError::Status { status, body }) => {
-                tracing::warn!(account = %acc.id, email = %email, "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
+                tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
                 Err((Some(status), Bytes::from(body), Vec::new()))
             }
             Err(UpstreamCallError::Network(m)) => Err((None, Bytes::from(m), Vec::new())),
@@ -234,6 +234,7 @@ async fn try_account(
             Ok(resp) => return Ok(resp),
             Err(f) => f,
         };
+        let email = acc.email();
         let failure_err = status.is_none().then(|| String::from_utf8_lossy(&resp_body).into_owned());
         app.metrics.upstream_error(status);
         let text = match &failure_err {
@@ -334,7 +335,7 @@ pub fn refresh_failure(
 /// The account's Code Assist project: from its file, else `loadCodeAssist`
 /// (then persisted).
 async fn project_of(app: &App, acc: &Arc<LiveAccount>, token: &str) -> Result<String, UpstreamCallError> {
-    if let Some(p) = acc.token().project_id.filter(|p| !p.is_empty()) {
+    if let Some(p) = acc.project_id() {
         return Ok(p);
     }
     let project = app

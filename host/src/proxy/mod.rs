@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod dispatch;
 pub mod gemini_types;
+pub mod listener;
 pub mod openai;
 pub mod routes;
 pub mod server;

@@ -56,15 +56,17 @@ fn first_message_session(first: Option<&[u8]>) -> Option<String> {
     Some(format!("conv-{:016x}", h.finish()))
 }
 
-/// The first content of a Gemini request, as raw JSON.
-fn gemini_first_content(body: &[u8]) -> Option<Vec<u8>> {
+/// A Gemini request body checked once: it must be a JSON object; its first
+/// content (raw JSON) names the conversation when the client sends no
+/// session id.
+fn gemini_first_content(body: &[u8]) -> Result<Option<&[u8]>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Req<'a> {
         #[serde(borrow, default)]
         contents: Vec<&'a RawValue>,
     }
-    let r: Req = serde_json::from_slice(body).ok()?;
-    r.contents.first().map(|c| c.get().as_bytes().to_vec())
+    let r: Req = serde_json::from_slice(body)?;
+    Ok(r.contents.first().map(|c| c.get().as_bytes()))
 }
 
 fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> Option<Vec<u8>> {
@@ -123,10 +125,15 @@ pub async fn gemini_generate(
         "streamGenerateContent" => true,
         other => return error_response(Protocol::Gemini, 404, &format!("method `{other}` is not supported; use generateContent or streamGenerateContent")),
     };
-    if serde_json::from_slice::<&RawValue>(&body).is_err() {
-        return error_response(Protocol::Gemini, 400, "request body is not valid JSON");
-    }
-    let session_id = session_from_headers(&headers).or_else(|| first_message_session(gemini_first_content(&body).as_deref()));
+    let first = match gemini_first_content(&body) {
+        Ok(first) => first,
+        Err(e) => return error_response(Protocol::Gemini, 400, &format!("request body is not a JSON object: {e}")),
+    };
+    let session_id = if app.policy.current().selector.wants_sessions() {
+        session_from_headers(&headers).or_else(|| first_message_session(first))
+    } else {
+        None
+    };
     let prepared = Prepared {
         protocol: Protocol::Gemini,
         client_model: model.trim_start_matches("models/").to_string(),
@@ -163,9 +170,13 @@ async fn translated(
         Ok(b) => Bytes::from(b),
         Err(e) => return error_response(protocol, 500, &format!("cannot encode the translated request: {e}")),
     };
-    let session_id = session_from_headers(headers)
-        .or(req.session_hint)
-        .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()));
+    let session_id = if app.policy.current().selector.wants_sessions() {
+        session_from_headers(headers)
+            .or(req.session_hint)
+            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
+    } else {
+        None
+    };
     let prepared = Prepared { protocol, client_model: req.model, stream: req.stream, session_id, request };
     run(app, prepared).await
 }

@@ -1,6 +1,7 @@
 //! The Google Code Assist (`v1internal`) client: generate (plain and
 //! streaming), project discovery, per-model quota.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -27,11 +28,18 @@ type GenerateClient = hyper_util::client::legacy::Client<
 #[derive(Clone)]
 pub struct Upstream {
     http: reqwest::Client,
-    generate: GenerateClient,
+    /// One client (and connection pool) per serving thread, plus one for
+    /// calls made off them: a connection's task runs on the runtime that
+    /// opened it, so sharing one pool would hand requests across threads.
+    generate: Arc<[GenerateClient]>,
     // Built once; a `Uri` clone is a reference count.
     generate_uri: Uri,
     stream_uri: Uri,
     user_agent: HeaderValue,
+    /// `Host` of the generate URIs over plain HTTP (HTTP/1 only: set once
+    /// here, hyper would format it per call). Over TLS the connection may be
+    /// HTTP/2, where hyper sends `:authority` instead, so it is left to hyper.
+    host: Option<HeaderValue>,
     timeout: Duration,
     load_url: String,
     models_url: String,
@@ -131,8 +139,9 @@ pub struct QuotaReport {
 }
 
 impl Upstream {
-    /// A client for `config`.
-    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
+    /// A client for `config`, with connection pools for `lanes` serving
+    /// threads (see [`crate::proxy::listener`]).
+    pub fn new(config: &UpstreamConfig, lanes: usize) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
@@ -151,18 +160,27 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(connector);
-        let generate = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(256)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+        let generate = (0..=lanes)
+            .map(|_| {
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(256)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(https.clone())
+            })
+            .collect();
         let base = config.base_url.trim_end_matches('/');
         let uri = |path: &str| -> anyhow::Result<Uri> {
             format!("{base}{path}").parse::<Uri>().map_err(|e| anyhow::anyhow!("upstream.base_url `{base}` is not a URL: {e}"))
         };
+        let generate_uri = uri("/v1internal:generateContent")?;
+        let host = (generate_uri.scheme() == Some(&axum::http::uri::Scheme::HTTP))
+            .then(|| generate_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+            .flatten();
         Ok(Upstream {
             http,
             generate,
-            generate_uri: uri("/v1internal:generateContent")?,
+            host,
+            generate_uri,
             stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?,
             user_agent: HeaderValue::from_str(&config.user_agent)
                 .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?,
@@ -177,17 +195,28 @@ impl Upstream {
     pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<UpstreamResponse, NetworkError> {
         let deadline = Instant::now() + self.timeout;
         let uri = if stream { &self.stream_uri } else { &self.generate_uri };
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        let mut bearer = BytesMut::with_capacity(7 + token.len());
+        bearer.put_slice(b"Bearer ");
+        bearer.put_slice(token.as_bytes());
+        let mut auth = HeaderValue::from_maybe_shared(bearer.freeze())
             .map_err(|_| NetworkError("the access token is not a valid header value".into()))?;
         auth.set_sensitive(true);
         let mut req = axum::http::Request::new(Full::new(envelope));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri.clone();
         let h = req.headers_mut();
+        if let Some(host) = &self.host {
+            h.insert(header::HOST, host.clone());
+        }
         h.insert(header::AUTHORIZATION, auth);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::USER_AGENT, self.user_agent.clone());
-        match tokio::time::timeout_at(deadline, self.generate.request(req)).await {
+        let lanes = self.generate.len() - 1;
+        let client = match crate::proxy::listener::current_lane() {
+            Some(l) if lanes > 0 => &self.generate[l % lanes],
+            _ => &self.generate[lanes],
+        };
+        match tokio::time::timeout_at(deadline, client.request(req)).await {
             Ok(Ok(inner)) => Ok(UpstreamResponse { inner, deadline }),
             Ok(Err(e)) => {
                 let kind = if e.is_connect() { "could not connect" } else { "request failed" };

@@ -17,7 +17,7 @@
 //! walks only past the accounts that cannot serve this request.
 
 use grantpool_plugin_sdk::pick::FillFirst as Order;
-use grantpool_plugin_sdk::selector::{Pool, PoolEvent, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Pool, PoolEvent, Request, Strategy};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +31,11 @@ impl Strategy for FillFirst {
     fn configure(config: &str) -> Result<Self, String> {
         let Config {} = grantpool_plugin_sdk::config::parse(config)?;
         Ok(FillFirst { order: Order::new() })
+    }
+
+    /// The order is by account details only.
+    fn interests(&self) -> Interests {
+        Interests::empty()
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {

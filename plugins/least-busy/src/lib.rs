@@ -21,7 +21,7 @@
 //! ```
 
 use grantpool_plugin_sdk::pick::{LeastBusy as Pick, Rng};
-use grantpool_plugin_sdk::selector::{Pool, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Pool, Request, Strategy};
 
 #[derive(serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +59,11 @@ impl LeastBusy {
 impl Strategy for LeastBusy {
     fn configure(config: &str) -> Result<Self, String> {
         LeastBusy::new(config, Rng::from_clock())
+    }
+
+    /// In-flight counts and failures come from outcomes.
+    fn interests(&self) -> Interests {
+        Interests::OUTCOMES
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {

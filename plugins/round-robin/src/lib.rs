@@ -2,7 +2,7 @@
 //! request cannot use. No configuration.
 
 use grantpool_plugin_sdk::pick::RoundRobin;
-use grantpool_plugin_sdk::selector::{Pool, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Pool, Request, Strategy};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -14,6 +14,11 @@ impl Strategy for Plugin {
     fn configure(config: &str) -> Result<Self, String> {
         let Config {} = grantpool_plugin_sdk::config::parse(config)?;
         Ok(Plugin(RoundRobin::new()))
+    }
+
+    /// Rotation reads neither outcomes nor sessions.
+    fn interests(&self) -> Interests {
+        Interests::empty()
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 
 pub use crate::bindings::selector::exports::grantpool::plugin::selection::{
-    Account as WitAccount, ModelQuota, Outcome, PoolEvent, Request as WitRequest,
+    Account as WitAccount, Interests, ModelQuota, Outcome, PoolEvent, Request as WitRequest,
 };
 pub use crate::bindings::selector::grantpool::plugin::types::Protocol;
 
@@ -24,7 +24,9 @@ pub struct Account {
     pub email: String,
     /// Labels from the account file.
     pub labels: Vec<(String, String)>,
-    /// Requests in flight (counted by the SDK between `select` and `finished`).
+    /// Requests in flight (counted by the SDK between `select` and
+    /// `finished`; only kept when the strategy asks for
+    /// [`Interests::OUTCOMES`]).
     pub in_flight: u32,
     /// Last time `select` picked it (or the host used it), Unix ms.
     pub last_used_ms: u64,
@@ -241,6 +243,15 @@ pub trait Strategy: Sized + 'static {
     /// ([`Pool::candidates`]) are accepted by the host.
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32>;
 
+    /// What the host should send (asked once, after `configure`). Each
+    /// costs work on every request: leave out what the strategy does not
+    /// read. [`Interests::OUTCOMES`] brings `finished` events (and with them
+    /// live `in_flight`, `successes` and `failures`);
+    /// [`Interests::SESSIONS`] brings `Request::session_id`. Default: both.
+    fn interests(&self) -> Interests {
+        Interests::all()
+    }
+
     /// Optional: learn from an event, after the pool view applied it.
     fn observe(&mut self, _event: &PoolEvent, _pool: &Pool) {}
 }
@@ -252,10 +263,11 @@ pub struct State<S> {
 }
 
 #[doc(hidden)]
-pub fn run_configure<S: Strategy>(cell: &RefCell<State<S>>, config: String) -> Result<(), String> {
+pub fn run_configure<S: Strategy>(cell: &RefCell<State<S>>, config: String) -> Result<Interests, String> {
     let strategy = S::configure(&config)?;
+    let interests = strategy.interests();
     cell.borrow_mut().strategy = Some(strategy);
-    Ok(())
+    Ok(interests)
 }
 
 #[doc(hidden)]
@@ -296,7 +308,7 @@ macro_rules! export_selector {
         impl $crate::bindings::selector::exports::grantpool::plugin::selection::Guest
             for __GrantpoolSelector
         {
-            fn configure(config: String) -> Result<(), String> {
+            fn configure(config: String) -> Result<$crate::selector::Interests, String> {
                 __GRANTPOOL_STATE.with(|s| $crate::selector::run_configure(s, config))
             }
             fn observe(events: Vec<$crate::selector::PoolEvent>) {

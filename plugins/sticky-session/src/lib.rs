@@ -33,7 +33,7 @@
 mod sessions;
 
 use grantpool_plugin_sdk::pick::{FillFirst, LeastBusy, Rng, RoundRobin};
-use grantpool_plugin_sdk::selector::{Pool, PoolEvent, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Pool, PoolEvent, Request, Strategy};
 use sessions::{hash, Binding, Sessions};
 
 #[derive(serde::Deserialize, Clone, Copy, Debug, PartialEq)]
@@ -126,6 +126,14 @@ impl Sticky {
 impl Strategy for Sticky {
     fn configure(config: &str) -> Result<Self, String> {
         Sticky::new(config, Rng::from_clock())
+    }
+
+    /// Sessions always; outcomes only for a least-busy fallback.
+    fn interests(&self) -> Interests {
+        match self.fallback {
+            Fallback::LeastBusy(_) => Interests::SESSIONS | Interests::OUTCOMES,
+            Fallback::RoundRobin(_) | Fallback::FillFirst(_) => Interests::SESSIONS,
+        }
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {

@@ -10,7 +10,7 @@
 //! config = { label = "tier", prefer = "paid" }
 //! ```
 
-use grantpool_plugin_sdk::selector::{Pool, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Pool, Request, Strategy};
 
 /// The plugin's table from `policy.toml`. `deny_unknown_fields` makes a
 /// typo refuse the policy instead of being ignored.
@@ -37,6 +37,14 @@ impl Strategy for PreferPaid {
     /// Called once when the policy loads; an `Err` refuses the policy.
     fn configure(config: &str) -> Result<Self, String> {
         Ok(PreferPaid { config: grantpool_plugin_sdk::config::parse(config)? })
+    }
+
+    /// What the host should send. This strategy reads labels and
+    /// `last_used_ms` only, so it asks for neither request outcomes (needed
+    /// for live `in_flight`/`failures`) nor session ids: the host then skips
+    /// that work on every request. The default asks for both.
+    fn interests(&self) -> Interests {
+        Interests::empty()
     }
 
     /// Called per request. `candidates` are the accounts that may serve it

@@ -34,7 +34,7 @@
 //! Cost: one pass over the candidates per pick.
 
 use grantpool_plugin_sdk::pick::Rng;
-use grantpool_plugin_sdk::selector::{Account, Pool, PoolEvent, Request, Strategy};
+use grantpool_plugin_sdk::selector::{Interests, Account, Pool, PoolEvent, Request, Strategy};
 
 #[derive(serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -194,6 +194,11 @@ impl Weighted {
 impl Strategy for Weighted {
     fn configure(config: &str) -> Result<Self, String> {
         Weighted::new(config, Rng::from_clock())
+    }
+
+    /// Weights come from labels and quota, not from outcomes.
+    fn interests(&self) -> Interests {
+        Interests::empty()
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {

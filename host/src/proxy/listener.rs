@@ -1,0 +1,141 @@
+//! Serving threads: one acceptor deals connections round-robin to N
+//! serving threads (one per core by default), each running its own
+//! single-threaded tokio runtime with its own upstream connections. A
+//! request then stays on one thread from the client's socket to the
+//! upstream and back: no work stealing and no cross-thread wake-up per
+//! request, which on two cores is most of what a multi-threaded runtime
+//! costs a proxy (figures in BENCHMARKS.md).
+//!
+//! Background work (token refresher, file and policy watchers, quota
+//! polls) stays on the main runtime.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// How long in-flight requests may take to end after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(30);
+
+thread_local! {
+    static LANE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The serving thread this code runs on (0-based), or `None` off them.
+/// Per-thread resources (the upstream client's connection pool) are
+/// indexed by it so that a request never waits on another thread.
+pub fn current_lane() -> Option<usize> {
+    LANE.with(Cell::get)
+}
+
+/// The number of serving threads for `configured` (0 = one per core).
+pub fn lanes(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Serve `router` on `listener` with `lanes` serving threads until
+/// `shutdown` resolves, then let in-flight requests finish (up to 30 s).
+pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let lanes = lanes.max(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut queues = Vec::with_capacity(lanes);
+    let mut threads = Vec::with_capacity(lanes);
+    for lane in 0..lanes {
+        let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let router = router.clone();
+        let stop = stop_rx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("grantpool-serve-{lane}"))
+            .spawn(move || {
+                LANE.with(|l| l.set(Some(lane)));
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(lane_loop(rx, router, stop)),
+                    Err(e) => tracing::error!("serving thread {lane} cannot start its runtime: {e}"),
+                }
+            })
+            .context("cannot start a serving thread")?;
+        queues.push(tx);
+        threads.push(thread);
+    }
+
+    tokio::pin!(shutdown);
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Hand the socket over: it leaves this runtime's reactor
+                    // and joins the serving thread's.
+                    match stream.into_std() {
+                        Ok(std) => {
+                            let _ = queues[next % lanes].send(std);
+                            next = next.wrapping_add(1);
+                        }
+                        Err(e) => tracing::debug!("dropped an accepted connection: {e}"),
+                    }
+                }
+                // Out of file descriptors and the like: wait, don't spin.
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    drop(queues);
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await
+    .context("joining the serving threads")?;
+    Ok(())
+}
+
+async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, router: Router, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let builder = ConnBuilder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            next = queue.recv() => {
+                let Some(std) = next else { break };
+                let stream = match tokio::net::TcpStream::from_std(std) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!("dropped an accepted connection: {e}");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::trace!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running {}s after shutdown were cut off", DRAIN.as_secs());
+    }
+}
