@@ -32,6 +32,9 @@ pub struct LiveAccount {
     pub slot: u32,
     /// The account id.
     pub id: String,
+    /// The id as shared bytes: response headers name the account without a
+    /// copy per request.
+    id_bytes: bytes::Bytes,
     file: RwLock<AccountFile>,
     in_flight: AtomicU32,
     last_used_ms: AtomicU64,
@@ -43,6 +46,11 @@ pub struct LiveAccount {
 }
 
 impl LiveAccount {
+    /// The account id as shared bytes (cheap to clone).
+    pub fn id_bytes(&self) -> bytes::Bytes {
+        self.id_bytes.clone()
+    }
+
     /// The account's email.
     pub fn email(&self) -> String {
         self.file.read().email.clone()
@@ -376,6 +384,7 @@ impl Pool {
                 let acc = Arc::new(LiveAccount {
                     slot,
                     id: file.id.clone(),
+                    id_bytes: bytes::Bytes::copy_from_slice(file.id.as_bytes()),
                     file: RwLock::new(file.clone()),
                     in_flight: AtomicU32::new(0),
                     last_used_ms: AtomicU64::new(file.last_used.map(|s| s.max(0) as u64 * 1000).unwrap_or(0)),

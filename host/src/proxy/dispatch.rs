@@ -3,6 +3,7 @@
 //! on another account, up to the attempt limit, and only before any byte
 //! has gone to the client (the caller streams the body of a success).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +43,8 @@ pub struct Served {
     pub response: UpstreamResponse,
     /// The account's hold: finish it when the body is done.
     pub lease: Lease,
-    /// The account's id (for `x-grantpool-account`).
-    pub account_id: String,
+    /// The account that served (its id goes into `x-grantpool-account`).
+    pub account: Arc<LiveAccount>,
 }
 
 /// Why no answer could be had.
@@ -67,24 +68,31 @@ pub enum DispatchError {
 }
 
 fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
-    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-    let project = serde_json::to_string(project).unwrap_or_else(|_| "\"\"".into());
-    let mut b = BytesMut::with_capacity(request.len() + model.len() + project.len() + 40);
-    b.put_slice(b"{\"model\":");
-    b.put_slice(model.as_bytes());
-    b.put_slice(b",\"project\":");
-    b.put_slice(project.as_bytes());
-    b.put_slice(b",\"request\":");
-    b.put_slice(request);
-    b.put_slice(b"}");
-    b.freeze()
+    // One buffer; strings are JSON-escaped straight into it.
+    let mut w = BytesMut::with_capacity(request.len() + model.len() + project.len() + 48).writer();
+    let _ = w.write_all(b"{\"model\":");
+    let _ = serde_json::to_writer(&mut w, model);
+    let _ = w.write_all(b",\"project\":");
+    let _ = serde_json::to_writer(&mut w, project);
+    let _ = w.write_all(b",\"request\":");
+    let _ = w.write_all(request);
+    let _ = w.write_all(b"}");
+    w.into_inner().freeze()
 }
 
 /// Carry one call through the pool.
 pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchError> {
     let policy = app.policy.current();
     let max_attempts = app.config.server.max_attempts;
-    let mut tried: Vec<u32> = Vec::new();
+    // One request record for every attempt (no copies per attempt).
+    let mut req = SelectRequest {
+        model: call.model.clone(),
+        protocol: call.protocol,
+        session_id: call.session_id.clone(),
+        attempt: 0,
+        tried: Vec::new(),
+        unavailable: Vec::new(),
+    };
     let mut last_error: Option<DispatchError> = None;
     let mut client_misconfigured = None::<String>;
     let mut refresh_errors: Vec<String> = Vec::new();
@@ -98,14 +106,8 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
         attempt += 1;
         let now = now_ms();
         app.pool.expire(now);
-        let req = SelectRequest {
-            model: call.model.clone(),
-            protocol: call.protocol,
-            session_id: call.session_id.clone(),
-            attempt,
-            tried: tried.clone(),
-            unavailable: app.pool.unavailable_for(&call.model, now),
-        };
+        req.attempt = attempt;
+        req.unavailable = app.pool.unavailable_for(&call.model, now);
         let slot = match policy.selector.select(&*app.pool, &req, |s| app.pool.is_candidate(s, &req)) {
             SelectOutcome::Picked(s) => Some(s),
             SelectOutcome::NoneFits => None,
@@ -115,15 +117,15 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
             break;
         };
         let Some(lease) = app.pool.begin(slot, &call.model, call.session_id.as_deref(), policy.selector.wants_outcomes()) else {
-            tried.push(slot);
+            req.tried.push(slot);
             continue;
         };
-        tried.push(slot);
+        req.tried.push(slot);
         let acc = lease.account().clone();
         match try_account(app, &policy, call, &acc, attempt).await {
             Ok(response) => {
                 app.metrics.upstream_ok(&call.model);
-                return Ok(Served { response, lease, account_id: acc.id.clone() });
+                return Ok(Served { response, lease, account: acc });
             }
             Err((err, status, misconfig)) => {
                 lease.finish(false, status);

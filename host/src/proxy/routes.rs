@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use eventsource_stream::Eventsource;
@@ -16,11 +16,11 @@ use serde_json::value::RawValue;
 
 use super::dispatch::{dispatch, Call, DispatchError, Served};
 use super::gemini_types::{parse_upstream_response, SseEvent};
-use super::server::{Admitted, ClientBody};
+use super::server::{Admitted, ClientBody, SessionHeader};
 use super::{anthropic, error_response, openai, protocol_name};
 use crate::app::App;
 use crate::plugins::Protocol;
-use crate::pool::Lease;
+use crate::pool::{Lease, LiveAccount};
 
 /// Response header naming the account that served (its id, never a token).
 pub const ACCOUNT_HEADER: &str = "x-grantpool-account";
@@ -33,14 +33,6 @@ struct Prepared {
     stream: bool,
     session_id: Option<String>,
     request: Bytes,
-}
-
-fn session_from_headers(headers: &HeaderMap) -> Option<String> {
-    ["x-session-id", "x-grantpool-session"]
-        .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
 }
 
 /// A conversation's identity when the client sends none: a hash of its
@@ -114,7 +106,7 @@ pub async fn gemini_generate(
     _: Admitted,
     State(app): State<Arc<App>>,
     Path(model_action): Path<String>,
-    headers: HeaderMap,
+    SessionHeader(session): SessionHeader,
     ClientBody(body): ClientBody,
 ) -> Response {
     let Some((model, action)) = model_action.rsplit_once(':') else {
@@ -130,7 +122,7 @@ pub async fn gemini_generate(
         Err(e) => return error_response(Protocol::Gemini, 400, &format!("request body is not a JSON object: {e}")),
     };
     let session_id = if app.policy.current().selector.wants_sessions() {
-        session_from_headers(&headers).or_else(|| first_message_session(first))
+        session.or_else(|| first_message_session(first))
     } else {
         None
     };
@@ -145,13 +137,13 @@ pub async fn gemini_generate(
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(_: Admitted, State(app): State<Arc<App>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Openai, openai::parse_request(&body), &headers).await
+pub async fn openai_chat(_: Admitted, State(app): State<Arc<App>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+    translated(app, Protocol::Openai, openai::parse_request(&body), session).await
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<App>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Anthropic, anthropic::parse_request(&body), &headers).await
+pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<App>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+    translated(app, Protocol::Anthropic, anthropic::parse_request(&body), session).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
@@ -160,7 +152,7 @@ async fn translated(
     app: Arc<App>,
     protocol: Protocol,
     parsed: Result<super::gemini_types::ClientRequest, super::gemini_types::TranslateError>,
-    headers: &HeaderMap,
+    session: Option<String>,
 ) -> Response {
     let req = match parsed {
         Ok(r) => r,
@@ -171,7 +163,7 @@ async fn translated(
         Err(e) => return error_response(protocol, 500, &format!("cannot encode the translated request: {e}")),
     };
     let session_id = if app.policy.current().selector.wants_sessions() {
-        session_from_headers(headers)
+        session
             .or(req.session_hint)
             .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
     } else {
@@ -183,11 +175,12 @@ async fn translated(
 
 async fn run(app: Arc<App>, p: Prepared) -> Response {
     let model = app.config.map_model(&p.client_model).to_string();
-    let call = Call { model: model.clone(), protocol: p.protocol, session_id: p.session_id.clone(), stream: p.stream, request: p.request };
+    let call = Call { model, protocol: p.protocol, session_id: p.session_id, stream: p.stream, request: p.request };
+    let model = &call.model;
     let proto = protocol_name(p.protocol);
     match dispatch(&app, &call).await {
         Ok(served) => {
-            app.metrics.request(proto, &model, 200);
+            app.metrics.request(proto, model, 200);
             if p.stream {
                 stream_response(served, p.protocol, &p.client_model)
             } else {
@@ -196,7 +189,7 @@ async fn run(app: Arc<App>, p: Prepared) -> Response {
         }
         Err(e) => {
             let resp = dispatch_error(p.protocol, e);
-            app.metrics.request(proto, &model, resp.status().as_u16());
+            app.metrics.request(proto, model, resp.status().as_u16());
             resp
         }
     }
@@ -250,22 +243,22 @@ fn upstream_message(body: &[u8]) -> Option<String> {
     v.get("error")?.get("message")?.as_str().map(str::to_string)
 }
 
-fn with_account(mut resp: Response, account_id: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(account_id) {
+fn with_account(mut resp: Response, account: &LiveAccount) -> Response {
+    if let Ok(v) = HeaderValue::from_maybe_shared(account.id_bytes()) {
         resp.headers_mut().insert(ACCOUNT_HEADER, v);
     }
     resp
 }
 
 async fn whole_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
-    let Served { response, lease, account_id } = served;
+    let Served { response, lease, account } = served;
     let body = match response.bytes().await {
         Ok(b) => b,
         Err(e) => {
             lease.finish(false, None);
             return with_account(
                 error_response(protocol, 502, &format!("upstream {e}")),
-                &account_id,
+                &account,
             );
         }
     };
@@ -279,7 +272,8 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
             match serde_json::from_slice::<Envelope>(&body) {
                 Ok(Envelope { response: Some(inner) }) => (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    Bytes::copy_from_slice(inner.get().as_bytes()),
+                    // A view into the upstream's buffer, not a copy.
+                    body.slice_ref(inner.get().as_bytes()),
                 )
                     .into_response(),
                 _ => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -295,12 +289,12 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
             }
             Err(e) => {
                 lease.finish(false, Some(200));
-                return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account_id);
+                return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account);
             }
         },
     };
     lease.finish(true, Some(200));
-    with_account(resp, &account_id)
+    with_account(resp, &account)
 }
 
 /// Turns upstream SSE events into the client protocol's events.
@@ -367,7 +361,7 @@ struct StreamState<S> {
 }
 
 fn stream_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
-    let Served { response, lease, account_id } = served;
+    let Served { response, lease, account } = served;
     let out = match protocol {
         Protocol::Gemini => StreamOut::Gemini,
         Protocol::Openai => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
@@ -433,5 +427,5 @@ fn stream_response(served: Served, protocol: Protocol, client_model: &str) -> Re
     let h = resp.headers_mut();
     h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    with_account(resp, &account_id)
+    with_account(resp, &account)
 }

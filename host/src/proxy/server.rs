@@ -75,6 +75,24 @@ impl FromRequestParts<Arc<App>> for Admitted {
     }
 }
 
+/// The conversation id a client sent (`x-session-id` or
+/// `x-grantpool-session`), read without copying the other headers.
+pub struct SessionHeader(pub Option<String>);
+
+impl FromRequestParts<Arc<App>> for SessionHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, Self::Rejection> {
+        Ok(SessionHeader(
+            ["x-session-id", "x-grantpool-session"]
+                .iter()
+                .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+        ))
+    }
+}
+
 /// A request body of at most `server.max_body_bytes`; a larger one is
 /// refused with 413 in the route's protocol shape.
 pub struct ClientBody(pub Bytes);
@@ -137,9 +155,11 @@ fn is_loopback_host(host: &str) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host }),
     };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost"
-        || name.ends_with(".localhost")
+    // Compared without lowercasing into a new string (every request).
+    let name = name.trim_end_matches('.');
+    let suffix_at = name.len().saturating_sub(".localhost".len());
+    name.eq_ignore_ascii_case("localhost")
+        || (name.is_char_boundary(suffix_at) && name[suffix_at..].eq_ignore_ascii_case(".localhost") && suffix_at > 0)
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
