@@ -37,6 +37,9 @@ pub struct App {
     pub oauth: OAuth,
     /// Metrics.
     pub metrics: Metrics,
+    /// The listener is on a loopback address (decided once: the
+    /// DNS-rebinding guard and auth mode `auto` ask on every request).
+    pub loopback: bool,
 }
 
 /// The plugin engine for `config` (with its compile cache).
@@ -75,7 +78,8 @@ impl App {
             models: q.models.clone(),
             unknown_reset_ms: q.refresh_secs * 1000,
         }));
-        Ok(Arc::new(App { config, store, pool, policy, tokens, actions, upstream, engine, oauth, metrics: Metrics::new() }))
+        let loopback = config.listens_on_loopback();
+        Ok(Arc::new(App { config, store, pool, policy, tokens, actions, upstream, engine, oauth, metrics: Metrics::new(), loopback }))
     }
 
     /// Start the background tasks: account watcher, policy watcher, token

@@ -497,6 +497,58 @@ pub fn parse_upstream_response(body: &[u8]) -> Result<GenerateContentResponse, s
     }
 }
 
+/// Where the `response` value sits in a `v1internal` answer that starts
+/// `{"response": {…}` (the usual shape; trailing keys such as `traceId`
+/// follow). Found by matching brackets and skipping strings, without
+/// parsing: the Gemini route passes the upstream's bytes on as they came,
+/// and this scan costs a fraction of a parse. `None` for any other shape
+/// (the caller then parses).
+pub fn response_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
+    const KEY: &[u8] = b"\"response\"";
+    let ws = |mut i: usize| {
+        while body.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    (body.get(i) == Some(&b'{')).then_some(())?;
+    i = ws(i + 1);
+    body[i..].starts_with(KEY).then_some(())?;
+    i = ws(i + KEY.len());
+    (body.get(i) == Some(&b':')).then_some(())?;
+    let start = ws(i + 1);
+    (body.get(start) == Some(&b'{')).then_some(())?;
+    let mut depth = 0usize;
+    let mut j = start;
+    while j < body.len() {
+        match body[j] {
+            b'"' => {
+                // To the closing quote, over escapes.
+                j += 1;
+                loop {
+                    j += memchr::memchr2(b'"', b'\\', &body[j..])?;
+                    if body[j] == b'\\' {
+                        j += 2;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(start..j + 1);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------
 // Shared client-side types
 // ---------------------------------------------------------------------------
@@ -1188,6 +1240,21 @@ pub(super) fn clean_reason(reason: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn response_span_finds_the_inner_answer() {
+        fn span(b: &str) -> Option<&str> {
+            super::response_span(b.as_bytes()).map(|r| &b[r])
+        }
+        assert_eq!(span(r#"{"response":{"a":[1,{"b":"x}"}]},"traceId":"t"}"#), Some(r#"{"a":[1,{"b":"x}"}]}"#));
+        assert_eq!(span(" {\n \"response\" : {\"s\":\"q\\\"}{\\\\\"}}"), Some("{\"s\":\"q\\\"}{\\\\\"}"));
+        // Other shapes are left to the parser.
+        assert_eq!(span(r#"{"traceId":"t","response":{}}"#), None);
+        assert_eq!(span(r#"{"response":null}"#), None);
+        assert_eq!(span(r#"{"response":{"a":"unterminated}"#), None);
+        assert_eq!(span(r#"{"response":{"a":1"#), None);
+        assert_eq!(span(""), None);
+    }
+
     use super::*;
     use serde_json::json;
 

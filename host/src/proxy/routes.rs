@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::dispatch::{dispatch, Call, DispatchError, Served};
-use super::gemini_types::{parse_upstream_response, SseEvent};
+use super::gemini_types::{parse_upstream_response, response_span, SseEvent};
 use super::server::{Admitted, ClientBody, SessionHeader};
 use super::{anthropic, error_response, openai, protocol_name};
 use crate::app::App;
@@ -63,6 +63,14 @@ fn gemini_first_content(body: &[u8]) -> Result<Option<&[u8]>, serde_json::Error>
 
 fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> Option<Vec<u8>> {
     g.contents.first().and_then(|c| serde_json::to_vec(c).ok())
+}
+
+/// The `v1internal` envelope of an answer, for shapes
+/// [`response_span`] leaves to a parse.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
 }
 
 /// `GET /v1beta/models`.
@@ -264,20 +272,15 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
     };
     let resp = match protocol {
         Protocol::Gemini => {
-            #[derive(Deserialize)]
-            struct Envelope<'a> {
-                #[serde(borrow)]
-                response: Option<&'a RawValue>,
-            }
-            match serde_json::from_slice::<Envelope>(&body) {
-                Ok(Envelope { response: Some(inner) }) => (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    // A view into the upstream's buffer, not a copy.
-                    body.slice_ref(inner.get().as_bytes()),
-                )
-                    .into_response(),
-                _ => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
-            }
+            // The inner answer, as a view into the upstream's buffer.
+            let inner = match response_span(&body) {
+                Some(span) => body.slice(span),
+                None => match serde_json::from_slice::<Envelope>(&body) {
+                    Ok(Envelope { response: Some(inner) }) => body.slice_ref(inner.get().as_bytes()),
+                    _ => body.clone(),
+                },
+            };
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], inner).into_response()
         }
         Protocol::Openai | Protocol::Anthropic => match parse_upstream_response(&body) {
             Ok(g) => {
@@ -309,13 +312,13 @@ impl StreamOut {
     fn push(&mut self, data: &str) -> Result<(Vec<Bytes>, bool), String> {
         match self {
             StreamOut::Gemini => {
-                #[derive(Deserialize)]
-                struct Envelope<'a> {
-                    #[serde(borrow)]
-                    response: Option<&'a RawValue>,
-                }
-                let env: Envelope = serde_json::from_str(data).map_err(|e| format!("upstream event is not JSON: {e}"))?;
-                let inner = env.response.map(|r| r.get()).unwrap_or(data);
+                let inner = match response_span(data.as_bytes()) {
+                    Some(span) => &data[span],
+                    None => {
+                        let env: Envelope = serde_json::from_str(data).map_err(|e| format!("upstream event is not JSON: {e}"))?;
+                        env.response.map(|r| r.get()).unwrap_or(data)
+                    }
+                };
                 Ok((vec![SseEvent::data(inner.to_string()).to_bytes()], inner.contains("\"finishReason\"")))
             }
             StreamOut::Openai(t) => {

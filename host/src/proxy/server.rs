@@ -169,7 +169,7 @@ fn host_refused(app: &App, headers: &HeaderMap, path: &str) -> Option<Response> 
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let allowed = &app.config.server.allowed_hosts;
     let name_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let ok = if app.config.listens_on_loopback() {
+    let ok = if app.loopback {
         host.is_empty() || is_loopback_host(host) || allowed.iter().any(|a| a.eq_ignore_ascii_case(name_only) || a.eq_ignore_ascii_case(host))
     } else {
         allowed.is_empty() || is_loopback_host(host) || allowed.iter().any(|a| a.eq_ignore_ascii_case(name_only) || a.eq_ignore_ascii_case(host))
@@ -198,7 +198,7 @@ fn key_matches(sent: &str, keys: &[String]) -> bool {
 
 fn effective_mode(app: &App) -> AuthMode {
     match app.config.server.auth_mode {
-        AuthMode::Auto if app.config.listens_on_loopback() && app.config.server.api_keys.is_empty() => AuthMode::Off,
+        AuthMode::Auto if app.loopback && app.config.server.api_keys.is_empty() => AuthMode::Off,
         AuthMode::Auto => AuthMode::AllExceptHealth,
         m => m,
     }
