@@ -1,7 +1,10 @@
 //! Prometheus metrics (`GET /metrics`), typed and owned by the app (no
 //! global registry).
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -52,7 +55,26 @@ pub struct Metrics {
     retries: Counter,
     refresh_failures: Counter,
     accounts: Family<StateLabels, Gauge>,
+    /// Handles of the success path, per protocol (in [`PROTOCOLS`] order)
+    /// and model: a served request costs no label strings.
+    served: [RwLock<HashMap<String, ServedCounters>>; 3],
 }
+
+/// The counters a served request increments.
+#[derive(Clone)]
+struct ServedCounters {
+    /// `requests{protocol, model, status="200"}`.
+    request: Counter,
+    /// `upstream_success{model}`.
+    upstream_ok: Counter,
+}
+
+/// Protocol label values, in [`Metrics::served`] order.
+const PROTOCOLS: [&str; 3] = ["gemini", "openai", "anthropic"];
+
+/// Most models remembered per protocol (model names come from clients; the
+/// families still count every model, only without the shortcut).
+const SERVED_CACHE_CAP: usize = 256;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -78,7 +100,17 @@ impl Metrics {
         registry.register("token_refresh_failures", "Failed access token refreshes", refresh_failures.clone());
         let accounts = Family::<StateLabels, Gauge>::default();
         registry.register("accounts", "Accounts by state", accounts.clone());
-        Metrics { registry, requests, upstream_ok, upstream_errors, latency, retries, refresh_failures, accounts }
+        Metrics {
+            registry,
+            requests,
+            upstream_ok,
+            upstream_errors,
+            latency,
+            retries,
+            refresh_failures,
+            accounts,
+            served: Default::default(),
+        }
     }
 
     /// A client request answered with `status`.
@@ -88,8 +120,28 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn upstream_ok(&self, model: &str) {
-        self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).inc();
+    /// A request served: the upstream answered 2xx and the client gets 200.
+    pub fn served(&self, protocol: &'static str, model: &str) {
+        let Some(cache) = PROTOCOLS.iter().position(|p| *p == protocol).map(|i| &self.served[i]) else {
+            self.request(protocol, model, 200);
+            self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).inc();
+            return;
+        };
+        if let Some(c) = cache.read().get(model) {
+            c.request.inc();
+            c.upstream_ok.inc();
+            return;
+        }
+        let c = ServedCounters {
+            request: self.requests.get_or_create(&RequestLabels { protocol, model: model.to_string(), status: 200 }).clone(),
+            upstream_ok: self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).clone(),
+        };
+        c.request.inc();
+        c.upstream_ok.inc();
+        let mut map = cache.write();
+        if map.len() < SERVED_CACHE_CAP {
+            map.insert(model.to_string(), c);
+        }
     }
 
     pub(crate) fn upstream_error(&self, status: Option<u16>) {
@@ -128,5 +180,28 @@ impl Metrics {
         out.push_str(extra);
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn served_requests_count_through_the_cache() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.served("gemini", "gemini-2.5-pro");
+        }
+        m.served("openai", "gemini-2.5-pro");
+        m.request("gemini", "gemini-2.5-pro", 429);
+        let text = m.render("");
+        let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in\n{text}")).to_string();
+        assert!(line(r#"protocol="gemini",model="gemini-2.5-pro",status="200""#).ends_with(" 3"), "{text}");
+        assert!(line(r#"protocol="openai",model="gemini-2.5-pro",status="200""#).ends_with(" 1"), "{text}");
+        assert!(line(r#"protocol="gemini",model="gemini-2.5-pro",status="429""#).ends_with(" 1"), "{text}");
+        assert!(line(r#"grantpool_upstream_success_total{model="gemini-2.5-pro"}"#).ends_with(" 4"), "{text}");
+        // No series for protocols that served nothing.
+        assert!(!text.contains(r#"protocol="anthropic""#), "{text}");
     }
 }

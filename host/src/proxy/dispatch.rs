@@ -124,7 +124,6 @@ pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchErr
         let acc = lease.account().clone();
         match try_account(app, &policy, call, &acc, attempt).await {
             Ok(response) => {
-                app.metrics.upstream_ok(&call.model);
                 return Ok(Served { response, lease, account: acc });
             }
             Err((err, status, misconfig)) => {

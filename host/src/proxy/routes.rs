@@ -188,7 +188,7 @@ async fn run(app: Arc<App>, p: Prepared) -> Response {
     let proto = protocol_name(p.protocol);
     match dispatch(&app, &call).await {
         Ok(served) => {
-            app.metrics.request(proto, model, 200);
+            app.metrics.served(proto, model);
             if p.stream {
                 stream_response(served, p.protocol, &p.client_model)
             } else {
