@@ -3,9 +3,13 @@
 //! The Code Assist `v1internal` backend speaks the public Gemini
 //! `generateContent` shapes inside an envelope (`{"model","project","request"}`
 //! up, `{"response": …}` down). These types model the fields the translators
-//! read or write, in Gemini's camelCase; every struct keeps the fields it does
-//! not know in a flattened `extra` map so a request or response passes through
-//! unchanged.
+//! read or write, in Gemini's camelCase. Request-side structs keep the fields
+//! they do not know in a flattened `extra` map, so a request passes through
+//! unchanged. Response-only structs (`GenerateContentResponse`, `Candidate`,
+//! `UsageMetadata`, `PromptFeedback`) do not: the translators build their own
+//! answers from the fields they read, and a catch-all map makes serde buffer
+//! every field of every answer first (that parse is on every translated
+//! request).
 //!
 //! Also here: what `openai` and `anthropic` share — [`ClientRequest`],
 //! [`TranslateError`], [`SseEvent`], the tool-schema cleaner and small helpers.
@@ -323,9 +327,6 @@ pub struct GenerateContentResponse {
     /// Set when the prompt itself was blocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_feedback: Option<PromptFeedback>,
-    /// Unknown fields, kept verbatim.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 impl GenerateContentResponse {
@@ -361,9 +362,6 @@ pub struct Candidate {
     /// Candidate index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
-    /// Unknown fields (`safetyRatings`, `groundingMetadata`, …), kept verbatim.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// `usageMetadata`.
@@ -385,9 +383,6 @@ pub struct UsageMetadata {
     /// Total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_token_count: Option<u64>,
-    /// Unknown fields, kept verbatim.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 impl UsageMetadata {
@@ -420,9 +415,6 @@ pub struct PromptFeedback {
     /// Why the prompt was blocked (`SAFETY`, `OTHER`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_reason: Option<String>,
-    /// Unknown fields, kept verbatim.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// What a Gemini `finishReason` means to a client protocol.
@@ -1319,7 +1311,6 @@ mod tests {
         assert_eq!(resp.finish_reason(), Some("STOP"));
         let usage = resp.usage_metadata.unwrap();
         assert_eq!((usage.prompt(), usage.output(), usage.total()), (10, 8, 18));
-        assert!(resp.candidates[0].extra.contains_key("safetyRatings"));
     }
 
     #[test]
