@@ -2,7 +2,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Env, ADMIN_KEY};
+use grantpool_tests::fake::{Endpoint, FaultSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_needs_its_key_and_shows_no_tokens() {
@@ -43,4 +46,39 @@ async fn admin_needs_its_key_and_shows_no_tokens() {
     }
     assert!(!metrics.contains(access));
     proxy.stop().await;
+}
+
+/// The serving threads stop cleanly: a request in flight when SIGTERM comes
+/// still gets its answer, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let env = Env::new().await;
+    env.add_account("ivy@example.com", "rt-ivy").await;
+    let mut proxy = env.start().await;
+    // Requests from many connections land on every serving thread.
+    let (http, url) = (proxy.http.clone(), proxy.url.clone());
+    let many = (0..16).map(|_| {
+        let (http, url) = (reqwest::Client::new(), url.clone());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+            http.post(format!("{url}/v1beta/models/gemini-2.5-pro:generateContent")).json(&body).send().await.unwrap().status().as_u16()
+        })
+    });
+    for r in many {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+
+    env.fake.push_fault(FaultSpec::slow(Endpoint::Generate, 1_000).times(1)).await.unwrap();
+    let slow = tokio::spawn(async move {
+        let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "slow"}]}]});
+        let resp = http.post(format!("{url}/v1beta/models/gemini-2.5-pro:generateContent")).json(&body).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    });
+    // Let the slow request reach the upstream, then ask the proxy to stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = proxy.terminate().await.expect("grantpool stops within 10 s");
+    let (code, body) = slow.await.unwrap();
+    assert_eq!(code, 200, "the request in flight was cut off: {body}");
+    assert!(status.success(), "exit status {status:?}; log:\n{}", proxy.logs());
+    assert!(proxy.wait_log("grantpool stopped", Duration::from_secs(2)).await, "{}", proxy.logs());
 }

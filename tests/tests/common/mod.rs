@@ -265,10 +265,16 @@ impl Proxy {
 
     /// Stop it (SIGTERM, then wait).
     pub async fn stop(mut self) {
+        let _ = self.terminate().await;
+    }
+
+    /// SIGTERM, then its exit status (`None` if it is still running after
+    /// 10 s).
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(pid) = self.child.id() {
             unsafe_kill(pid);
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.ok().and_then(Result::ok)
     }
 
     /// POST a Gemini generateContent with `text`; (status, account header, JSON body).
