@@ -255,7 +255,13 @@ impl Policy {
 
     /// One line per plugin: what this policy runs.
     pub fn describe(&self) -> String {
-        let mut out = format!("selector: {} ({})", self.selector.name(), self.selector.source().describe());
+        let sent = match (self.selector.wants_outcomes(), self.selector.wants_sessions()) {
+            (true, true) => "request outcomes and session ids",
+            (true, false) => "request outcomes",
+            (false, true) => "session ids",
+            (false, false) => "no outcomes, no session ids",
+        };
+        let mut out = format!("selector: {} ({}); it asks for {sent}", self.selector.name(), self.selector.source().describe());
         for (i, c) in self.classifiers.iter().enumerate() {
             let mode = if c.mode == ClassifierMode::Shadow { " [shadow]" } else { "" };
             out.push_str(&format!("\nclassifier {}: {} ({}){mode}", i + 1, c.plugin.name(), c.plugin.source().describe()));

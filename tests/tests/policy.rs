@@ -137,6 +137,7 @@ async fn policy_check_validates_and_names_the_line() {
     let (ok, out, err) = env.cli(&["policy", "check", path.to_str().unwrap()]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("selector: sticky-session") && out.contains("classifier 1: default"), "{out}");
+    assert!(out.contains("it asks for request outcomes and session ids"), "{out}");
 
     env.write_policy("[selector]\nplugin = \"round-robin\"\n\n[[classifier]]\nplugin = \"rules\"\nconfig = { rules = [ { phase = \"upstream\", body_regex = \"(unclosed\", action = \"disable\" } ] }\n");
     let (ok, _, err) = env.cli(&["policy", "check", path.to_str().unwrap()]).await;
