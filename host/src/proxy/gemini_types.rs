@@ -63,7 +63,12 @@ pub struct GenerateContentRequest {
 }
 
 /// One turn of a conversation, or a system instruction.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Content` and [`Part`] read themselves, field by field, keeping unknown
+/// fields in `extra` as `flatten` would: a derived `Deserialize` with a
+/// `flatten`ed map makes serde buffer every field first, and these two are in
+/// every upstream answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Content {
     /// `user` or `model`; absent on system instructions.
@@ -80,7 +85,7 @@ pub struct Content {
 /// One piece of a turn. Gemini treats the data fields as a oneof; exactly one
 /// of `text`, `inline_data`, `function_call`, `function_response` (or an
 /// unknown one in `extra`, e.g. `fileData`, `executableCode`) is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Part {
     /// Text, an answer or (with `thought`) a thought summary.
@@ -105,6 +110,89 @@ pub struct Part {
     /// Unknown fields, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A map key, borrowed from the input when it can be.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Gemini content object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Content, A::Error> {
+                let mut c = Content::default();
+                while let Some(Key(key)) = map.next_key()? {
+                    match &*key {
+                        "role" => c.role = map.next_value()?,
+                        "parts" => c.parts = map.next_value::<Option<Vec<Part>>>()?.unwrap_or_default(),
+                        _ => {
+                            let v: Value = map.next_value()?;
+                            c.extra.insert(key.into_owned(), v);
+                        }
+                    }
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_map(ContentVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PartVisitor;
+        impl<'de> Visitor<'de> for PartVisitor {
+            type Value = Part;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Gemini part object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
+                let mut p = Part::default();
+                while let Some(Key(key)) = map.next_key()? {
+                    match &*key {
+                        "text" => p.text = map.next_value()?,
+                        "thought" => p.thought = map.next_value()?,
+                        "thoughtSignature" => p.thought_signature = map.next_value()?,
+                        "inlineData" => p.inline_data = map.next_value()?,
+                        "functionCall" => p.function_call = map.next_value()?,
+                        "functionResponse" => p.function_response = map.next_value()?,
+                        _ => {
+                            let v: Value = map.next_value()?;
+                            p.extra.insert(key.into_owned(), v);
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(PartVisitor)
+    }
 }
 
 impl Part {
@@ -1232,6 +1320,23 @@ pub(super) fn clean_reason(reason: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_and_part_read_known_fields_and_keep_the_rest() {
+        let raw = br#"{"role":"model","parts":[{"text":"a\"b","thoughtSignature":"s","executableCode":{"code":"1"}},{"functionCall":{"name":"f","args":{"x":1}}}],"custom":[1]}"#;
+        let c: Content = serde_json::from_slice(raw).unwrap();
+        assert_eq!(c.role.as_deref(), Some("model"));
+        assert_eq!(c.parts[0].text.as_deref(), Some("a\"b"));
+        assert_eq!(c.parts[0].thought_signature.as_deref(), Some("s"));
+        assert_eq!(c.parts[0].extra["executableCode"], json!({"code": "1"}));
+        assert_eq!(c.parts[1].function_call.as_ref().unwrap().name, "f");
+        assert_eq!(c.extra["custom"], json!([1]));
+        // Written back as it came.
+        assert_eq!(serde_json::to_value(&c).unwrap(), serde_json::from_slice::<Value>(raw).unwrap());
+        // Wrong types are errors, as with a derived reader.
+        assert!(serde_json::from_str::<Part>(r#"{"text": 1}"#).is_err());
+        assert!(serde_json::from_str::<Content>(r#"[]"#).is_err());
+    }
+
     #[test]
     fn response_span_finds_the_inner_answer() {
         fn span(b: &str) -> Option<&str> {
