@@ -172,7 +172,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             "grantpool {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
-        let lanes = crate::proxy::listener::lanes(app.config.server.workers);
+        let lanes = app.upstream.lanes();
         let router = crate::proxy::server::router(app);
         crate::proxy::listener::serve(listener, router, lanes, shutdown_signal()).await?;
         tracing::info!("grantpool stopped");

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::plugins::Protocol;
+use crate::proxy::protocol_name;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -55,8 +58,9 @@ pub struct Metrics {
     retries: Counter,
     refresh_failures: Counter,
     accounts: Family<StateLabels, Gauge>,
-    /// Handles of the success path, per protocol (in [`PROTOCOLS`] order)
-    /// and model: a served request costs no label strings.
+    /// Handles of the success path, per protocol (indexed by
+    /// [`protocol_index`]) and model: a served request costs no label
+    /// strings.
     served: [RwLock<HashMap<String, ServedCounters>>; 3],
 }
 
@@ -69,8 +73,13 @@ struct ServedCounters {
     upstream_ok: Counter,
 }
 
-/// Protocol label values, in [`Metrics::served`] order.
-const PROTOCOLS: [&str; 3] = ["gemini", "openai", "anthropic"];
+fn protocol_index(p: Protocol) -> usize {
+    match p {
+        Protocol::Gemini => 0,
+        Protocol::Openai => 1,
+        Protocol::Anthropic => 2,
+    }
+}
 
 /// Most models remembered per protocol (model names come from clients; the
 /// families still count every model, only without the shortcut).
@@ -121,19 +130,18 @@ impl Metrics {
     }
 
     /// A request served: the upstream answered 2xx and the client gets 200.
-    pub fn served(&self, protocol: &'static str, model: &str) {
-        let Some(cache) = PROTOCOLS.iter().position(|p| *p == protocol).map(|i| &self.served[i]) else {
-            self.request(protocol, model, 200);
-            self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).inc();
-            return;
-        };
+    pub fn served(&self, protocol: Protocol, model: &str) {
+        let cache = &self.served[protocol_index(protocol)];
         if let Some(c) = cache.read().get(model) {
             c.request.inc();
             c.upstream_ok.inc();
             return;
         }
         let c = ServedCounters {
-            request: self.requests.get_or_create(&RequestLabels { protocol, model: model.to_string(), status: 200 }).clone(),
+            request: self
+                .requests
+                .get_or_create(&RequestLabels { protocol: protocol_name(protocol), model: model.to_string(), status: 200 })
+                .clone(),
             upstream_ok: self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).clone(),
         };
         c.request.inc();
@@ -186,14 +194,15 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::Metrics;
+    use crate::plugins::Protocol;
 
     #[test]
     fn served_requests_count_through_the_cache() {
         let m = Metrics::new();
         for _ in 0..3 {
-            m.served("gemini", "gemini-2.5-pro");
+            m.served(Protocol::Gemini, "gemini-2.5-pro");
         }
-        m.served("openai", "gemini-2.5-pro");
+        m.served(Protocol::Openai, "gemini-2.5-pro");
         m.request("gemini", "gemini-2.5-pro", 429);
         let text = m.render("");
         let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in\n{text}")).to_string();

@@ -233,11 +233,9 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "error"
     };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
+    // The deepest source says what happened; reqwest's own Display has the URL.
+    match crate::util::error_chain(e).skip(1).last() {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
     }
-    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
 }

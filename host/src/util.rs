@@ -45,6 +45,11 @@ pub fn redact(secret: &str) -> String {
     format!("{head}…({n} chars)")
 }
 
+/// An error and its sources, outermost first.
+pub fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
 /// The headers named in `names` (lowercase), as (name, value) pairs for a
 /// classifier; values that are not text are left out.
 pub fn kept_headers(headers: &reqwest::header::HeaderMap, names: &[&str]) -> Vec<(String, String)> {

@@ -80,9 +80,9 @@ fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
     w.into_inner().freeze()
 }
 
-/// Carry one call through the pool.
-pub async fn dispatch(app: &Arc<App>, call: &Call) -> Result<Served, DispatchError> {
-    let policy = app.policy.current();
+/// Carry one call through the pool, under `policy` (the one the route
+/// read: a reload mid-request does not change the rules of this request).
+pub async fn dispatch(app: &Arc<App>, policy: &crate::policy::Policy, call: &Call) -> Result<Served, DispatchError> {
     let max_attempts = app.config.server.max_attempts;
     // One request record for every attempt (no copies per attempt).
     let mut req = SelectRequest {

@@ -137,61 +137,87 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for Content {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ContentVisitor;
-        impl<'de> Visitor<'de> for ContentVisitor {
-            type Value = Content;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a Gemini content object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Content, A::Error> {
-                let mut c = Content::default();
-                while let Some(Key(key)) = map.next_key()? {
-                    match &*key {
-                        "role" => c.role = map.next_value()?,
-                        "parts" => c.parts = map.next_value::<Option<Vec<Part>>>()?.unwrap_or_default(),
-                        _ => {
-                            let v: Value = map.next_value()?;
-                            c.extra.insert(key.into_owned(), v);
-                        }
-                    }
-                }
-                Ok(c)
+/// A struct that reads itself from a JSON object field by field: the
+/// fields it knows into place, every other one verbatim into `extra` (what
+/// `#[serde(flatten)]` does, without buffering the object first).
+trait ReadFields: Default {
+    /// For the error message: "expected …".
+    const WHAT: &'static str;
+    /// Read the value of `key` if the struct knows it; `false` leaves the
+    /// value unread (it goes to `extra`).
+    fn read_known<'de, A: de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
+    /// The map of unknown fields.
+    fn extra(&mut self) -> &mut Map<String, Value>;
+}
+
+struct FieldsVisitor<T>(PhantomData<T>);
+
+impl<'de, T: ReadFields> Visitor<'de> for FieldsVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::WHAT)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut out = T::default();
+        while let Some(Key(key)) = map.next_key()? {
+            if !out.read_known(&key, &mut map)? {
+                let value: Value = map.next_value()?;
+                out.extra().insert(key.into_owned(), value);
             }
         }
-        d.deserialize_map(ContentVisitor)
+        Ok(out)
+    }
+}
+
+impl ReadFields for Content {
+    const WHAT: &'static str = "a Gemini content object";
+
+    fn read_known<'de, A: de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "role" => self.role = map.next_value()?,
+            "parts" => self.parts = map.next_value::<Option<Vec<Part>>>()?.unwrap_or_default(),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl ReadFields for Part {
+    const WHAT: &'static str = "a Gemini part object";
+
+    fn read_known<'de, A: de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "text" => self.text = map.next_value()?,
+            "thought" => self.thought = map.next_value()?,
+            "thoughtSignature" => self.thought_signature = map.next_value()?,
+            "inlineData" => self.inline_data = map.next_value()?,
+            "functionCall" => self.function_call = map.next_value()?,
+            "functionResponse" => self.function_response = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor(PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for Part {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct PartVisitor;
-        impl<'de> Visitor<'de> for PartVisitor {
-            type Value = Part;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a Gemini part object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
-                let mut p = Part::default();
-                while let Some(Key(key)) = map.next_key()? {
-                    match &*key {
-                        "text" => p.text = map.next_value()?,
-                        "thought" => p.thought = map.next_value()?,
-                        "thoughtSignature" => p.thought_signature = map.next_value()?,
-                        "inlineData" => p.inline_data = map.next_value()?,
-                        "functionCall" => p.function_call = map.next_value()?,
-                        "functionResponse" => p.function_response = map.next_value()?,
-                        _ => {
-                            let v: Value = map.next_value()?;
-                            p.extra.insert(key.into_owned(), v);
-                        }
-                    }
-                }
-                Ok(p)
-            }
-        }
-        d.deserialize_map(PartVisitor)
+        d.deserialize_map(FieldsVisitor(PhantomData))
     }
 }
 

@@ -20,6 +20,7 @@ use super::server::{Admitted, ClientBody, SessionHeader};
 use super::{anthropic, error_response, openai, protocol_name};
 use crate::app::App;
 use crate::plugins::Protocol;
+use crate::policy::Policy;
 use crate::pool::{Lease, LiveAccount};
 
 /// Response header naming the account that served (its id, never a token).
@@ -33,6 +34,18 @@ struct Prepared {
     stream: bool,
     session_id: Option<String>,
     request: Bytes,
+    /// The policy this request runs under, from routing to the answer.
+    policy: Arc<Policy>,
+}
+
+/// The request's session id, worked out only when the selector reads
+/// session ids.
+fn session_if_wanted(policy: &Policy, session: impl FnOnce() -> Option<String>) -> Option<String> {
+    if policy.selector.wants_sessions() {
+        session()
+    } else {
+        None
+    }
 }
 
 /// A conversation's identity when the client sends none: a hash of its
@@ -65,12 +78,25 @@ fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> 
     g.contents.first().and_then(|c| serde_json::to_vec(c).ok())
 }
 
-/// The `v1internal` envelope of an answer, for shapes
-/// [`response_span`] leaves to a parse.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
+/// Where the Gemini answer sits in a `v1internal` answer (or one stream
+/// event): the `response` value, found by [`response_span`] or, for other
+/// shapes, by a parse; the whole of it when it has no envelope.
+fn gemini_inner(data: &[u8]) -> Result<std::ops::Range<usize>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        response: Option<&'a RawValue>,
+    }
+    if let Some(span) = response_span(data) {
+        return Ok(span);
+    }
+    Ok(match serde_json::from_slice::<Envelope>(data)?.response {
+        Some(inner) => {
+            let start = inner.get().as_ptr() as usize - data.as_ptr() as usize;
+            start..start + inner.get().len()
+        }
+        None => 0..data.len(),
+    })
 }
 
 /// `GET /v1beta/models`.
@@ -129,12 +155,10 @@ pub async fn gemini_generate(
         Ok(first) => first,
         Err(e) => return error_response(Protocol::Gemini, 400, &format!("request body is not a JSON object: {e}")),
     };
-    let session_id = if app.policy.current().selector.wants_sessions() {
-        session.or_else(|| first_message_session(first))
-    } else {
-        None
-    };
+    let policy = app.policy.current();
+    let session_id = session_if_wanted(&policy, || session.or_else(|| first_message_session(first)));
     let prepared = Prepared {
+        policy,
         protocol: Protocol::Gemini,
         client_model: model.trim_start_matches("models/").to_string(),
         stream,
@@ -170,14 +194,11 @@ async fn translated(
         Ok(b) => Bytes::from(b),
         Err(e) => return error_response(protocol, 500, &format!("cannot encode the translated request: {e}")),
     };
-    let session_id = if app.policy.current().selector.wants_sessions() {
-        session
-            .or(req.session_hint)
-            .or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
-    } else {
-        None
-    };
-    let prepared = Prepared { protocol, client_model: req.model, stream: req.stream, session_id, request };
+    let policy = app.policy.current();
+    let session_id = session_if_wanted(&policy, || {
+        session.or(req.session_hint).or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
+    });
+    let prepared = Prepared { protocol, client_model: req.model, stream: req.stream, session_id, request, policy };
     run(app, prepared).await
 }
 
@@ -186,9 +207,9 @@ async fn run(app: Arc<App>, p: Prepared) -> Response {
     let call = Call { model, protocol: p.protocol, session_id: p.session_id, stream: p.stream, request: p.request };
     let model = &call.model;
     let proto = protocol_name(p.protocol);
-    match dispatch(&app, &call).await {
+    match dispatch(&app, &p.policy, &call).await {
         Ok(served) => {
-            app.metrics.served(proto, model);
+            app.metrics.served(p.protocol, model);
             if p.stream {
                 stream_response(served, p.protocol, &p.client_model)
             } else {
@@ -272,14 +293,9 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
     };
     let resp = match protocol {
         Protocol::Gemini => {
-            // The inner answer, as a view into the upstream's buffer.
-            let inner = match response_span(&body) {
-                Some(span) => body.slice(span),
-                None => match serde_json::from_slice::<Envelope>(&body) {
-                    Ok(Envelope { response: Some(inner) }) => body.slice_ref(inner.get().as_bytes()),
-                    _ => body.clone(),
-                },
-            };
+            // The inner answer, as a view into the upstream's buffer (the
+            // whole answer when it is not JSON: the client sees what came).
+            let inner = body.slice(gemini_inner(&body).unwrap_or(0..body.len()));
             ([(axum::http::header::CONTENT_TYPE, "application/json")], inner).into_response()
         }
         Protocol::Openai | Protocol::Anthropic => match parse_upstream_response(&body) {
@@ -312,13 +328,7 @@ impl StreamOut {
     fn push(&mut self, data: &str) -> Result<(Vec<Bytes>, bool), String> {
         match self {
             StreamOut::Gemini => {
-                let inner = match response_span(data.as_bytes()) {
-                    Some(span) => &data[span],
-                    None => {
-                        let env: Envelope = serde_json::from_str(data).map_err(|e| format!("upstream event is not JSON: {e}"))?;
-                        env.response.map(|r| r.get()).unwrap_or(data)
-                    }
-                };
+                let inner = &data[gemini_inner(data.as_bytes()).map_err(|e| format!("upstream event is not JSON: {e}"))?];
                 Ok((vec![SseEvent::data(inner.to_string()).to_bytes()], inner.contains("\"finishReason\"")))
             }
             StreamOut::Openai(t) => {

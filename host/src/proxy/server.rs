@@ -120,14 +120,7 @@ impl FromRequest<Arc<App>> for ClientBody {
 }
 
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    crate::util::error_chain(e).any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
 fn protocol_of(path: &str) -> Protocol {
@@ -157,9 +150,9 @@ fn is_loopback_host(host: &str) -> bool {
     };
     // Compared without lowercasing into a new string (every request).
     let name = name.trim_end_matches('.');
-    let suffix_at = name.len().saturating_sub(".localhost".len());
+    let (bytes, suffix) = (name.as_bytes(), b".localhost");
     name.eq_ignore_ascii_case("localhost")
-        || (name.is_char_boundary(suffix_at) && name[suffix_at..].eq_ignore_ascii_case(".localhost") && suffix_at > 0)
+        || (bytes.len() > suffix.len() && bytes[bytes.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 

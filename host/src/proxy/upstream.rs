@@ -120,11 +120,7 @@ impl UpstreamResponse {
 
 /// The deepest cause of an error (hyper's outer messages say little).
 fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(s) = cur.source() {
-        cur = s;
-    }
-    cur.to_string()
+    crate::util::error_chain(e).last().map(ToString::to_string).unwrap_or_default()
 }
 
 /// One model's quota, as `fetchAvailableModels` reports it.
@@ -190,6 +186,11 @@ impl Upstream {
         })
     }
 
+    /// The serving threads it keeps connection pools for.
+    pub fn lanes(&self) -> usize {
+        self.generate.len() - 1
+    }
+
     /// Send a generate call. `envelope` is the full `{"model","project",
     /// "request"}` body. Any HTTP answer is `Ok` (the caller reads the status).
     pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<UpstreamResponse, NetworkError> {
@@ -211,7 +212,7 @@ impl Upstream {
         h.insert(header::AUTHORIZATION, auth);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::USER_AGENT, self.user_agent.clone());
-        let lanes = self.generate.len() - 1;
+        let lanes = self.lanes();
         let client = match crate::proxy::listener::current_lane() {
             Some(l) if lanes > 0 => &self.generate[l % lanes],
             _ => &self.generate[lanes],

@@ -31,7 +31,8 @@
 //! config = { tiers = ["paid", "free"], use_quota = true }
 //! ```
 //!
-//! Cost: one pass over the candidates per pick.
+//! Cost: a cumulative-weight table per model, rebuilt when accounts join or
+//! leave or a quota reset passes; a pick is a binary search in it.
 
 use grantpool_plugin_sdk::pick::Rng;
 use grantpool_plugin_sdk::selector::{Interests, Account, Pool, PoolEvent, Request, Strategy};
