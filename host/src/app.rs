@@ -139,9 +139,9 @@ async fn quota_poller(app: Arc<App>) {
         let policy = app.policy.current();
         let q = policy.quota_protection.clone();
         // Quota is fetched only when something uses it: quota protection
-        // or the quota-aware bundled selector (a 429 that says the quota is
+        // or a selector that asks for it (a 429 that says the quota is
         // exhausted fetches that one account's quota in any case).
-        let wanted = q.enabled || policy.selector.name() == "weighted";
+        let wanted = q.enabled || policy.selector.wants_quota();
         drop(policy);
         if wanted && tokio::time::Instant::now() >= next_fetch {
             next_fetch = tokio::time::Instant::now() + Duration::from_secs(q.refresh_secs.max(1));

@@ -255,12 +255,15 @@ impl Policy {
 
     /// One line per plugin: what this policy runs.
     pub fn describe(&self) -> String {
-        let sent = match (self.selector.wants_outcomes(), self.selector.wants_sessions()) {
-            (true, true) => "request outcomes and session ids",
-            (true, false) => "request outcomes",
-            (false, true) => "session ids",
-            (false, false) => "no outcomes, no session ids",
-        };
+        let asked: Vec<&str> = [
+            (self.selector.wants_outcomes(), "request outcomes"),
+            (self.selector.wants_sessions(), "session ids"),
+            (self.selector.wants_quota(), "quota"),
+        ]
+        .into_iter()
+        .filter_map(|(wanted, what)| wanted.then_some(what))
+        .collect();
+        let sent = if asked.is_empty() { "nothing beyond the pool".to_string() } else { asked.join(", ") };
         let mut out = format!("selector: {} ({}); it asks for {sent}", self.selector.name(), self.selector.source().describe());
         for (i, c) in self.classifiers.iter().enumerate() {
             let mode = if c.mode == ClassifierMode::Shadow { " [shadow]" } else { "" };

@@ -503,16 +503,18 @@ fn selectors_are_sent_only_what_they_ask_for() {
     use grantpool::plugins::EventFeed;
     let files = || (0..3).map(|i| account(&format!("acc{i}"), &[])).collect::<Vec<_>>();
     let expect = [
-        ("round-robin", "{}", false, false),
-        ("fill-first", "{}", false, false),
-        ("weighted", "{}", false, false),
-        ("least-busy", "{}", true, false),
-        ("sticky-session", "{}", true, true),
-        ("sticky-session", r#"{"fallback": "round-robin"}"#, false, true),
+        ("round-robin", "{}", false, false, false),
+        ("fill-first", "{}", false, false, false),
+        ("weighted", "{}", false, false, true),
+        ("weighted", r#"{"use_quota": false}"#, false, false, false),
+        ("least-busy", "{}", true, false, false),
+        ("sticky-session", "{}", true, true, false),
+        ("sticky-session", r#"{"fallback": "round-robin"}"#, false, true, false),
     ];
-    for (plugin, config, outcomes, sessions) in expect {
+    for (plugin, config, outcomes, sessions, quota) in expect {
         let h = Harness::new(plugin, config, files());
-        assert_eq!((h.sel.wants_outcomes(), h.sel.wants_sessions()), (outcomes, sessions), "{plugin} {config}");
+        let asked = (h.sel.wants_outcomes(), h.sel.wants_sessions(), h.sel.wants_quota());
+        assert_eq!(asked, (outcomes, sessions, quota), "{plugin} {config}");
         // The pool logs a request's end only for a selector that reads it.
         let seq = h.pool.events_since(None).seq;
         h.serve("m", Some("s1"));

@@ -137,7 +137,7 @@ async fn policy_check_validates_and_names_the_line() {
     let (ok, out, err) = env.cli(&["policy", "check", path.to_str().unwrap()]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("selector: sticky-session") && out.contains("classifier 1: default"), "{out}");
-    assert!(out.contains("it asks for request outcomes and session ids"), "{out}");
+    assert!(out.contains("it asks for request outcomes, session ids"), "{out}");
 
     env.write_policy("[selector]\nplugin = \"round-robin\"\n\n[[classifier]]\nplugin = \"rules\"\nconfig = { rules = [ { phase = \"upstream\", body_regex = \"(unclosed\", action = \"disable\" } ] }\n");
     let (ok, _, err) = env.cli(&["policy", "check", path.to_str().unwrap()]).await;
@@ -259,4 +259,23 @@ async fn the_template_builds_into_a_plugin_that_runs() {
     let (status, account, _) = proxy.gemini(MODEL, "x").await;
     assert_eq!((status, account.as_deref()), (200, Some(id.as_str())));
     proxy.stop().await;
+}
+
+/// Every account's quota is polled from Google only for a selector that
+/// asks for quota (here `weighted`, and not when its `use_quota` is off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_is_polled_only_for_a_selector_that_asks() {
+    for (config, polled) in [("", true), ("config = { use_quota = false }\n", false)] {
+        let env = Env::new().await;
+        env.use_policy(&format!("[selector]\nplugin = \"weighted\"\n{config}"));
+        env.add_account("q@example.com", "rt-q").await;
+        let proxy = env.start().await;
+        assert_eq!(proxy.gemini(MODEL, "hi").await.0, 200);
+        let seen = eventually(Duration::from_secs(if polled { 10 } else { 2 }), || async {
+            env.fake.stats().await.fetch_models_calls > 0
+        })
+        .await;
+        assert_eq!(seen, polled, "weighted {config:?}: quota polled? log:\n{}", proxy.logs());
+        proxy.stop().await;
+    }
 }

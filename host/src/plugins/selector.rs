@@ -77,7 +77,7 @@ impl SelectorPlugin {
             engine: engine.clone(),
             pre,
             config: config.to_string(),
-            interests: Interests::all(),
+            interests: Interests::empty(), // the plugin's answer to `configure`, just below
             warm: Mutex::new(None),
         };
         let (warm, interests) = plugin.instantiate()?;
@@ -100,6 +100,12 @@ impl SelectorPlugin {
     /// without it the pool does not log them.
     pub fn wants_outcomes(&self) -> bool {
         self.interests.contains(Interests::OUTCOMES)
+    }
+
+    /// True when the selector reads per-model quota: the host then polls
+    /// every account's quota.
+    pub fn wants_quota(&self) -> bool {
+        self.interests.contains(Interests::QUOTA)
     }
 
     /// True when the selector reads session ids: without it the routes do

@@ -247,9 +247,11 @@ pub trait Strategy: Sized + 'static {
     /// costs work on every request: leave out what the strategy does not
     /// read. [`Interests::OUTCOMES`] brings `finished` events (and with them
     /// live `in_flight`, `successes` and `failures`);
-    /// [`Interests::SESSIONS`] brings `Request::session_id`. Default: both.
+    /// [`Interests::SESSIONS`] brings `Request::session_id`;
+    /// [`Interests::QUOTA`] makes the host poll every account's quota
+    /// (`Account::quota`). Default: outcomes and sessions.
     fn interests(&self) -> Interests {
-        Interests::all()
+        Interests::OUTCOMES | Interests::SESSIONS
     }
 
     /// Optional: learn from an event, after the pool view applied it.

@@ -197,9 +197,14 @@ impl Strategy for Weighted {
         Weighted::new(config, Rng::from_clock())
     }
 
-    /// Weights come from labels and quota, not from outcomes.
+    /// Weights come from labels and (with `use_quota`) quota, not from
+    /// outcomes or sessions.
     fn interests(&self) -> Interests {
-        Interests::empty()
+        if self.config.use_quota {
+            Interests::QUOTA
+        } else {
+            Interests::empty()
+        }
     }
 
     fn select(&mut self, pool: &Pool, req: &Request) -> Option<u32> {
