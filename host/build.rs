@@ -24,13 +24,7 @@ fn main() {
 
     // Only members of the plugins workspace are built, so only they can be
     // bundled (a crate being drafted in plugins/ is left alone).
-    let workspace = fs::read_to_string(plugins.join("Cargo.toml")).expect("read plugins/Cargo.toml");
-    let members = workspace
-        .split("members")
-        .nth(1)
-        .and_then(|rest| rest.split(']').next())
-        .unwrap_or("")
-        .to_string();
+    let members = workspace_members(&plugins.join("Cargo.toml"));
     let mut bundled = Vec::new();
     for entry in fs::read_dir(&plugins).expect("read plugins/") {
         let dir = entry.unwrap().path();
@@ -41,10 +35,9 @@ fn main() {
         // Every crate (the SDK too) is an input of the plugin build.
         println!("cargo:rerun-if-changed={}", manifest.display());
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
-        let text = fs::read_to_string(&manifest).unwrap();
-        let Some(kind) = metadata_kind(&text) else { continue };
+        let Some(kind) = metadata_kind(&manifest) else { continue };
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        if !members.contains(&format!("\"{name}\"")) {
+        if !members.contains(&name) {
             println!("cargo:warning=plugins/{name} is not a member of plugins/Cargo.toml: not bundled");
             continue;
         }
@@ -76,22 +69,26 @@ fn main() {
     fs::write(out.join("bundled_plugins.rs"), code).unwrap();
 }
 
-fn metadata_kind(manifest: &str) -> Option<String> {
-    let mut in_table = false;
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_table = line == "[package.metadata.grantpool]";
-            continue;
-        }
-        if in_table {
-            if let Some(v) = line.strip_prefix("kind") {
-                let v = v.trim_start().strip_prefix('=')?.trim().trim_matches('"');
-                return Some(v.to_string());
-            }
-        }
+fn read_toml(path: &Path) -> toml::Table {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.parse().unwrap_or_else(|e| panic!("{} is not valid TOML: {e}", path.display()))
+}
+
+/// `workspace.members` of the plugins workspace.
+fn workspace_members(manifest: &Path) -> Vec<String> {
+    let table = read_toml(manifest);
+    let members = table.get("workspace").and_then(|w| w.get("members")).and_then(|m| m.as_array());
+    members.into_iter().flatten().filter_map(|m| m.as_str().map(str::to_string)).collect()
+}
+
+/// `[package.metadata.grantpool] kind` of a plugin crate, when it is one.
+fn metadata_kind(manifest: &Path) -> Option<String> {
+    let table = read_toml(manifest);
+    let kind = table.get("package")?.get("metadata")?.get("grantpool")?.get("kind")?.as_str()?;
+    match kind {
+        "selector" | "classifier" => Some(kind.to_string()),
+        other => panic!("{}: [package.metadata.grantpool] kind = {other:?}: expected \"selector\" or \"classifier\"", manifest.display()),
     }
-    None
 }
 
 fn build_plugins(plugins: &Path) -> PathBuf {

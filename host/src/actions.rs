@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::oauth::{RefreshError, RefreshFailure};
 use crate::plugins::{ClassifyOutcome, CooldownScope as WitScope, Failure, Phase, Verdict};
 use crate::policy::{ClassifierMode, Policy};
 use crate::pool::{CooldownScope, LiveAccount, Pool};
@@ -146,14 +147,10 @@ impl Actions {
                 let now = crate::util::now_secs();
                 let r = reason.clone();
                 // The guard reserved this disable's place in the window.
+                // Only if the token that failed is still the one on file: a
+                // re-add meanwhile must not be undone.
                 let written = self
-                    .write(acc, move |f| {
-                        // Only if the token that failed is still the one on
-                        // file: a re-add meanwhile must not be undone.
-                        if f.token.refresh_token == used && !f.disabled {
-                            f.disable(&r, now);
-                        }
-                    })
+                    .write_if(acc, move |f| f.token.refresh_token == used && !f.disabled, move |f| f.disable(&r, now))
                     .await;
                 if written.is_some_and(|f| f.disabled) {
                     self.counters.disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -198,7 +195,7 @@ impl Actions {
         self.write(acc, move |f| {
             let now = now_ms() as i64;
             f.cooldowns.retain(|c| c.until_ms > now && c.scope != scope_str);
-            f.cooldowns.push(PersistedCooldown { scope: scope_str, until_ms: until as i64, reason });
+            f.cooldowns.push(PersistedCooldown { scope: scope_str.clone(), until_ms: until as i64, reason: reason.clone() });
         })
         .await;
     }
@@ -238,17 +235,51 @@ impl Actions {
         None
     }
 
+    /// A token refresh failed on `acc`: log it (naming the OAuth client
+    /// when the client is to blame, not the account), then judge and act as
+    /// for any failure. A request cannot go on on this account whatever the
+    /// verdict.
+    pub async fn refresh_failed(&self, policy: &Policy, acc: &Arc<LiveAccount>, f: RefreshFailure, model: Option<&str>, attempt: u32) {
+        let email = acc.email();
+        if f.is_misconfiguration() {
+            tracing::error!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account. This is the OAuth client's fault, not the account's: check [oauth] client_id and client_secret", f.error);
+        } else {
+            tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
+        }
+        let failure = refresh_failure(acc, &email, &f.error, model, attempt);
+        self.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
+    }
+
+    /// Keep the account's Code Assist project (found by `loadCodeAssist`).
+    pub async fn remember_project(&self, acc: &Arc<LiveAccount>, project: &str) {
+        let p = project.to_string();
+        if self.write(acc, move |f| f.token.project_id = Some(p.clone())).await.is_some() {
+            tracing::info!(account = %acc.id, project = %project, "found the account's Code Assist project");
+        }
+    }
+
     async fn write(
         &self,
         acc: &Arc<LiveAccount>,
-        change: impl FnOnce(&mut crate::store::AccountFile) + Send + 'static,
+        change: impl FnMut(&mut crate::store::AccountFile) + Send + 'static,
+    ) -> Option<crate::store::AccountFile> {
+        self.write_if(acc, |_| true, change).await
+    }
+
+    /// Store `change` when `precondition` holds on the stored record (checked
+    /// under the store's lock), and bring the pool in line with the record.
+    async fn write_if(
+        &self,
+        acc: &Arc<LiveAccount>,
+        precondition: impl Fn(&crate::store::AccountFile) -> bool + Send + 'static,
+        change: impl FnMut(&mut crate::store::AccountFile) + Send + 'static,
     ) -> Option<crate::store::AccountFile> {
         let store = self.store.clone();
         let id = acc.id.clone();
-        match tokio::task::spawn_blocking(move || store.update(&id, change)).await {
-            Ok(Ok(file)) => {
-                self.pool.upsert_file(file.clone());
-                Some(file)
+        match tokio::task::spawn_blocking(move || store.update_if(&id, precondition, change)).await {
+            Ok(Ok(updated)) => {
+                self.pool.upsert_file(updated.account.clone());
+                Some(updated.account)
             }
             Ok(Err(e)) => {
                 tracing::error!(account = %acc.id, "could not write the account file: {e}");
@@ -266,5 +297,25 @@ fn scope_name(s: &CooldownScope) -> String {
     match s {
         CooldownScope::Account => "whole account".into(),
         CooldownScope::Model(m) => format!("model {m}"),
+    }
+}
+
+/// The classifier's view of a refresh failure.
+pub fn refresh_failure(acc: &LiveAccount, email: &str, error: &RefreshError, model: Option<&str>, attempt: u32) -> Failure {
+    let (status, body, headers, network) = match error {
+        RefreshError::Rejected { status, body, headers } => (Some(*status), body.clone(), headers.clone(), false),
+        RefreshError::Network(m) => (None, m.clone(), Vec::new(), true),
+        RefreshError::BadAnswer(m) | RefreshError::Misconfigured(m) => (None, m.clone(), Vec::new(), false),
+    };
+    Failure {
+        phase: Phase::TokenRefresh,
+        status,
+        body,
+        headers,
+        network_error: network,
+        account_id: acc.id.clone(),
+        email: email.to_string(),
+        model: model.map(str::to_string),
+        attempt,
     }
 }

@@ -2,7 +2,6 @@
 //! Thin: each command calls into the library and prints what happened.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -160,20 +159,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let listen = config.server.listen.clone();
         let app = tokio::task::spawn_blocking(move || crate::app::App::build(config)).await??;
-        app.start_background()?;
+        let _background = app.start_background()?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (in use? change server.listen or pass --listen)"))?;
         let addr = listener.local_addr()?;
         tracing::info!(
-            accounts = app.pool.len(),
-            data_dir = %app.config.data_dir.display(),
+            accounts = app.proxy.dispatcher.pool.len(),
+            data_dir = %app.proxy.config.data_dir.display(),
             startup_ms = started.elapsed().as_millis() as u64,
             "grantpool {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
-        let lanes = app.upstream.lanes();
-        let router = crate::proxy::server::router(app);
+        let lanes = app.proxy.dispatcher.upstream.lanes();
+        let router = crate::proxy::router::router(app.proxy.clone());
         crate::proxy::listener::serve(listener, router, lanes, shutdown_signal()).await?;
         tracing::info!("grantpool stopped");
         Ok(())
@@ -192,7 +191,7 @@ async fn shutdown_signal() {
 }
 
 fn policy_check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
-    let engine = crate::app::plugin_engine(config)?;
+    let engine = crate::plugins::PluginEngine::for_config(config)?;
     match crate::policy::Policy::load_file(&engine, file) {
         Ok(p) => {
             println!("policy {} is valid; it runs:", file.map(|f| f.display().to_string()).unwrap_or_else(|| "(bundled default)".into()));
@@ -231,7 +230,7 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             if views.is_empty() && report.skipped.is_empty() {
-                println!("no accounts in {} — add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`", store.accounts_dir().display());
+                println!("no accounts in the {} — add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`", store.location());
             }
             for v in &views {
                 use crate::pool::AccountState::*;
@@ -337,7 +336,7 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
 fn find(store: &Store, account: &str) -> anyhow::Result<crate::store::AccountFile> {
     store
         .find(account)?
-        .ok_or_else(|| anyhow::anyhow!("no account with id or email `{account}` in {}", store.accounts_dir().display()))
+        .ok_or_else(|| anyhow::anyhow!("no account with id or email `{account}` in the {}", store.location()))
 }
 
 fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<()> {
@@ -430,5 +429,3 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send(_: Arc<crate::app::App>) {}

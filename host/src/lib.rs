@@ -1,11 +1,12 @@
 //! grantpool: a local API proxy that pools Google OAuth accounts.
 //!
 //! A request flows one way through the modules:
-//! [`proxy`] (auth, routes, translation) → [`select`](pool) (selector plugin)
-//! → [`tokens`] (refresh, single flight) → upstream → [`classify`](plugins)
-//! (classifier chain) → [`actions`] (store + pool) → retry or answer.
-//! [`store`] is the only writer of account files; [`pool`] the only owner of
-//! live account state; [`plugins`] knows nothing of accounts or HTTP.
+//! [`proxy`] (auth, routes) → [`translate`] (pure) → select ([`pool`],
+//! selector plugin) → [`tokens`] (refresh, single flight) → [`upstream`]
+//! → classify ([`plugins`], classifier chain) → [`actions`] (store + pool)
+//! → retry or answer. [`store`] is the only writer of account records;
+//! [`pool`] the only owner of live account state; [`plugins`] knows nothing
+//! of accounts or HTTP; [`app`] only wires the parts together.
 
 pub mod actions;
 pub mod app;
@@ -18,7 +19,9 @@ pub mod plugins;
 pub mod policy;
 pub mod pool;
 pub mod proxy;
+pub mod quota;
 pub mod store;
 pub mod tokens;
+pub mod translate;
+pub mod upstream;
 pub mod util;
-pub mod watch;

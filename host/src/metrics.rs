@@ -7,7 +7,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use crate::plugins::Protocol;
-use crate::proxy::protocol_name;
+use crate::translate::protocol_name;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

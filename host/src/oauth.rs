@@ -55,6 +55,30 @@ impl RefreshError {
     }
 }
 
+/// A refresh that failed, with the refresh token it used (so a later
+/// disable only hits the account if that token is still the one on file).
+#[derive(Clone)]
+pub struct RefreshFailure {
+    /// What went wrong.
+    pub error: RefreshError,
+    /// The refresh token that failed. Never logged or shown.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshFailure").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl RefreshFailure {
+    /// True when the OAuth client is to blame, not the account
+    /// (`invalid_client`, `unauthorized_client`, or no client configured).
+    pub fn is_misconfiguration(&self) -> bool {
+        self.error.is_client_error() || matches!(self.error, RefreshError::Misconfigured(_))
+    }
+}
+
 /// A fresh access token.
 #[derive(Clone)]
 pub struct Refreshed {

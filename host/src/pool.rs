@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::plugins::{EventBatch, EventFeed, ModelQuota as WitQuota, Outcome, PluginAccount, PoolEvent, SelectRequest};
-use crate::store::{AccountFile, LoadReport, PersistedCooldown, TokenData};
+use crate::store::{AccountFile, Change, LoadReport, PersistedCooldown, TokenData};
 use crate::util::now_ms;
 
 /// Events kept for selectors that are behind; older ones mean a reset.
@@ -426,6 +426,53 @@ impl Pool {
         inner.reindex(slot);
         self.publish(&mut inner, slot, labels_changed, now);
         acc
+    }
+
+    /// Bring the pool in line with a change the store saw (whoever made
+    /// it): a new or changed record is loaded, a removed one forgotten, an
+    /// unreadable one leaves what the pool had.
+    pub fn apply(&self, change: Change) {
+        match change {
+            Change::Upserted(file) => {
+                let before = self.get(&file.id).map(|a| a.file());
+                if before.as_ref() == Some(&file) {
+                    return;
+                }
+                let recovered = before.as_ref().is_some_and(|b| b.disabled && !file.disabled);
+                let (id, email) = (file.id.clone(), file.email.clone());
+                self.upsert_file(file);
+                if before.is_none() {
+                    tracing::info!(account = %id, email = %email, "account added to the running pool");
+                } else if recovered {
+                    tracing::info!(account = %id, email = %email, "account re-enabled with a new token: back in the pool");
+                } else {
+                    tracing::debug!(account = %id, "account record changed: pool updated");
+                }
+            }
+            Change::Removed(id) => {
+                if self.remove(&id) {
+                    tracing::info!(account = %id, "account removed: it left the running pool");
+                }
+            }
+            Change::Unreadable { id, cause } => {
+                tracing::warn!(account = %id, "account changed but cannot be read, keeping what the pool had: {cause}");
+            }
+        }
+    }
+
+    /// Re-read everything (`POST /admin/reload`): accounts no longer stored
+    /// leave, unless their record was merely unreadable.
+    pub fn resync(&self, report: LoadReport) {
+        let kept: std::collections::HashSet<&str> =
+            report.accounts.iter().map(|a| a.id.as_str()).chain(report.skipped.iter().filter_map(|s| s.id.as_deref())).collect();
+        for id in self.ids() {
+            if !kept.contains(id.as_str()) {
+                self.remove(&id);
+            }
+        }
+        for file in report.accounts {
+            self.upsert_file(file);
+        }
     }
 
     /// Set (or lift, with `None`) quota protection, and apply it to every

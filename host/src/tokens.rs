@@ -1,5 +1,6 @@
-//! Access tokens: refreshed ahead of expiry, one refresh in flight per
-//! account (single flight), rotated refresh tokens persisted atomically.
+//! Access tokens: refreshed ahead of expiry (the background refresher), one
+//! refresh in flight per account (single flight), rotated refresh tokens
+//! persisted atomically.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,26 +8,17 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::oauth::{OAuth, RefreshError};
+use crate::actions::Actions;
+use crate::oauth::{OAuth, RefreshFailure};
+use crate::policy::PolicyHandle;
 use crate::pool::{LiveAccount, Pool};
 use crate::store::{Store, TokenData};
 use crate::util::now_secs;
 
-/// A refresh that failed, with the refresh token it used (so a later
-/// disable only hits the account if that token is still the one on file).
-#[derive(Clone)]
-pub struct RefreshFailure {
-    /// What went wrong.
-    pub error: RefreshError,
-    /// The refresh token that failed. Never logged or shown.
-    pub refresh_token: String,
-}
-
-impl std::fmt::Debug for RefreshFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshFailure").field("error", &self.error).finish_non_exhaustive()
-    }
-}
+/// How often the refresher looks for tokens close to expiry.
+const REFRESH_TICK: Duration = Duration::from_secs(30);
+/// How many refreshes the refresher runs at once.
+const REFRESH_CONCURRENCY: usize = 4;
 
 /// Hands out valid access tokens.
 pub struct TokenManager {
@@ -104,11 +96,8 @@ impl TokenManager {
                 let access = new.access_token.clone();
                 let rotated = new.refresh_token.is_some();
                 let result = tokio::task::spawn_blocking(move || {
-                    store.update(&id, |f| {
-                        // Re-added meanwhile with another token: leave it.
-                        if f.token.refresh_token != used {
-                            return;
-                        }
+                    // Re-added meanwhile with another token: leave it.
+                    store.update_if(&id, |f| f.token.refresh_token == used, |f| {
                         f.token.access_token = new.access_token.clone();
                         f.token.expiry_timestamp = new.expiry_timestamp;
                         f.token.token_type = new.token_type.clone();
@@ -119,8 +108,8 @@ impl TokenManager {
                 })
                 .await;
                 match result {
-                    Ok(Ok(file)) => {
-                        self.pool.upsert_file(file);
+                    Ok(Ok(updated)) => {
+                        self.pool.upsert_file(updated.account);
                     }
                     Ok(Err(e)) => tracing::error!(account = %acc.id, "refreshed the token but could not save it: {e}"),
                     Err(e) => tracing::error!(account = %acc.id, "saving the refreshed token panicked: {e}"),
@@ -149,5 +138,32 @@ impl TokenManager {
                 !f.disabled && !f.proxy_disabled && (f.token.access_token.is_empty() || f.token.expiry_timestamp <= limit)
             })
             .collect()
+    }
+}
+
+/// Refreshes tokens ahead of expiry so requests rarely wait on a refresh;
+/// a refresh that fails is judged by the policy's classifiers like one on
+/// the request path. Runs for the life of the process.
+pub async fn refresher(tokens: Arc<TokenManager>, actions: Arc<Actions>, policy: Arc<PolicyHandle>) {
+    use futures::StreamExt;
+    let mut tick = tokio::time::interval(REFRESH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due = tokens.due(Duration::from_secs(60));
+        if due.is_empty() {
+            continue;
+        }
+        let policy = policy.current();
+        futures::stream::iter(due)
+            .for_each_concurrent(REFRESH_CONCURRENCY, |acc| {
+                let (tokens, actions, policy) = (tokens.clone(), actions.clone(), policy.clone());
+                async move {
+                    if let Err(f) = tokens.access_token(&acc).await {
+                        actions.refresh_failed(&policy, &acc, f, None, 0).await;
+                    }
+                }
+            })
+            .await;
     }
 }

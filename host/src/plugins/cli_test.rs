@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::{
     ClassifierPlugin, ClassifyOutcome, CooldownScope, EventBatch, EventFeed, Failure, ModelQuota, Phase,
-    PluginAccount, PluginError, PluginSource, PoolEvent, Protocol, SelectOutcome, SelectRequest, SelectorPlugin,
+    PluginAccount, PluginEngine, PluginError, PluginSource, PoolEvent, Protocol, SelectOutcome, SelectRequest, SelectorPlugin,
     Verdict,
 };
 use crate::config::Config;
@@ -161,7 +161,7 @@ pub fn verdict_json(v: &Verdict) -> serde_json::Value {
 pub fn run(config: &Config, plugin: &str, input: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(input).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
     let case: Case = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a test case: {e}", input.display()))?;
-    let engine = crate::app::plugin_engine(config)?;
+    let engine = PluginEngine::for_config(config)?;
     let source = PluginSource::parse(plugin, &std::env::current_dir()?);
     let plugin_config = match &case.config {
         Some(v) => serde_json::to_string(v)?,

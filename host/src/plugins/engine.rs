@@ -10,7 +10,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{linker, HostState};
-use super::PluginKind;
+use super::kind::PluginKind;
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl PluginSource {
     /// Read a policy's `plugin = "…"`: a bundled name, or else a path
     /// (relative paths against `base_dir`, the policy file's folder).
     pub fn parse(spec: &str, base_dir: &Path) -> PluginSource {
-        if super::bundled_plugin(spec).is_some() {
+        if super::kind::bundled_plugin(spec).is_some() {
             return PluginSource::Bundled(spec.to_string());
         }
         let path = Path::new(spec);
@@ -161,6 +161,17 @@ impl PluginEngine {
         Ok(me)
     }
 
+    /// The engine for a config: its compile cache, call timeout and memory
+    /// limit (`[plugins]`).
+    pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Arc<PluginEngine>> {
+        PluginEngine::new(EngineOptions {
+            cache_dir: Some(config.plugin_cache_dir()),
+            call_timeout: Duration::from_millis(config.plugins.call_timeout_ms),
+            memory_limit: config.plugins.memory_limit_mib << 20,
+            ..EngineOptions::default()
+        })
+    }
+
     /// The options in force.
     pub fn options(&self) -> &EngineOptions {
         &self.options
@@ -184,7 +195,7 @@ impl PluginEngine {
         kind: PluginKind,
     ) -> Result<InstancePre<HostState>, PluginError> {
         let bytes: std::borrow::Cow<'static, [u8]> = match source {
-            PluginSource::Bundled(name) => match super::bundled_plugin(name) {
+            PluginSource::Bundled(name) => match super::kind::bundled_plugin(name) {
                 Some((_, b)) => b.into(),
                 None => return Err(not_found(source)),
             },
@@ -245,7 +256,7 @@ impl PluginEngine {
 fn not_found(source: &PluginSource) -> PluginError {
     PluginError::NotFound {
         source_desc: source.describe(),
-        bundled: super::bundled().iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", "),
+        bundled: super::kind::bundled().iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", "),
     }
 }
 

@@ -1,15 +1,13 @@
-//! The selector world: a typed wrapper with a warm instance and fallbacks.
+//! The selector world: a typed wrapper over a warm instance, feeding it
+//! pool events before each pick and checking its answer.
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use wasmtime::Store;
-
 use super::bindings::selector_types::{Interests, PoolEvent, Request};
 use super::bindings::selector_world::{Selector, SelectorPre};
-use super::bindings::HostState;
-use super::engine::{describe_trap, PluginEngine, PluginError, PluginSource};
-use super::PluginKind;
+use super::engine::{PluginEngine, PluginError, PluginSource};
+use super::warm::{world, CallFailed, Warm};
+use super::kind::PluginKind;
 
 /// A batch of pool events for a selector, and the sequence number it
 /// brings the selector up to.
@@ -41,22 +39,20 @@ pub enum SelectOutcome {
     Failed(String),
 }
 
-struct Warm {
-    store: Store<HostState>,
-    bindings: Selector,
-    calls: u64,
-    seen: Option<u64>,
-}
+/// The selector world for [`Warm`]; its per-instance state is how far the
+/// instance has seen the pool's events (`None`: nothing yet).
+struct SelectorWorld;
+world!(SelectorWorld, PluginKind::Selector, SelectorPre, Selector, Interests, Option<u64>, grantpool_plugin_selection);
 
 /// A loaded, configured selector plugin.
 pub struct SelectorPlugin {
-    name: Arc<str>,
-    source: PluginSource,
-    engine: Arc<PluginEngine>,
-    pre: SelectorPre<HostState>,
-    config: String,
-    interests: Interests,
-    warm: Mutex<Option<Warm>>,
+    warm: Warm<SelectorWorld>,
+}
+
+/// What the guest answered to one `select`.
+enum Answer {
+    Slot(u32),
+    None,
 }
 
 impl SelectorPlugin {
@@ -64,70 +60,39 @@ impl SelectorPlugin {
     /// (a JSON object). Fails with a message naming the plugin when it is
     /// missing, of another world, or rejects the config.
     pub fn load(engine: &Arc<PluginEngine>, source: &PluginSource, config: &str) -> Result<Self, PluginError> {
-        let pre = engine.prepare(source, PluginKind::Selector)?;
-        let pre = SelectorPre::new(pre).map_err(|e| PluginError::WrongWorld {
-            source_desc: source.describe(),
-            expected: PluginKind::Selector.world(),
-            kind: PluginKind::Selector,
-            cause: format!("{e:#}"),
-        })?;
-        let mut plugin = SelectorPlugin {
-            name: source.name().into(),
-            source: source.clone(),
-            engine: engine.clone(),
-            pre,
-            config: config.to_string(),
-            interests: Interests::empty(), // the plugin's answer to `configure`, just below
-            warm: Mutex::new(None),
-        };
-        let (warm, interests) = plugin.instantiate()?;
-        plugin.interests = interests;
-        *plugin.warm.lock() = Some(warm);
-        Ok(plugin)
+        Ok(SelectorPlugin { warm: Warm::load(engine, source, config)? })
     }
 
     /// The plugin's short name (bundled name or file stem).
     pub fn name(&self) -> &str {
-        &self.name
+        self.warm.name()
     }
 
     /// Where it was loaded from.
     pub fn source(&self) -> &PluginSource {
-        &self.source
+        self.warm.source()
+    }
+
+    fn interests(&self) -> Interests {
+        *self.warm.configured()
     }
 
     /// True when the selector reads request outcomes (`finished` events):
     /// without it the pool does not log them.
     pub fn wants_outcomes(&self) -> bool {
-        self.interests.contains(Interests::OUTCOMES)
+        self.interests().contains(Interests::OUTCOMES)
     }
 
     /// True when the selector reads per-model quota: the host then polls
     /// every account's quota.
     pub fn wants_quota(&self) -> bool {
-        self.interests.contains(Interests::QUOTA)
+        self.interests().contains(Interests::QUOTA)
     }
 
     /// True when the selector reads session ids: without it the routes do
     /// not derive them.
     pub fn wants_sessions(&self) -> bool {
-        self.interests.contains(Interests::SESSIONS)
-    }
-
-    /// A configured instance and what it asked for (the first answer is
-    /// kept: a rebuilt instance runs the same code on the same config).
-    fn instantiate(&self) -> Result<(Warm, Interests), PluginError> {
-        let start = |cause: String| PluginError::Start { source_desc: self.source.describe(), cause };
-        let mut store = self.engine.store(self.name.clone());
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| start(describe_trap(&e)))?;
-        store.set_epoch_deadline(self.engine.deadline_ticks);
-        match bindings.grantpool_plugin_selection().call_configure(&mut store, &self.config) {
-            Ok(Ok(interests)) => Ok((Warm { store, bindings, calls: 0, seen: None }, interests)),
-            Ok(Err(message)) => {
-                Err(PluginError::ConfigRejected { source_desc: self.source.describe(), message })
-            }
-            Err(e) => Err(start(describe_trap(&e))),
-        }
+        self.interests().contains(Interests::SESSIONS)
     }
 
     /// Bring the plugin up to date from `feed` and ask it for an account.
@@ -138,47 +103,33 @@ impl SelectorPlugin {
         req: &Request,
         is_candidate: impl Fn(u32) -> bool,
     ) -> SelectOutcome {
-        let mut guard = self.warm.lock();
-        let recycle = guard
-            .as_ref()
-            .is_some_and(|w| w.calls >= self.engine.options.recycle_after_calls);
-        if guard.is_none() || recycle {
-            match self.instantiate() {
-                Ok((w, _)) => *guard = Some(w),
-                Err(e) => {
-                    tracing::error!(plugin = %self.name, "selector plugin cannot restart: {e}; using the built-in choice");
-                    return SelectOutcome::Failed(e.to_string());
-                }
+        let answer = self.warm.call(|inst| {
+            let batch = feed.events_since(inst.state);
+            if !batch.events.is_empty() {
+                let (store, b) = inst.arm();
+                b.grantpool_plugin_selection().call_observe(store, &batch.events).map_err(|e| ("observe", e))?;
             }
-        }
-        let warm = guard.as_mut().expect("instance present");
-        warm.calls += 1;
-
-        let batch = feed.events_since(warm.seen);
-        if !batch.events.is_empty() {
-            warm.store.set_epoch_deadline(self.engine.deadline_ticks);
-            if let Err(e) = warm.bindings.grantpool_plugin_selection().call_observe(&mut warm.store, &batch.events) {
-                let cause = describe_trap(&e);
-                tracing::error!(plugin = %self.name, "selector plugin failed in observe: {cause}; restarting it, using the built-in choice");
-                *guard = None;
-                return SelectOutcome::Failed(cause);
+            inst.state = Some(batch.seq);
+            let (store, b) = inst.arm();
+            match b.grantpool_plugin_selection().call_select(store, req).map_err(|e| ("select", e))? {
+                Some(slot) => Ok(Answer::Slot(slot)),
+                None => Ok(Answer::None),
             }
-        }
-        warm.seen = Some(batch.seq);
-
-        warm.store.set_epoch_deadline(self.engine.deadline_ticks);
-        match warm.bindings.grantpool_plugin_selection().call_select(&mut warm.store, req) {
-            Ok(Some(slot)) if is_candidate(slot) => SelectOutcome::Picked(slot),
-            Ok(Some(slot)) => {
+        });
+        match answer {
+            Ok(Answer::Slot(slot)) if is_candidate(slot) => SelectOutcome::Picked(slot),
+            Ok(Answer::Slot(slot)) => {
                 let cause = format!("answered slot {slot}, which is not an eligible account for this request");
-                tracing::warn!(plugin = %self.name, "selector plugin {cause}; using the built-in choice");
+                tracing::warn!(plugin = %self.name(), "selector plugin {cause}; using the built-in choice");
                 SelectOutcome::Failed(cause)
             }
-            Ok(None) => SelectOutcome::NoneFits,
-            Err(e) => {
-                let cause = describe_trap(&e);
-                tracing::error!(plugin = %self.name, "selector plugin failed in select: {cause}; restarting it, using the built-in choice");
-                *guard = None;
+            Ok(Answer::None) => SelectOutcome::NoneFits,
+            Err(e @ CallFailed::Restart(_)) => {
+                tracing::error!(plugin = %self.name(), "selector plugin {e}; using the built-in choice");
+                SelectOutcome::Failed(e.to_string())
+            }
+            Err(CallFailed::Trapped { during, cause }) => {
+                tracing::error!(plugin = %self.name(), "selector plugin failed in {during}: {cause}; restarting it, using the built-in choice");
                 SelectOutcome::Failed(cause)
             }
         }

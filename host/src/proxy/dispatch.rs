@@ -3,17 +3,19 @@
 //! on another account, up to the attempt limit, and only before any byte
 //! has gone to the client (the caller streams the body of a success).
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::actions::{FailureReport, Next};
-use crate::app::App;
+use crate::actions::{Actions, FailureReport, Next};
+use crate::metrics::Metrics;
 use crate::plugins::{Failure, Phase, Protocol, SelectOutcome, SelectRequest};
-use crate::pool::{Lease, LiveAccount};
-use super::upstream::{UpstreamCallError, UpstreamResponse};
+use crate::policy::Policy;
+use crate::pool::{Lease, LiveAccount, Pool};
+use crate::quota::Quota;
+use crate::tokens::TokenManager;
+use crate::upstream::{envelope, Upstream, UpstreamCallError, UpstreamResponse};
 use crate::util::now_ms;
 
 /// Largest error body read from the upstream (for classification and the
@@ -67,105 +69,238 @@ pub enum DispatchError {
     Network(String),
 }
 
-fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
-    // One buffer; strings are JSON-escaped straight into it.
-    let mut w = BytesMut::with_capacity(request.len() + model.len() + project.len() + 48).writer();
-    let _ = w.write_all(b"{\"model\":");
-    let _ = serde_json::to_writer(&mut w, model);
-    let _ = w.write_all(b",\"project\":");
-    let _ = serde_json::to_writer(&mut w, project);
-    let _ = w.write_all(b",\"request\":");
-    let _ = w.write_all(request);
-    let _ = w.write_all(b"}");
-    w.into_inner().freeze()
+/// What the request path needs, and nothing more: the pool to select
+/// from, tokens, the upstream, the executor of verdicts, quota (learned
+/// again after a `QUOTA_EXHAUSTED`) and metrics.
+pub struct Dispatcher {
+    /// Live accounts.
+    pub pool: Arc<Pool>,
+    /// Access tokens.
+    pub tokens: Arc<TokenManager>,
+    /// Verdicts.
+    pub actions: Arc<Actions>,
+    /// The upstream client.
+    pub upstream: Upstream,
+    /// Quota.
+    pub quota: Arc<Quota>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Upstream calls one request may make (`server.max_attempts`).
+    pub max_attempts: u32,
 }
 
-/// Carry one call through the pool, under `policy` (the one the route
-/// read: a reload mid-request does not change the rules of this request).
-pub async fn dispatch(app: &Arc<App>, policy: &crate::policy::Policy, call: &Call) -> Result<Served, DispatchError> {
-    let max_attempts = app.config.server.max_attempts;
-    // One request record for every attempt (no copies per attempt).
-    let mut req = SelectRequest {
-        model: call.model.clone(),
-        protocol: call.protocol,
-        session_id: call.session_id.clone(),
-        attempt: 0,
-        tried: Vec::new(),
-        unavailable: Vec::new(),
-    };
-    let mut last_error: Option<DispatchError> = None;
-    let mut client_misconfigured = None::<String>;
-    let mut refresh_errors: Vec<String> = Vec::new();
+impl Dispatcher {
+    /// Carry one call through the pool, under `policy` (the one the route
+    /// read: a reload mid-request does not change the rules of this request).
+    pub async fn dispatch(&self, policy: &Policy, call: &Call) -> Result<Served, DispatchError> {
+        let max_attempts = self.max_attempts;
+        // One request record for every attempt (no copies per attempt).
+        let mut req = SelectRequest {
+            model: call.model.clone(),
+            protocol: call.protocol,
+            session_id: call.session_id.clone(),
+            attempt: 0,
+            tried: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        let mut last_error: Option<DispatchError> = None;
+        let mut client_misconfigured = None::<String>;
+        let mut refresh_errors: Vec<String> = Vec::new();
 
-    // Attempts count upstream calls: an account whose token cannot be
-    // refreshed is skipped without using one (the selector runs out of
-    // candidates when every account was tried).
-    let mut upstream_calls = 0;
-    let mut attempt = 0;
-    while upstream_calls < max_attempts {
-        attempt += 1;
-        let now = now_ms();
-        app.pool.expire(now);
-        req.attempt = attempt;
-        req.unavailable = app.pool.unavailable_for(&call.model, now);
-        let slot = match policy.selector.select(&*app.pool, &req, |s| app.pool.is_candidate(s, &req)) {
-            SelectOutcome::Picked(s) => Some(s),
-            SelectOutcome::NoneFits => None,
-            SelectOutcome::Failed(_) => app.pool.least_recently_used(&req),
-        };
-        let Some(slot) = slot else {
-            break;
-        };
-        let Some(lease) = app.pool.begin(slot, &call.model, call.session_id.as_deref(), policy.selector.wants_outcomes()) else {
+        // Attempts count upstream calls: an account whose token cannot be
+        // refreshed is skipped without using one (the selector runs out of
+        // candidates when every account was tried).
+        let mut upstream_calls = 0;
+        let mut attempt = 0;
+        while upstream_calls < max_attempts {
+            attempt += 1;
+            let now = now_ms();
+            self.pool.expire(now);
+            req.attempt = attempt;
+            req.unavailable = self.pool.unavailable_for(&call.model, now);
+            let slot = match policy.selector.select(&*self.pool, &req, |s| self.pool.is_candidate(s, &req)) {
+                SelectOutcome::Picked(s) => Some(s),
+                SelectOutcome::NoneFits => None,
+                SelectOutcome::Failed(_) => self.pool.least_recently_used(&req),
+            };
+            let Some(slot) = slot else {
+                break;
+            };
+            let Some(lease) = self.pool.begin(slot, &call.model, call.session_id.as_deref(), policy.selector.wants_outcomes()) else {
+                req.tried.push(slot);
+                continue;
+            };
             req.tried.push(slot);
-            continue;
-        };
-        req.tried.push(slot);
-        let acc = lease.account().clone();
-        match try_account(app, &policy, call, &acc, attempt).await {
-            Ok(response) => {
-                return Ok(Served { response, lease, account: acc });
-            }
-            Err((err, status, misconfig)) => {
-                lease.finish(false, status);
-                if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_)) {
-                    upstream_calls += 1;
+            let acc = lease.account().clone();
+            match self.try_account(policy, call, &acc, attempt).await {
+                Ok(response) => {
+                    return Ok(Served { response, lease, account: acc });
                 }
-                if let Some(m) = misconfig {
-                    client_misconfigured = Some(m);
-                }
-                if let Attempt::Next(None) = &err {
-                    refresh_errors.push(format!("{} ({})", acc.email(), refresh_note(&acc)));
-                }
-                match err {
-                    Attempt::Pass(e) => return Err(e),
-                    Attempt::Next(e) => {
-                        if upstream_calls < max_attempts {
-                            app.metrics.retry();
+                Err((err, status, misconfig)) => {
+                    lease.finish(false, status);
+                    if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_)) {
+                        upstream_calls += 1;
+                    }
+                    if let Some(m) = misconfig {
+                        client_misconfigured = Some(m);
+                    }
+                    if let Attempt::Next(None) = &err {
+                        refresh_errors.push(format!("{} ({})", acc.email(), refresh_note(&acc)));
+                    }
+                    match err {
+                        Attempt::Pass(e) => return Err(e),
+                        Attempt::Next(e) => {
+                            if upstream_calls < max_attempts {
+                                self.metrics.retry();
+                            }
+                            last_error = e.or(last_error);
                         }
-                        last_error = e.or(last_error);
                     }
                 }
             }
         }
-    }
-    if let Some(m) = client_misconfigured {
-        return Err(DispatchError::NoAccount(format!(
-            "token refresh failed because the OAuth client is wrong, not the accounts: {m}. Check [oauth] client_id/client_secret (or the account's token.oauth_client)"
-        )));
-    }
-    match last_error {
-        Some(e) => Err(e),
-        None => {
-            let mut why = app.pool.why_none(&call.model);
-            if let Some(first) = refresh_errors.first() {
-                why.push_str(&format!(
-                    "; token refresh failed on {} account(s) for this request (first: {first})",
-                    refresh_errors.len()
-                ));
-            }
-            Err(DispatchError::NoAccount(why))
+        if let Some(m) = client_misconfigured {
+            return Err(DispatchError::NoAccount(format!(
+                "token refresh failed because the OAuth client is wrong, not the accounts: {m}. Check [oauth] client_id/client_secret (or the account's token.oauth_client)"
+            )));
         }
+        match last_error {
+            Some(e) => Err(e),
+            None => {
+                let mut why = self.pool.why_none(&call.model);
+                if let Some(first) = refresh_errors.first() {
+                    why.push_str(&format!(
+                        "; token refresh failed on {} account(s) for this request (first: {first})",
+                        refresh_errors.len()
+                    ));
+                }
+                Err(DispatchError::NoAccount(why))
+            }
+        }
+    }
+
+    /// Everything done on one account for one attempt (token, project,
+    /// upstream, the same-account retries a verdict may ask for).
+    async fn try_account(
+        &self,
+        policy: &Policy,
+        call: &Call,
+        acc: &Arc<LiveAccount>,
+        attempt: u32,
+    ) -> Result<UpstreamResponse, (Attempt, Option<u16>, Option<String>)> {
+        let mut token = match self.tokens.access_token(acc).await {
+            Ok(t) => t,
+            Err(f) => {
+                self.metrics.refresh_failed();
+                let misconfig = f.is_misconfiguration().then(|| f.error.to_string());
+                // Whatever the verdict, a request cannot go on without a token.
+                self.actions.refresh_failed(policy, acc, f, Some(&call.model), attempt).await;
+                return Err((Attempt::Next(None), None, misconfig));
+            }
+        };
+        let mut refreshed_once = false;
+        let mut same_retries = 0;
+        loop {
+            // The project comes first (found once, then on file); its failures
+            // are judged like any upstream failure (a 401 here is the same sign
+            // of a revoked grant as on generate).
+            let sent = match self.project_of(acc, &token).await {
+                Ok(project) => {
+                    let body = envelope(&call.model, &project, &call.request);
+                    let started = std::time::Instant::now();
+                    let sent = self.upstream.generate(&token, body, call.stream).await;
+                    self.metrics.upstream_latency(started.elapsed());
+                    match sent {
+                        Ok(resp) if resp.status().is_success() => return Ok(resp),
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
+                            Err((Some(status), resp.bytes_bounded(MAX_ERROR_BODY).await, headers))
+                        }
+                        Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
+                    }
+                }
+                Err(UpstreamCallError::Status { status, body }) => {
+                    tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
+                    Err((Some(status), Bytes::from(body), Vec::new()))
+                }
+                Err(UpstreamCallError::Network(m)) => Err((None, Bytes::from(m), Vec::new())),
+            };
+            let (status, resp_body, headers) = match sent {
+                Ok(resp) => return Ok(resp),
+                Err(f) => f,
+            };
+            let email = acc.email();
+            let failure_err = status.is_none().then(|| String::from_utf8_lossy(&resp_body).into_owned());
+            self.metrics.upstream_error(status);
+            let text = match &failure_err {
+                Some(e) => e.clone(),
+                None => String::from_utf8_lossy(&resp_body).into_owned(),
+            };
+            let failure = Failure {
+                phase: Phase::Upstream,
+                status,
+                body: text.clone(),
+                headers: headers.clone(),
+                network_error: failure_err.is_some(),
+                account_id: acc.id.clone(),
+                email: email.clone(),
+                model: Some(call.model.clone()),
+                attempt,
+            };
+            let retry_after = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.clone());
+            let as_error = || match status {
+                Some(s) => DispatchError::Upstream { status: s, body: resp_body.clone(), account_id: acc.id.clone(), retry_after: retry_after.clone() },
+                None => DispatchError::Network(format!("upstream unreachable: {text}")),
+            };
+            tracing::info!(account = %acc.id, email = %email, status = ?status, attempt, "upstream failure: {}", crate::util::truncate_utf8(&text, 300));
+            if status == Some(429) && text.contains("QUOTA_EXHAUSTED") {
+                // Learn the real quota (and reset time) now, not at the next poll.
+                self.quota.fetch_soon(acc);
+            }
+            let next = self
+                .actions
+                .handle(policy, FailureReport { failure, account: acc, refresh_token: acc.token().refresh_token })
+                .await;
+            match next {
+                Next::PassToClient => return Err((Attempt::Pass(as_error()), status, None)),
+                Next::RetryNext => return Err((Attempt::Next(Some(as_error())), status, None)),
+                Next::RetrySame(after) if same_retries < 2 => {
+                    same_retries += 1;
+                    tokio::time::sleep(after.min(Duration::from_secs(30))).await;
+                }
+                Next::RefreshAndRetry if !refreshed_once => {
+                    refreshed_once = true;
+                    match self.tokens.force_refresh(acc, &token).await {
+                        Ok(t) => token = t,
+                        Err(f) => {
+                            self.actions.refresh_failed(policy, acc, f, Some(&call.model), attempt).await;
+                            return Err((Attempt::Next(Some(as_error())), status, None));
+                        }
+                    }
+                }
+                // Same-account retries used up: move on.
+                _ => return Err((Attempt::Next(Some(as_error())), status, None)),
+            }
+        }
+    }
+
+    /// The account's Code Assist project: from its file, else `loadCodeAssist`
+    /// (then persisted).
+    async fn project_of(&self, acc: &Arc<LiveAccount>, token: &str) -> Result<String, UpstreamCallError> {
+        if let Some(p) = acc.project_id() {
+            return Ok(p);
+        }
+        let project = self
+            .upstream
+            .load_code_assist(token)
+            .await?
+            .ok_or_else(|| UpstreamCallError::Status {
+                status: 403,
+                body: "loadCodeAssist gave no project: the account needs onboarding in Gemini Code Assist".into(),
+            })?;
+        self.actions.remember_project(acc, &project).await;
+        Ok(project)
     }
 }
 
@@ -176,127 +311,6 @@ enum Attempt {
     Next(Option<DispatchError>),
 }
 
-/// Everything done on one account for one attempt (token, project,
-/// upstream, the same-account retries a verdict may ask for).
-async fn try_account(
-    app: &Arc<App>,
-    policy: &crate::policy::Policy,
-    call: &Call,
-    acc: &Arc<LiveAccount>,
-    attempt: u32,
-) -> Result<UpstreamResponse, (Attempt, Option<u16>, Option<String>)> {
-    let mut token = match app.tokens.access_token(acc).await {
-        Ok(t) => t,
-        Err(f) => {
-            let email = acc.email();
-            app.metrics.refresh_failed();
-            let misconfig = (f.error.is_client_error() || matches!(f.error, crate::oauth::RefreshError::Misconfigured(_)))
-                .then(|| f.error.to_string());
-            if misconfig.is_some() {
-                tracing::error!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account. This is the OAuth client's fault, not the account's: check [oauth] client_id and client_secret", f.error);
-            } else {
-                tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
-            }
-            let failure = refresh_failure(acc, &email, &f.error, Some(&call.model), attempt);
-            // Whatever the verdict, a request cannot go on without a token.
-            let _ = app.actions.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
-            return Err((Attempt::Next(None), None, misconfig));
-        }
-    };
-    let mut refreshed_once = false;
-    let mut same_retries = 0;
-    loop {
-        // The project comes first (found once, then on file); its failures
-        // are judged like any upstream failure (a 401 here is the same sign
-        // of a revoked grant as on generate).
-        let sent = match project_of(app, acc, &token).await {
-            Ok(project) => {
-                let body = envelope(&call.model, &project, &call.request);
-                let started = std::time::Instant::now();
-                let sent = app.upstream.generate(&token, body, call.stream).await;
-                app.metrics.upstream_latency(started.elapsed());
-                match sent {
-                    Ok(resp) if resp.status().is_success() => return Ok(resp),
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
-                        Err((Some(status), resp.bytes_bounded(MAX_ERROR_BODY).await, headers))
-                    }
-                    Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
-                }
-            }
-            Err(UpstreamCallError::Status { status, body }) => {
-                tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
-                Err((Some(status), Bytes::from(body), Vec::new()))
-            }
-            Err(UpstreamCallError::Network(m)) => Err((None, Bytes::from(m), Vec::new())),
-        };
-        let (status, resp_body, headers) = match sent {
-            Ok(resp) => return Ok(resp),
-            Err(f) => f,
-        };
-        let email = acc.email();
-        let failure_err = status.is_none().then(|| String::from_utf8_lossy(&resp_body).into_owned());
-        app.metrics.upstream_error(status);
-        let text = match &failure_err {
-            Some(e) => e.clone(),
-            None => String::from_utf8_lossy(&resp_body).into_owned(),
-        };
-        let failure = Failure {
-            phase: Phase::Upstream,
-            status,
-            body: text.clone(),
-            headers: headers.clone(),
-            network_error: failure_err.is_some(),
-            account_id: acc.id.clone(),
-            email: email.clone(),
-            model: Some(call.model.clone()),
-            attempt,
-        };
-        let retry_after = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.clone());
-        let as_error = || match status {
-            Some(s) => DispatchError::Upstream { status: s, body: resp_body.clone(), account_id: acc.id.clone(), retry_after: retry_after.clone() },
-            None => DispatchError::Network(format!("upstream unreachable: {text}")),
-        };
-        tracing::info!(account = %acc.id, email = %email, status = ?status, attempt, "upstream failure: {}", crate::util::truncate_utf8(&text, 300));
-        if status == Some(429) && text.contains("QUOTA_EXHAUSTED") {
-            // Learn the real quota (and reset time) now, not at the next poll.
-            let (app2, acc2) = (app.clone(), acc.clone());
-            tokio::spawn(async move {
-                if let Err(e) = crate::app::fetch_quota(&app2, &acc2).await {
-                    tracing::debug!(account = %acc2.id, "quota fetch after 429 failed: {e:#}");
-                }
-            });
-        }
-        let next = app
-            .actions
-            .handle(policy, FailureReport { failure, account: acc, refresh_token: acc.token().refresh_token })
-            .await;
-        match next {
-            Next::PassToClient => return Err((Attempt::Pass(as_error()), status, None)),
-            Next::RetryNext => return Err((Attempt::Next(Some(as_error())), status, None)),
-            Next::RetrySame(after) if same_retries < 2 => {
-                same_retries += 1;
-                tokio::time::sleep(after.min(Duration::from_secs(30))).await;
-            }
-            Next::RefreshAndRetry if !refreshed_once => {
-                refreshed_once = true;
-                match app.tokens.force_refresh(acc, &token).await {
-                    Ok(t) => token = t,
-                    Err(f) => {
-                        tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
-                        let failure = refresh_failure(acc, &email, &f.error, Some(&call.model), attempt);
-                        let _ = app.actions.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
-                        return Err((Attempt::Next(Some(as_error())), status, None));
-                    }
-                }
-            }
-            // Same-account retries used up: move on.
-            _ => return Err((Attempt::Next(Some(as_error())), status, None)),
-        }
-    }
-}
-
 fn refresh_note(acc: &LiveAccount) -> String {
     let f = acc.file();
     if f.disabled {
@@ -304,59 +318,4 @@ fn refresh_note(acc: &LiveAccount) -> String {
     } else {
         "refresh error, see the log".into()
     }
-}
-
-/// The classifier's view of a refresh failure.
-pub fn refresh_failure(
-    acc: &LiveAccount,
-    email: &str,
-    error: &crate::oauth::RefreshError,
-    model: Option<&str>,
-    attempt: u32,
-) -> Failure {
-    use crate::oauth::RefreshError;
-    let (status, body, headers, network) = match error {
-        RefreshError::Rejected { status, body, headers } => (Some(*status), body.clone(), headers.clone(), false),
-        RefreshError::Network(m) => (None, m.clone(), Vec::new(), true),
-        RefreshError::BadAnswer(m) | RefreshError::Misconfigured(m) => (None, m.clone(), Vec::new(), false),
-    };
-    Failure {
-        phase: Phase::TokenRefresh,
-        status,
-        body,
-        headers,
-        network_error: network,
-        account_id: acc.id.clone(),
-        email: email.to_string(),
-        model: model.map(str::to_string),
-        attempt,
-    }
-}
-
-/// The account's Code Assist project: from its file, else `loadCodeAssist`
-/// (then persisted).
-async fn project_of(app: &App, acc: &Arc<LiveAccount>, token: &str) -> Result<String, UpstreamCallError> {
-    if let Some(p) = acc.project_id() {
-        return Ok(p);
-    }
-    let project = app
-        .upstream
-        .load_code_assist(token)
-        .await?
-        .ok_or_else(|| UpstreamCallError::Status {
-            status: 403,
-            body: "loadCodeAssist gave no project: the account needs onboarding in Gemini Code Assist".into(),
-        })?;
-    let store = app.store.clone();
-    let id = acc.id.clone();
-    let p = project.clone();
-    match tokio::task::spawn_blocking(move || store.update(&id, |f| f.token.project_id = Some(p))).await {
-        Ok(Ok(file)) => {
-            app.pool.upsert_file(file);
-            tracing::info!(account = %acc.id, project = %project, "found the account's Code Assist project");
-        }
-        Ok(Err(e)) => tracing::warn!(account = %acc.id, "could not save the project id: {e}"),
-        Err(_) => {}
-    }
-    Ok(project)
 }

@@ -14,14 +14,17 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::dispatch::{dispatch, Call, DispatchError, Served};
-use super::gemini_types::{parse_upstream_response, response_span, SseEvent};
-use super::server::{Admitted, ClientBody, SessionHeader};
-use super::{anthropic, error_response, openai, protocol_name};
-use crate::app::App;
+use super::auth::{Admitted, ClientBody, SessionHeader};
+use super::dispatch::{Call, DispatchError, Served};
+use super::error_response;
+use super::state::ProxyState;
 use crate::plugins::Protocol;
 use crate::policy::Policy;
 use crate::pool::{Lease, LiveAccount};
+use crate::translate::gemini::{self, parse_upstream_response, response_span, GenerateContentRequest};
+use crate::translate::shared::{ClientRequest, TranslateError};
+use crate::translate::sse::SseEvent;
+use crate::translate::{anthropic, openai_chat as openai, protocol_name};
 
 /// Response header naming the account that served (its id, never a token).
 pub const ACCOUNT_HEADER: &str = "x-grantpool-account";
@@ -74,7 +77,7 @@ fn gemini_first_content(body: &[u8]) -> Result<Option<&[u8]>, serde_json::Error>
     Ok(r.contents.first().map(|c| c.get().as_bytes()))
 }
 
-fn translated_first_content(g: &super::gemini_types::GenerateContentRequest) -> Option<Vec<u8>> {
+fn translated_first_content(g: &GenerateContentRequest) -> Option<Vec<u8>> {
     g.contents.first().and_then(|c| serde_json::to_vec(c).ok())
 }
 
@@ -100,12 +103,12 @@ fn gemini_inner(data: &[u8]) -> Result<std::ops::Range<usize>, serde_json::Error
 }
 
 /// `GET /v1beta/models`.
-pub async fn gemini_models(_: Admitted, State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+pub async fn gemini_models(_: Admitted, State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "models": gemini_model_list(&app) }))
 }
 
 /// The Gemini `models[]` entries.
-fn gemini_model_list(app: &App) -> Vec<serde_json::Value> {
+fn gemini_model_list(app: &ProxyState) -> Vec<serde_json::Value> {
     app.config
         .upstream
         .models
@@ -123,7 +126,7 @@ fn gemini_model_list(app: &App) -> Vec<serde_json::Value> {
 /// `GET /v1/models`. Both the OpenAI clients and current Gemini SDKs (whose
 /// default API version is `v1`) list models here, so the answer carries
 /// both shapes: OpenAI's `data` and Gemini's `models`.
-pub async fn openai_models(_: Admitted, State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+pub async fn openai_models(_: Admitted, State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
     let mut names: Vec<String> = app.config.upstream.models.clone();
     names.extend(app.config.models.keys().filter(|k| !k.contains('*')).cloned());
     names.sort();
@@ -138,7 +141,7 @@ pub async fn openai_models(_: Admitted, State(app): State<Arc<App>>) -> Json<ser
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini_generate(
     _: Admitted,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ProxyState>>,
     Path(model_action): Path<String>,
     SessionHeader(session): SessionHeader,
     ClientBody(body): ClientBody,
@@ -169,21 +172,21 @@ pub async fn gemini_generate(
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(_: Admitted, State(app): State<Arc<App>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
     translated(app, Protocol::Openai, openai::parse_request(&body), session).await
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<App>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
     translated(app, Protocol::Anthropic, anthropic::parse_request(&body), session).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
 /// request once, name the session, dispatch.
 async fn translated(
-    app: Arc<App>,
+    app: Arc<ProxyState>,
     protocol: Protocol,
-    parsed: Result<super::gemini_types::ClientRequest, super::gemini_types::TranslateError>,
+    parsed: Result<ClientRequest, TranslateError>,
     session: Option<String>,
 ) -> Response {
     let req = match parsed {
@@ -202,14 +205,14 @@ async fn translated(
     run(app, prepared).await
 }
 
-async fn run(app: Arc<App>, p: Prepared) -> Response {
+async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
     let model = app.config.map_model(&p.client_model).to_string();
     let call = Call { model, protocol: p.protocol, session_id: p.session_id, stream: p.stream, request: p.request };
     let model = &call.model;
     let proto = protocol_name(p.protocol);
-    match dispatch(&app, &p.policy, &call).await {
+    match app.dispatcher.dispatch(&p.policy, &call).await {
         Ok(served) => {
-            app.metrics.served(p.protocol, model);
+            app.dispatcher.metrics.served(p.protocol, model);
             if p.stream {
                 stream_response(served, p.protocol, &p.client_model)
             } else {
@@ -218,7 +221,7 @@ async fn run(app: Arc<App>, p: Prepared) -> Response {
         }
         Err(e) => {
             let resp = dispatch_error(p.protocol, e);
-            app.metrics.request(proto, model, resp.status().as_u16());
+            app.dispatcher.metrics.request(proto, model, resp.status().as_u16());
             resp
         }
     }
@@ -354,7 +357,7 @@ impl StreamOut {
     fn error(&mut self, message: &str) -> Vec<Bytes> {
         match self {
             StreamOut::Gemini => {
-                let body = super::gemini_types::error_body(502, message);
+                let body = gemini::error_body(502, message);
                 vec![SseEvent::data(body.to_string()).to_bytes()]
             }
             StreamOut::Openai(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),

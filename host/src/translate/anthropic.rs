@@ -16,7 +16,7 @@
 //!   text (Gemini does not need it); their signature goes on the next part of
 //!   the same turn, where Gemini expects it. A replayed tool call still
 //!   without a signature gets
-//!   [`SKIP_THOUGHT_SIGNATURE`](super::gemini_types::SKIP_THOUGHT_SIGNATURE).
+//!   [`SKIP_THOUGHT_SIGNATURE`](super::shared::SKIP_THOUGHT_SIGNATURE).
 //! - `tool_result` becomes `functionResponse {name, response: {"content": text}}`
 //!   (plus `"is_error": true` when set); images inside a result follow it as
 //!   `inlineData` parts of the same turn.
@@ -36,13 +36,16 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::gemini_types::{
-    self, args_json, body_error, function_declaration, new_id, sign_first_call, At, Blob,
-    ContentsBuilder, FinishKind, FunctionCall, FunctionResponse, GenerateContentRequest,
-    GenerateContentResponse, GenerationConfig, Part, Probe, TextOr, ThinkingConfig, Tool,
-    ToolConfig, UsageMetadata,
+use super::gemini::{
+    Blob, FinishKind, FunctionCall, FunctionResponse, GenerateContentResponse,
+    GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
-pub use super::gemini_types::{ClientRequest, SseEvent, TranslateError};
+use super::schema::function_declaration;
+use super::shared::{
+    self, args_json, function_tools, gemini_request, new_id, sign_first_call, At, ContentsBuilder, Probe, TextOr,
+};
+pub use super::shared::{ClientRequest, TranslateError};
+pub use super::sse::SseEvent;
 
 // ---------------------------------------------------------------------------
 // Request
@@ -176,11 +179,6 @@ pub fn parse_request(body: &[u8]) -> Result<ClientRequest, TranslateError> {
 
 /// Slow path, only after typed parsing failed: find the field to blame.
 fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
-    let fallback = err.to_string();
-    let obj = match body_error(body, err) {
-        Ok(obj) => obj,
-        Err(e) => return e,
-    };
     let source = Probe {
         check: &|v| Source::deserialize(v).err(),
         children: &[],
@@ -224,20 +222,12 @@ fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
             ("thinking", &thinking),
         ],
     };
-    match root.locate("", &Value::Object(obj)) {
-        Some((field, reason)) => TranslateError::field(field, reason),
-        None => TranslateError::field("(body)", gemini_types::clean_reason(fallback)),
-    }
+    shared::blame(body, err, &root)
 }
 
 fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> {
-    let model = req
-        .model
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| TranslateError::field("model", "is required"))?;
-    let messages = req
-        .messages
-        .ok_or_else(|| TranslateError::field("messages", "is required"))?;
+    let model = shared::required(req.model.filter(|m| !m.is_empty()), "model")?;
+    let messages = shared::required(req.messages, "messages")?;
 
     let mut system = Vec::new();
     match req.system {
@@ -384,18 +374,7 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
             .metadata
             .and_then(|m| m.user_id)
             .filter(|u| !u.is_empty()),
-        gemini: GenerateContentRequest {
-            contents: contents.finish(),
-            system_instruction: (!system.is_empty()).then(|| gemini_types::Content {
-                role: None,
-                parts: system,
-                extra: Map::new(),
-            }),
-            tools,
-            tool_config,
-            generation_config: (!config.is_empty()).then_some(config),
-            extra: Map::new(),
-        },
+        gemini: gemini_request(contents, system, tools, tool_config, config),
     })
 }
 
@@ -583,10 +562,7 @@ fn translate_tools(tools: Option<Vec<ToolIn<'_>>>) -> Result<Vec<Tool>, Translat
         }
     }
     Ok(if !decls.is_empty() {
-        vec![Tool {
-            function_declarations: Some(decls),
-            extra: Map::new(),
-        }]
+        function_tools(decls)
     } else if web_search {
         let mut extra = Map::with_capacity(1);
         extra.insert("googleSearch".to_owned(), Value::Object(Map::new()));
@@ -687,14 +663,11 @@ pub struct Usage {
 impl Usage {
     /// Anthropic usage from Gemini's `usageMetadata` (zeros when absent).
     pub fn from_gemini(usage: Option<&UsageMetadata>) -> Self {
-        let Some(u) = usage else {
-            return Usage::default();
-        };
-        Usage {
+        usage.map_or_else(Usage::default, |u| Usage {
             input_tokens: u.prompt().saturating_sub(u.cached()),
             output_tokens: u.output(),
             cache_read_input_tokens: u.cached_content_token_count,
-        }
+        })
     }
 }
 
@@ -1155,7 +1128,7 @@ impl StreamTranslator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemini_types::SKIP_THOUGHT_SIGNATURE;
+    use super::super::shared::SKIP_THOUGHT_SIGNATURE;
     use super::*;
 
     fn parse(v: Value) -> ClientRequest {

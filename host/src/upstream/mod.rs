@@ -287,6 +287,21 @@ impl Upstream {
     }
 }
 
+/// The `v1internal` body of a generate call: `{"model", "project",
+/// "request"}`, written into one buffer (strings JSON-escaped straight in).
+pub fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut w = BytesMut::with_capacity(request.len() + model.len() + project.len() + 48).writer();
+    let _ = w.write_all(b"{\"model\":");
+    let _ = serde_json::to_writer(&mut w, model);
+    let _ = w.write_all(b",\"project\":");
+    let _ = serde_json::to_writer(&mut w, project);
+    let _ = w.write_all(b",\"request\":");
+    let _ = w.write_all(request);
+    let _ = w.write_all(b"}");
+    w.into_inner().freeze()
+}
+
 /// A failed auxiliary call (project discovery, quota).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamCallError {

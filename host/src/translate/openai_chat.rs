@@ -15,7 +15,7 @@
 //!   to the non-standard `message.reasoning_content` / `delta.reasoning_content`
 //!   (as DeepSeek and others do), which standard clients ignore.
 //! - OpenAI clients cannot carry Gemini's `thoughtSignature`, so replayed tool
-//!   calls get [`SKIP_THOUGHT_SIGNATURE`](super::gemini_types::SKIP_THOUGHT_SIGNATURE).
+//!   calls get [`SKIP_THOUGHT_SIGNATURE`](super::shared::SKIP_THOUGHT_SIGNATURE).
 //! - Only `n = 1` is supported; only the first candidate is translated.
 //! - The final stream chunk always carries `usage` (whether or not
 //!   `stream_options.include_usage` was asked for).
@@ -25,13 +25,17 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::gemini_types::{
-    self, args_json, blob_from_data_url, body_error, function_declaration, new_id, sanitize_schema,
-    sign_first_call, unix_now, At, Blob, ContentsBuilder, FinishKind, FunctionCall,
-    FunctionResponse, GenerateContentRequest, GenerateContentResponse, GenerationConfig, Part,
-    Probe, TextOr, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
+use super::gemini::{
+    self, Blob, FinishKind, FunctionCall, FunctionResponse, GenerateContentResponse,
+    GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
-pub use super::gemini_types::{ClientRequest, SseEvent, TranslateError};
+use super::schema::{function_declaration, sanitize_schema};
+use super::shared::{
+    self, args_json, blob_from_data_url, function_tools, gemini_request, new_id, sign_first_call, unix_now, At,
+    ContentsBuilder, Probe, TextOr,
+};
+pub use super::shared::{ClientRequest, TranslateError};
+pub use super::sse::SseEvent;
 
 // ---------------------------------------------------------------------------
 // Request
@@ -164,11 +168,6 @@ pub fn parse_request(body: &[u8]) -> Result<ClientRequest, TranslateError> {
 
 /// Slow path, only after typed parsing failed: find the field to blame.
 fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
-    let fallback = err.to_string();
-    let obj = match body_error(body, err) {
-        Ok(obj) => obj,
-        Err(e) => return e,
-    };
     let part = Probe {
         check: &|v| ContentPart::deserialize(v).err(),
         children: &[],
@@ -205,20 +204,12 @@ fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
             ("functions", &function),
         ],
     };
-    match root.locate("", &Value::Object(obj)) {
-        Some((field, reason)) => TranslateError::field(field, reason),
-        None => TranslateError::field("(body)", gemini_types::clean_reason(fallback)),
-    }
+    shared::blame(body, err, &root)
 }
 
 fn translate(req: ChatRequest<'_>) -> Result<ClientRequest, TranslateError> {
-    let model = req
-        .model
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| TranslateError::field("model", "is required"))?;
-    let messages = req
-        .messages
-        .ok_or_else(|| TranslateError::field("messages", "is required"))?;
+    let model = shared::required(req.model.filter(|m| !m.is_empty()), "model")?;
+    let messages = shared::required(req.messages, "messages")?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(TranslateError::field(
             "n",
@@ -373,18 +364,7 @@ fn translate(req: ChatRequest<'_>) -> Result<ClientRequest, TranslateError> {
         model,
         stream: req.stream.unwrap_or(false),
         session_hint: req.user.filter(|u| !u.is_empty()),
-        gemini: GenerateContentRequest {
-            contents: contents.finish(),
-            system_instruction: (!system.is_empty()).then(|| gemini_types::Content {
-                role: None,
-                parts: system,
-                extra: Map::new(),
-            }),
-            tools,
-            tool_config,
-            generation_config: (!config.is_empty()).then_some(config),
-            extra: Map::new(),
-        },
+        gemini: gemini_request(contents, system, tools, tool_config, config),
     })
 }
 
@@ -589,20 +569,13 @@ fn translate_tools(
     for (j, function) in functions.unwrap_or_default().into_iter().enumerate() {
         decls.push(declaration(function, &At::root("functions").index(j))?);
     }
-    Ok(if decls.is_empty() {
-        Vec::new()
-    } else {
-        vec![Tool {
-            function_declarations: Some(decls),
-            extra: Map::new(),
-        }]
-    })
+    Ok(function_tools(decls))
 }
 
 fn declaration(
     function: FunctionDef,
     path: &At<'_>,
-) -> Result<gemini_types::FunctionDeclaration, TranslateError> {
+) -> Result<gemini::FunctionDeclaration, TranslateError> {
     let name = function
         .name
         .filter(|n| !n.is_empty())
@@ -766,10 +739,7 @@ pub struct CompletionTokensDetails {
 impl Usage {
     /// OpenAI usage from Gemini's `usageMetadata` (zeros when absent).
     pub fn from_gemini(usage: Option<&UsageMetadata>) -> Self {
-        let Some(u) = usage else {
-            return Usage::default();
-        };
-        Usage {
+        usage.map_or_else(Usage::default, |u| Usage {
             prompt_tokens: u.prompt(),
             completion_tokens: u.output(),
             total_tokens: u.total(),
@@ -779,7 +749,7 @@ impl Usage {
             completion_tokens_details: u
                 .thoughts_token_count
                 .map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens }),
-        }
+        })
     }
 }
 
@@ -1069,7 +1039,7 @@ impl StreamTranslator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemini_types::SKIP_THOUGHT_SIGNATURE;
+    use super::super::shared::SKIP_THOUGHT_SIGNATURE;
     use super::*;
 
     fn parse(v: Value) -> ClientRequest {

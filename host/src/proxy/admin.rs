@@ -1,0 +1,146 @@
+//! The admin API (`/admin/*`, behind the admin key) and `/metrics`:
+//! accounts without their tokens, upserts, taking an account off the proxy
+//! and back, reloading the policy and the accounts.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::admin_error;
+use super::state::ProxyState;
+use crate::store::{NewAccount, TokenData};
+
+/// `GET /health`.
+pub(super) async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// `GET /admin/accounts`.
+pub(super) async fn admin_list(State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "accounts": app.dispatcher.pool.views() }))
+}
+
+/// Body of `POST /admin/accounts`.
+#[derive(serde::Deserialize)]
+struct UpsertBody {
+    email: String,
+    refresh_token: String,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expiry_timestamp: Option<i64>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    oauth_client: Option<String>,
+}
+
+pub(super) async fn admin_upsert(State(app): State<Arc<ProxyState>>, body: axum::body::Bytes) -> Response {
+    let body: UpsertBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"email\", \"refresh_token\", …}}: {e}")),
+    };
+    let mut token = TokenData::new(body.access_token.unwrap_or_default(), body.refresh_token, body.expiry_timestamp.unwrap_or(0));
+    token.project_id = body.project_id;
+    token.oauth_client = body.oauth_client;
+    let store = app.store.clone();
+    let new = NewAccount { email: body.email, token };
+    match tokio::task::spawn_blocking(move || store.upsert(new)).await {
+        Ok(Ok(outcome)) => {
+            app.dispatcher.pool.upsert_file(outcome.account.clone());
+            tracing::info!(account = %outcome.account.id, email = %outcome.account.email, created = outcome.created, recovered = outcome.recovered, "account upserted through the admin API");
+            let view = app.dispatcher.pool.views().into_iter().find(|v| v.id == outcome.account.id);
+            Json(serde_json::json!({"created": outcome.created, "recovered": outcome.recovered, "account": view})).into_response()
+        }
+        Ok(Err(e)) => admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn set_proxy_disabled(app: Arc<ProxyState>, id: String, disable: bool) -> Response {
+    let store = app.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let Some(file) = store.find(&id)? else { return Ok(None) };
+        let now = crate::util::now_secs();
+        store
+            .update(&file.id, |f| {
+                if disable {
+                    f.proxy_disable("disabled by hand (admin API)", now)
+                } else {
+                    f.clear_proxy_disabled()
+                }
+            })
+            .map(Some)
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(file))) => {
+            app.dispatcher.pool.upsert_file(file.clone());
+            let note = (!disable && file.disabled).then_some(
+                "the account is still disabled (dead refresh token): re-add it with a new refresh token to recover it",
+            );
+            let view = app.dispatcher.pool.views().into_iter().find(|v| v.id == file.id);
+            Json(serde_json::json!({"account": view, "note": note})).into_response()
+        }
+        Ok(Ok(None)) => admin_error(StatusCode::NOT_FOUND, "no account with that id or email"),
+        Ok(Err(e)) => admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+pub(super) async fn admin_enable(State(app): State<Arc<ProxyState>>, Path(id): Path<String>) -> Response {
+    set_proxy_disabled(app, id, false).await
+}
+
+pub(super) async fn admin_disable(State(app): State<Arc<ProxyState>>, Path(id): Path<String>) -> Response {
+    set_proxy_disabled(app, id, true).await
+}
+
+pub(super) async fn admin_reload(State(app): State<Arc<ProxyState>>) -> Response {
+    let a = app.clone();
+    let _ = tokio::task::spawn_blocking(move || a.dispatcher.pool.resync(a.store.load_all())).await;
+    let handle = app.policy.clone();
+    match tokio::task::spawn_blocking(move || handle.reload()).await {
+        Ok(Ok(p)) => Json(serde_json::json!({"reloaded": true, "policy": p.describe(), "accounts": app.dispatcher.pool.len()})).into_response(),
+        Ok(Err(e)) => admin_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{e} (the running policy stays)")),
+        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+pub(super) async fn metrics(State(app): State<Arc<ProxyState>>) -> Response {
+    use crate::pool::AccountState;
+    let (mut active, mut disabled, mut proxy, mut cooling) = (0, 0, 0, 0);
+    for v in app.dispatcher.pool.views() {
+        match v.state {
+            AccountState::Active => active += 1,
+            AccountState::Disabled { .. } => disabled += 1,
+            AccountState::ProxyDisabled { .. } => proxy += 1,
+            AccountState::CoolingDown { .. } => cooling += 1,
+        }
+    }
+    app.dispatcher.metrics.set_accounts(active, disabled, proxy, cooling);
+    let c = &app.dispatcher.actions.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let extra = format!(
+        "# TYPE grantpool_token_refreshes counter\ngrantpool_token_refreshes_total {}\n\
+         # TYPE grantpool_disables counter\ngrantpool_disables_total {}\n\
+         # TYPE grantpool_disables_refused_by_guard counter\ngrantpool_disables_refused_by_guard_total {}\n\
+         # TYPE grantpool_cooldowns counter\ngrantpool_cooldowns_total {}\n\
+         # TYPE grantpool_proxy_disables counter\ngrantpool_proxy_disables_total {}\n",
+        app.dispatcher.tokens.refresh_count(),
+        load(&c.disables),
+        load(&c.guarded),
+        load(&c.cooldowns),
+        load(&c.proxy_disables),
+    );
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        Body::from(app.dispatcher.metrics.render(&extra)),
+    )
+        .into_response()
+}
+

@@ -1,0 +1,48 @@
+//! The axum router: every route of the HTTP surface and the layers of the
+//! ones off the hot path.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::state::ProxyState;
+use super::{admin, auth, error_response, routes};
+
+/// The whole router. The API routes carry no middleware: their handlers
+/// take [`auth::Admitted`] and [`auth::ClientBody`], which do the same checks without a
+/// boxed layer per request. Health, admin and the fallback keep layers
+/// (off the hot path).
+pub fn router(app: Arc<ProxyState>) -> Router {
+    let api = Router::new()
+        .route("/v1beta/models", get(routes::gemini_models))
+        .route("/v1beta/models/{model_action}", post(routes::gemini_generate))
+        .route("/v1/models", get(routes::openai_models))
+        // Gemini SDKs that default to API version v1.
+        .route("/v1/models/{model_action}", post(routes::gemini_generate))
+        .route("/v1/chat/completions", post(routes::openai_chat))
+        .route("/v1/messages", post(routes::anthropic_messages));
+    let admin = Router::new()
+        .route("/admin/accounts", get(admin::admin_list).post(admin::admin_upsert))
+        .route("/admin/accounts/{id}/enable", post(admin::admin_enable))
+        .route("/admin/accounts/{id}/disable", post(admin::admin_disable))
+        .route("/admin/reload", post(admin::admin_reload))
+        .route("/metrics", get(admin::metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::admin_auth));
+    Router::new()
+        .route("/health", get(admin::health))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::health_auth))
+        .merge(api)
+        .merge(admin)
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    error_response(auth::protocol_of(&path), 404, &format!("no route {} {path}", req.method()))
+}
+

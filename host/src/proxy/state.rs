@@ -1,0 +1,25 @@
+//! What the HTTP side shares: settings, the policy in force, the request
+//! path ([`Dispatcher`]) and the store (for the admin API). Built by the
+//! wiring in `app.rs`; typed state, no globals.
+
+use std::sync::Arc;
+
+use super::dispatch::Dispatcher;
+use crate::config::Config;
+use crate::policy::PolicyHandle;
+use crate::store::Store;
+
+/// The state every handler gets.
+pub struct ProxyState {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The policy in force.
+    pub policy: Arc<PolicyHandle>,
+    /// The request path: pool, tokens, upstream, verdicts, metrics.
+    pub dispatcher: Dispatcher,
+    /// The account store.
+    pub store: Store,
+    /// The listener is on a loopback address (decided once: the
+    /// DNS-rebinding guard and auth mode `auto` ask on every request).
+    pub loopback: bool,
+}

@@ -1,0 +1,115 @@
+//! Per-model quota: fetched from Google (`fetchAvailableModels`) on a
+//! schedule and after a `QUOTA_EXHAUSTED` answer, saved in the account's
+//! record, and turned into the pool's quota-protection rule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::policy::{PolicyHandle, QuotaProtection};
+use crate::pool::{LiveAccount, Pool, QuotaRule};
+use crate::store::{ModelQuota, Store};
+use crate::tokens::TokenManager;
+use crate::upstream::Upstream;
+
+/// How many accounts are polled at once.
+const POLL_CONCURRENCY: usize = 4;
+
+/// Fetches and keeps every account's quota.
+pub struct Quota {
+    store: Store,
+    pool: Arc<Pool>,
+    tokens: Arc<TokenManager>,
+    upstream: Upstream,
+}
+
+/// The pool's rule for a policy's `[quota_protection]` (`None` when off).
+pub fn rule_of(q: &QuotaProtection) -> Option<QuotaRule> {
+    q.enabled.then(|| QuotaRule { threshold: q.threshold, models: q.models.clone(), unknown_reset_ms: q.refresh_secs * 1000 })
+}
+
+impl Quota {
+    /// A quota keeper over these parts.
+    pub fn new(store: Store, pool: Arc<Pool>, tokens: Arc<TokenManager>, upstream: Upstream) -> Quota {
+        Quota { store, pool, tokens, upstream }
+    }
+
+    /// Fetch one account's per-model quota and save it in its record.
+    pub async fn fetch(&self, acc: &Arc<LiveAccount>) -> anyhow::Result<()> {
+        let token = self.tokens.access_token(acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
+        let project = acc.token().project_id;
+        let report = self.upstream.fetch_available_models(&token, project.as_deref()).await?;
+        if report.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let id = acc.id.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            store.update(&id, |f| {
+                for q in &report {
+                    f.quota.insert(q.model.clone(), ModelQuota { remaining_fraction: q.remaining_fraction, reset_at: q.reset_at });
+                }
+            })
+        })
+        .await??;
+        self.pool.upsert_file(file);
+        Ok(())
+    }
+
+    /// Learn one account's real quota (and reset time) now, in the
+    /// background, not at the next poll.
+    pub fn fetch_soon(self: &Arc<Self>, acc: &Arc<LiveAccount>) {
+        let (me, acc) = (self.clone(), acc.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me.fetch(&acc).await {
+                tracing::debug!(account = %acc.id, "quota fetch failed: {e:#}");
+            }
+        });
+    }
+
+    /// Fetches every account's quota on a schedule (quota protection and
+    /// quota-aware selection) and follows the policy's quota rule, for the
+    /// life of the process.
+    pub async fn run(self: Arc<Self>, policy: Arc<PolicyHandle>) {
+        let mut generation = u64::MAX;
+        let mut next_fetch = tokio::time::Instant::now();
+        loop {
+            let current = policy.current();
+            if policy.generation() != generation {
+                generation = policy.generation();
+                self.pool.set_quota_rule(rule_of(&current.quota_protection));
+            }
+            let refresh_secs = current.quota_protection.refresh_secs;
+            // Quota is fetched only when something uses it: quota protection
+            // or a selector that asks for it (a 429 that says the quota is
+            // exhausted fetches that one account's quota in any case).
+            let wanted = current.quota_protection.enabled || current.selector.wants_quota();
+            drop(current);
+            if wanted && tokio::time::Instant::now() >= next_fetch {
+                next_fetch = tokio::time::Instant::now() + Duration::from_secs(refresh_secs.max(1));
+                let accounts: Vec<_> = self
+                    .pool
+                    .ids()
+                    .into_iter()
+                    .filter_map(|id| self.pool.get(&id))
+                    .filter(|a| {
+                        let f = a.file();
+                        !f.disabled && !f.proxy_disabled
+                    })
+                    .collect();
+                futures::stream::iter(accounts)
+                    .for_each_concurrent(POLL_CONCURRENCY, |acc| {
+                        let me = self.clone();
+                        async move {
+                            if let Err(e) = me.fetch(&acc).await {
+                                tracing::debug!(account = %acc.id, "quota fetch failed: {e:#}");
+                            }
+                        }
+                    })
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The interface of a storage backend ([`Backend`]), what it reports
+//! ([`LoadReport`], [`Change`], [`Updated`]) and the store's errors.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::file::AccountFile;
+use super::upsert::UpsertOutcome;
+
+/// What went wrong in the store. Every message names the file or account and
+/// what to do; none contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file-system operation failed.
+    #[error("could not {action} {}: {error}; check that the path exists and is writable by this user", path.display())]
+    Io {
+        /// What was being done (e.g. `write`, `create directory`).
+        action: &'static str,
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        error: io::Error,
+    },
+    /// The account file exists but does not parse; it was left untouched.
+    #[error("account file {} does not parse ({cause}); it was left untouched and the account is skipped: fix the file by hand or delete it", path.display())]
+    Corrupt {
+        /// The account id (the file name without `.json`).
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// Why it does not parse (without values from the file).
+        cause: String,
+    },
+    /// No account with this id.
+    #[error("no account {id:?} (no {place}); `grantpool accounts list` shows the accounts")]
+    NotFound {
+        /// The id looked for.
+        id: String,
+        /// Where it would be (e.g. `file /x/accounts/<id>.json`).
+        place: String,
+    },
+    /// The id cannot name an account file.
+    #[error("{id:?} is not a valid account id: an id is a file name (in {place}) and may not be empty, start with '.', or contain '/', '\\' or control characters")]
+    InvalidId {
+        /// The rejected id.
+        id: String,
+        /// Where accounts are kept.
+        place: String,
+    },
+    /// The account to save is incomplete.
+    #[error("refusing to save account {email:?}: {reason}")]
+    InvalidAccount {
+        /// The account's email as given.
+        email: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Taking the lock that serialises writes failed.
+    #[error("could not lock {}: {error}; if another grantpool process hangs, stop it", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        error: io::Error,
+    },
+}
+
+pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |error| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// A file that was skipped (it could not be read or does not parse).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The account it holds, when its name says (an account file).
+    pub id: Option<String>,
+    /// Why it was skipped (no values from the file).
+    pub cause: String,
+    /// Its `email`, when the file is JSON with a string `email`.
+    pub email: Option<String>,
+}
+
+/// The result of [`super::Store::load_all`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// The accounts that parsed, oldest `created_at` first (then by id).
+    pub accounts: Vec<AccountFile>,
+    /// The files that were skipped (already logged with `warn`).
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A change to the stored accounts, seen by [`super::Store::watch`] (whoever made
+/// it: this process, the CLI while the proxy runs, a file copied in by hand).
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The account was added or changed; this is its record now.
+    Upserted(AccountFile),
+    /// The account is gone.
+    Removed(String),
+    /// The account's record changed but cannot be read (e.g. a file that
+    /// does not parse): keep what was known of it.
+    Unreadable {
+        /// The account id.
+        id: String,
+        /// Why it cannot be read (no values from the record).
+        cause: String,
+    },
+}
+
+/// What an update came to.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    /// The account as stored now (unchanged when `applied` is false).
+    pub account: AccountFile,
+    /// The precondition held and the change was applied.
+    pub applied: bool,
+}
+
+/// Keeps a [`super::Store::watch`] going; watching stops when it is dropped.
+pub struct Watch(#[allow(dead_code)] Box<dyn Send>);
+
+impl Watch {
+    /// A watch held alive by `guard`.
+    pub fn new(guard: impl Send + 'static) -> Watch {
+        Watch(Box::new(guard))
+    }
+}
+
+/// Receives the changes a watch sees.
+pub type ChangeSink = Arc<dyn Fn(Change) + Send + Sync>;
+
+/// Where account records live. Implementations find, lock and write; the
+/// rules are [`super::Store`]'s and [`super::upsert`]'s, the same for every backend.
+pub trait Backend: Send + Sync {
+    /// Where the accounts are, for messages (`accounts folder /x/accounts`).
+    fn location(&self) -> String;
+    /// Every account; records that cannot be read are reported and skipped
+    /// (never modified).
+    fn load_all(&self) -> LoadReport;
+    /// The account `id` (already validated): `None` when there is none.
+    fn get(&self, id: &str) -> Result<Option<AccountFile>, StoreError>;
+    /// The oldest account whose email equals `email` ignoring case;
+    /// `Corrupt` when only an unreadable record carries it.
+    fn find_by_email(&self, email: &str) -> Result<Option<AccountFile>, StoreError>;
+    /// Atomically: find the account by email, apply `decide` to it (or to
+    /// `None`), store the outcome's account. Two upserts of one email, from
+    /// any process, never create two accounts.
+    fn upsert_with(
+        &self,
+        email: &str,
+        decide: &dyn Fn(Option<&AccountFile>) -> UpsertOutcome,
+    ) -> Result<UpsertOutcome, StoreError>;
+    /// Atomically: read account `id`, run `change` on it, store it when
+    /// `change` returns true (its precondition held). `change` may run more
+    /// than once (a backend that retries on a conflict). `NotFound` when
+    /// there is no such account, `Corrupt` (untouched) when it cannot be read.
+    fn update(&self, id: &str, change: &mut dyn FnMut(&mut AccountFile) -> bool) -> Result<Updated, StoreError>;
+    /// Deletes account `id` (even an unreadable one); whether there was one.
+    fn remove(&self, id: &str) -> Result<bool, StoreError>;
+    /// Calls `sink` with every change from now on, until the [`Watch`] is dropped.
+    fn watch(&self, sink: ChangeSink) -> Result<Watch, StoreError>;
+}

@@ -1,0 +1,32 @@
+//! Pure protocol translation, no sockets: the Gemini types and the
+//! `v1internal` envelope ([`gemini`]), tool-schema cleaning ([`schema`]),
+//! server-sent events ([`sse`]), and the client protocols translated to and
+//! from Gemini: OpenAI chat completions ([`openai_chat`]) and Anthropic
+//! messages ([`anthropic`]), with what they share ([`shared`]).
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai_chat;
+pub mod schema;
+pub mod shared;
+pub mod sse;
+
+use crate::plugins::Protocol;
+
+/// The protocol's name, for metrics and logs.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Gemini => "gemini",
+        Protocol::Openai => "openai",
+        Protocol::Anthropic => "anthropic",
+    }
+}
+
+/// An error body in the client protocol's own shape.
+pub fn error_body(p: Protocol, status: u16, message: &str) -> serde_json::Value {
+    match p {
+        Protocol::Gemini => gemini::error_body(status, message),
+        Protocol::Openai => openai_chat::error_body(status, message),
+        Protocol::Anthropic => anthropic::error_body(status, message),
+    }
+}
