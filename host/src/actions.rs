@@ -158,11 +158,7 @@ impl Actions {
                 Next::RetryNext
             }
             Verdict::ProxyDisable(reason) => {
-                tracing::warn!(account = %acc.id, email = %email, reason = %reason, "Taking account off the proxy ({email}): {reason}; enable it with `grantpool accounts enable {}` when resolved", acc.id);
-                let now = crate::util::now_secs();
-                let r = reason.clone();
-                self.write(acc, move |f| f.proxy_disable(&r, now)).await;
-                self.counters.proxy_disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.take_off_proxy(acc, &reason).await;
                 Next::RetryNext
             }
             Verdict::Cooldown(c) => {
@@ -242,12 +238,23 @@ impl Actions {
     pub async fn refresh_failed(&self, policy: &Policy, acc: &Arc<LiveAccount>, f: RefreshFailure, model: Option<&str>, attempt: u32) {
         let email = acc.email();
         if f.is_misconfiguration() {
-            tracing::error!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account. This is the OAuth client's fault, not the account's: check [oauth] client_id and client_secret", f.error);
+            tracing::error!(account = %acc.id, email = %email, client = %f.client, "Token refresh failed ({email}): {}, trying next account. This is the OAuth client's fault (client `{}`), not the account's: the refresh token was issued to another client, or [oauth.clients.{}] client_id/client_secret are wrong; set the account's token.oauth_client to the client that issued it", f.error, f.client, f.client);
         } else {
             tracing::warn!(account = %acc.id, email = %email, "Token refresh failed ({email}): {}, trying next account", f.error);
         }
         let failure = refresh_failure(acc, &email, &f.error, model, attempt);
         self.handle(policy, FailureReport { failure, account: acc, refresh_token: f.refresh_token }).await;
+    }
+
+    /// Take the account off the proxy (`proxy_disabled`, never `disabled`:
+    /// its grant is fine) with `reason`.
+    pub async fn take_off_proxy(&self, acc: &Arc<LiveAccount>, reason: &str) {
+        let email = acc.email();
+        tracing::warn!(account = %acc.id, email = %email, reason = %reason, "Taking account off the proxy ({email}): {reason}; enable it with `grantpool accounts enable {}` when resolved", acc.id);
+        let now = crate::util::now_secs();
+        let r = reason.to_string();
+        self.write(acc, move |f| f.proxy_disable(&r, now)).await;
+        self.counters.proxy_disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Keep the account's Code Assist project (found by `loadCodeAssist`).

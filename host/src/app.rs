@@ -55,7 +55,7 @@ impl App {
         let tokens = Arc::new(TokenManager::new(oauth, store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
         let upstream = Upstream::new(&config.upstream, crate::proxy::listener::lanes(config.server.workers))?;
-        let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone()));
+        let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone(), config.profile_map()));
         let dispatcher = Dispatcher {
             pool,
             tokens,
@@ -64,6 +64,7 @@ impl App {
             quota,
             metrics: Arc::new(Metrics::new()),
             max_attempts: config.server.max_attempts,
+            profiles: config.profile_map(),
         };
         let loopback = config.listens_on_loopback();
         let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), loopback });

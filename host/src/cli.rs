@@ -67,12 +67,17 @@ pub enum AccountsCmd {
         /// The email (asked from Google when not given).
         #[arg(long)]
         email: Option<String>,
-        /// Name of the OAuth client (in [oauth.clients]) that issued the token.
-        #[arg(long)]
-        oauth_client: Option<String>,
+        /// The OAuth client that issued the token: `antigravity`,
+        /// `gemini-cli`, or one in [oauth.clients] (default: [oauth] client).
+        #[arg(long, alias = "oauth-client")]
+        client: Option<String>,
     },
     /// Add an account by signing in with Google in a browser.
     Login {
+        /// The OAuth client to sign in with: `antigravity`, `gemini-cli`, or
+        /// one in [oauth.clients] (default: [oauth] client).
+        #[arg(long)]
+        client: Option<String>,
         /// Print the URL only; do not try to open a browser.
         #[arg(long)]
         no_browser: bool,
@@ -261,12 +266,13 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AccountsCmd::Add { refresh_token, email, oauth_client } => rt.block_on(async {
+        AccountsCmd::Add { refresh_token, email, client } => rt.block_on(async {
             let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+            let client = oauth.client_named(client.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut token = TokenData::new("", refresh_token, 0);
-            token.oauth_client = oauth_client;
+            token.oauth_client = Some(client.name.clone());
             let refreshed = oauth.refresh(&token).await.map_err(|e| {
-                anyhow::anyhow!("the token endpoint refused the refresh token ({e}); nothing was written. Check the token, and that [oauth] client_id/client_secret are the client that issued it")
+                anyhow::anyhow!("the token endpoint refused the refresh token with OAuth client `{}` ({e}); nothing was written. Check the token, and that it was issued to that client (--client antigravity | gemini-cli | a name in [oauth.clients])", client.name)
             })?;
             token.access_token = refreshed.access_token.clone();
             token.expiry_timestamp = refreshed.expiry_timestamp;
@@ -279,7 +285,7 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
             };
             upsert_and_report(&store, NewAccount { email, token })
         }),
-        AccountsCmd::Login { no_browser } => rt.block_on(login(&config, &store, no_browser)),
+        AccountsCmd::Login { client, no_browser } => rt.block_on(login(&config, &store, client.as_deref(), no_browser)),
         AccountsCmd::Import { path } => {
             let report = store.import_antigravity(&path);
             for e in &report.imported {
@@ -359,15 +365,16 @@ fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<()> {
 }
 
 /// The OAuth authorization-code flow with PKCE and a loopback redirect.
-async fn login(config: &Config, store: &Store, no_browser: bool) -> anyhow::Result<()> {
+async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser: bool) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+    let client = oauth.client_named(client).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("opening the loopback port for the OAuth redirect")?;
     let redirect_uri = format!("http://127.0.0.1:{}/oauth2callback", listener.local_addr()?.port());
     let (verifier, challenge) = crate::oauth::pkce_pair();
     let state = uuid::Uuid::new_v4().simple().to_string();
-    let url = oauth.authorize_url(&redirect_uri, &challenge, &state)?;
-    println!("Open this URL in a browser and sign in with the Google account to add:\n\n  {url}\n");
+    let url = oauth.authorize_url(&client, &redirect_uri, &challenge, &state)?;
+    println!("Open this URL in a browser and sign in with the Google account to add (OAuth client `{}`):\n\n  {url}\n", client.name);
     if !no_browser {
         for opener in ["xdg-open", "open"] {
             if std::process::Command::new(opener).arg(&url).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().is_ok() {
@@ -406,14 +413,15 @@ async fn login(config: &Config, store: &Store, no_browser: bool) -> anyhow::Resu
     .await
     .map_err(|_| anyhow::anyhow!("no sign-in within 10 minutes; run `grantpool accounts login` again"))??;
     let tokens = oauth
-        .exchange_code(&code, &verifier, &redirect_uri)
+        .exchange_code(&client, &code, &verifier, &redirect_uri)
         .await
         .map_err(|e| anyhow::anyhow!("exchanging the sign-in code failed: {e}; nothing was written"))?;
     let Some(refresh_token) = tokens.refresh_token.clone() else {
         bail!("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and run login again");
     };
     let email = oauth.userinfo_email(&tokens.access_token).await?;
-    let token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
+    let mut token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
+    token.oauth_client = Some(client.name.clone());
     upsert_and_report(store, NewAccount { email, token })
 }
 

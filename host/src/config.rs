@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::profiles::{Profile, ANTIGRAVITY};
+
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8045";
 
@@ -93,8 +95,9 @@ impl Default for ServerConfig {
     }
 }
 
-/// One OAuth client (a refresh token refreshes only with the client that
-/// issued it).
+/// One OAuth client in `[oauth.clients.NAME]` (a refresh token refreshes
+/// only with the client that issued it). Naming a built-in client
+/// (`antigravity`, `gemini-cli`) overrides it; any other name adds one.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuthClient {
@@ -102,6 +105,50 @@ pub struct OAuthClient {
     pub client_id: String,
     /// OAuth client secret.
     pub client_secret: String,
+    /// Scopes a sign-in with it asks for (default: its profile's).
+    pub scopes: Option<Vec<String>>,
+    /// The upstream profile of its accounts (default: the built-in client
+    /// of that name, else `antigravity`).
+    pub profile: Option<String>,
+}
+
+/// An OAuth client resolved for one account: which, with what, for which
+/// upstream profile.
+#[derive(Debug, Clone)]
+pub struct ResolvedClient {
+    /// Its name (`antigravity`, `gemini-cli`, or a configured one).
+    pub name: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Scopes a sign-in asks for.
+    pub scopes: Vec<String>,
+    /// The profile its accounts are served with.
+    pub profile: &'static Profile,
+}
+
+/// Which profile serves an account, from the client that issued its
+/// refresh token (or `[upstream] profile` for every account). Built once;
+/// asked on every request without allocating.
+#[derive(Debug, Clone)]
+pub struct ProfileMap {
+    forced: Option<&'static Profile>,
+    default: &'static Profile,
+    by_client: std::collections::HashMap<String, &'static Profile>,
+}
+
+impl ProfileMap {
+    /// The profile of an account whose `token.oauth_client` is `client`.
+    pub fn of(&self, client: Option<&str>) -> &'static Profile {
+        if let Some(p) = self.forced {
+            return p;
+        }
+        match client {
+            None | Some("") | Some("default") => self.default,
+            Some(c) => self.by_client.get(c).copied().unwrap_or(self.default),
+        }
+    }
 }
 
 /// `[oauth]`.
@@ -114,15 +161,18 @@ pub struct OAuthConfig {
     pub userinfo_url: String,
     /// Authorization endpoint (for `accounts login`).
     pub auth_url: String,
-    /// Default client id (also `$GRANTPOOL_OAUTH_CLIENT_ID`).
+    /// The client of new logins and of accounts that name none.
+    pub client: String,
+    /// Overrides the id of that client (also `$GRANTPOOL_OAUTH_CLIENT_ID`).
     pub client_id: String,
-    /// Default client secret (also `$GRANTPOOL_OAUTH_CLIENT_SECRET`).
+    /// Overrides its secret (also `$GRANTPOOL_OAUTH_CLIENT_SECRET`).
     pub client_secret: String,
     /// Refresh this long before expiry.
     pub refresh_skew_secs: u64,
-    /// Scopes asked for by `accounts login`.
-    pub scopes: Vec<String>,
-    /// Extra named clients; an account names its own in `token.oauth_client`.
+    /// Overrides the scopes of sign-ins with the default client.
+    pub scopes: Option<Vec<String>>,
+    /// Named clients (built-in ones overridden, others added); an account
+    /// names its own in `token.oauth_client`.
     pub clients: BTreeMap<String, OAuthClient>,
 }
 
@@ -132,31 +182,71 @@ impl Default for OAuthConfig {
             token_url: "https://oauth2.googleapis.com/token".into(),
             userinfo_url: "https://www.googleapis.com/oauth2/v2/userinfo".into(),
             auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            client: ANTIGRAVITY.name.into(),
             client_id: String::new(),
             client_secret: String::new(),
             refresh_skew_secs: 300,
-            scopes: vec![
-                "https://www.googleapis.com/auth/cloud-platform".into(),
-                "https://www.googleapis.com/auth/userinfo.email".into(),
-                "https://www.googleapis.com/auth/userinfo.profile".into(),
-            ],
+            scopes: None,
             clients: BTreeMap::new(),
         }
     }
 }
 
 impl OAuthConfig {
-    /// The client an account uses: its named one, else the default.
-    pub fn client(&self, name: Option<&str>) -> Result<OAuthClient, String> {
-        match name {
-            None | Some("") | Some("default") => Ok(OAuthClient {
-                client_id: self.client_id.clone(),
-                client_secret: self.client_secret.clone(),
-            }),
-            Some(n) => self.clients.get(n).cloned().ok_or_else(|| {
-                format!("the account names OAuth client `{n}`, which is not configured: add [oauth.clients.{n}] to grantpool.toml")
-            }),
+    /// The client an account uses: the one it names in `token.oauth_client`,
+    /// else `[oauth] client`. Built-in clients by name, overridden by
+    /// `[oauth.clients.NAME]`; the default one also by `[oauth] client_id`.
+    pub fn client(&self, name: Option<&str>) -> Result<ResolvedClient, String> {
+        let name = match name {
+            None | Some("") | Some("default") => self.client.as_str(),
+            Some(n) => n,
+        };
+        let builtin = crate::profiles::by_name(name);
+        let configured = self.clients.get(name);
+        let mut client = match (configured, builtin) {
+            (Some(c), b) => {
+                let profile = match c.profile.as_deref() {
+                    Some(p) => crate::profiles::by_name(p).ok_or_else(|| {
+                        format!("[oauth.clients.{name}] profile = {p:?}: expected \"antigravity\" or \"gemini-cli\"")
+                    })?,
+                    None => b.unwrap_or(&ANTIGRAVITY),
+                };
+                let pick = |own: &str, fallback: Option<&str>| {
+                    if own.is_empty() { fallback.unwrap_or("").to_string() } else { own.to_string() }
+                };
+                ResolvedClient {
+                    name: name.to_string(),
+                    client_id: pick(&c.client_id, b.map(|b| b.client_id)),
+                    client_secret: pick(&c.client_secret, b.map(|b| b.client_secret)),
+                    scopes: c.scopes.clone().unwrap_or_else(|| profile.scopes.iter().map(|s| s.to_string()).collect()),
+                    profile,
+                }
+            }
+            (None, Some(b)) => ResolvedClient {
+                name: name.to_string(),
+                client_id: b.client_id.into(),
+                client_secret: b.client_secret.into(),
+                scopes: b.scopes.iter().map(|s| s.to_string()).collect(),
+                profile: b,
+            },
+            (None, None) => {
+                return Err(format!(
+                    "OAuth client `{name}` is not configured: add [oauth.clients.{name}] client_id and client_secret to grantpool.toml (built in: antigravity, gemini-cli)"
+                ))
+            }
+        };
+        if name == self.client {
+            if !self.client_id.is_empty() {
+                client.client_id = self.client_id.clone();
+            }
+            if !self.client_secret.is_empty() {
+                client.client_secret = self.client_secret.clone();
+            }
+            if let Some(scopes) = &self.scopes {
+                client.scopes = scopes.clone();
+            }
         }
+        Ok(client)
     }
 }
 
@@ -164,32 +254,66 @@ impl OAuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Code Assist base URL.
-    pub base_url: String,
+    /// `auto` (each account's profile follows its OAuth client),
+    /// `antigravity` or `gemini-cli` (every account).
+    pub profile: String,
+    /// One base URL for every profile (tests, a private gateway); also
+    /// `$GRANTPOOL_UPSTREAM_URL`.
+    pub base_url: Option<String>,
+    /// Base URLs tried in order, for every profile (default: each
+    /// profile's own hosts).
+    pub base_urls: Vec<String>,
     /// Longest a whole upstream answer may take.
     pub timeout_secs: u64,
     /// Longest a connection may take to open.
     pub connect_timeout_secs: u64,
-    /// `User-Agent` sent upstream.
-    pub user_agent: String,
-    /// Models listed by `/v1beta/models` and `/v1/models`.
+    /// `User-Agent` for every profile (default: each profile's own).
+    pub user_agent: Option<String>,
+    /// Models listed by `/v1beta/models` and `/v1/models` until Google's
+    /// list is known (`fetchAvailableModels`), and next to it.
     pub models: Vec<String>,
+    /// How long onboarding (`onboardUser`) may take before the request moves on.
+    pub onboard_timeout_secs: u64,
+    /// Pause between two polls of an onboarding operation, milliseconds.
+    pub onboard_poll_ms: u64,
 }
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
-            base_url: "https://cloudcode-pa.googleapis.com".into(),
+            profile: "auto".into(),
+            base_url: None,
+            base_urls: Vec::new(),
             timeout_secs: 600,
             connect_timeout_secs: 10,
-            user_agent: concat!("grantpool/", env!("CARGO_PKG_VERSION")).into(),
+            user_agent: None,
             models: vec![
                 "gemini-2.5-pro".into(),
                 "gemini-2.5-flash".into(),
                 "gemini-2.5-flash-lite".into(),
                 "gemini-3-pro-preview".into(),
             ],
+            onboard_timeout_secs: 60,
+            onboard_poll_ms: 2000,
         }
+    }
+}
+
+impl UpstreamConfig {
+    /// The hosts of `profile`, in the order they are tried.
+    pub fn base_urls_of(&self, profile: &Profile) -> Vec<String> {
+        if let Some(url) = &self.base_url {
+            return vec![url.trim_end_matches('/').to_string()];
+        }
+        if !self.base_urls.is_empty() {
+            return self.base_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        }
+        profile.base_urls.iter().map(|u| u.to_string()).collect()
+    }
+
+    /// The profile forced on every account (`None`: each follows its client).
+    pub fn forced_profile(&self) -> Option<&'static Profile> {
+        crate::profiles::by_name(&self.profile)
     }
 }
 
@@ -349,7 +473,7 @@ impl Config {
         }
         let mut upstream = file.upstream;
         if let Some(url) = env("GRANTPOOL_UPSTREAM_URL") {
-            upstream.base_url = url;
+            upstream.base_url = Some(url);
         }
 
         let mut plugins = file.plugins;
@@ -376,6 +500,15 @@ impl Config {
                 cause: format!("`{}` is not an address like 127.0.0.1:8045", self.server.listen),
             });
         }
+        if self.upstream.profile != "auto" && self.upstream.forced_profile().is_none() {
+            return Err(ConfigError::Invalid {
+                what: "upstream.profile".into(),
+                cause: format!("`{}`: expected \"auto\", \"antigravity\" or \"gemini-cli\"", self.upstream.profile),
+            });
+        }
+        if let Err(cause) = self.oauth.client(None) {
+            return Err(ConfigError::Invalid { what: "oauth.client".into(), cause });
+        }
         if self.server.max_attempts == 0 {
             return Err(ConfigError::Invalid { what: "server.max_attempts".into(), cause: "must be at least 1".into() });
         }
@@ -395,6 +528,14 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The profile of each OAuth client (see [`ProfileMap`]).
+    pub fn profile_map(&self) -> ProfileMap {
+        let names = crate::profiles::ALL.iter().map(|p| p.name.to_string()).chain(self.oauth.clients.keys().cloned());
+        let by_client = names.filter_map(|n| Some((n.clone(), self.oauth.client(Some(&n)).ok()?.profile))).collect();
+        let default = self.oauth.client(None).map(|c| c.profile).unwrap_or(&ANTIGRAVITY);
+        ProfileMap { forced: self.upstream.forced_profile(), default, by_client }
     }
 
     /// Where compiled plugins are cached.

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod plugins;
 pub mod policy;
 pub mod pool;
+pub mod profiles;
 pub mod proxy;
 pub mod quota;
 pub mod store;

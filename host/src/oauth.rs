@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{OAuthClient, OAuthConfig};
+use crate::config::{OAuthConfig, ResolvedClient};
 use crate::store::TokenData;
 
 /// A refresh (or code exchange) that did not give a token.
@@ -63,6 +63,8 @@ pub struct RefreshFailure {
     pub error: RefreshError,
     /// The refresh token that failed. Never logged or shown.
     pub refresh_token: String,
+    /// The OAuth client it was refreshed with (its name).
+    pub client: String,
 }
 
 impl std::fmt::Debug for RefreshFailure {
@@ -128,19 +130,27 @@ impl OAuth {
         &self.config
     }
 
-    fn client_for(&self, token: &TokenData) -> Result<OAuthClient, RefreshError> {
-        let client = self.config.client(token.oauth_client.as_deref()).map_err(RefreshError::Misconfigured)?;
+    /// The client of an account (its `token.oauth_client`, else the default).
+    pub fn client_of(&self, token: &TokenData) -> Result<ResolvedClient, RefreshError> {
+        self.client_named(token.oauth_client.as_deref())
+    }
+
+    /// The client named `name` (`None`: the default, `[oauth] client`).
+    pub fn client_named(&self, name: Option<&str>) -> Result<ResolvedClient, RefreshError> {
+        let client = self.config.client(name).map_err(RefreshError::Misconfigured)?;
         if client.client_id.is_empty() {
-            return Err(RefreshError::Misconfigured(
-                "no OAuth client configured: set [oauth] client_id and client_secret in grantpool.toml (or $GRANTPOOL_OAUTH_CLIENT_ID / $GRANTPOOL_OAUTH_CLIENT_SECRET) to the client that issued the refresh tokens".into(),
-            ));
+            return Err(RefreshError::Misconfigured(format!(
+                "OAuth client `{}` has no client_id: set [oauth.clients.{}] client_id and client_secret in grantpool.toml",
+                client.name, client.name
+            )));
         }
         Ok(client)
     }
 
-    /// `POST token_url` with `grant_type=refresh_token`.
+    /// `POST token_url` with `grant_type=refresh_token`, with the account's
+    /// own client.
     pub async fn refresh(&self, token: &TokenData) -> Result<Refreshed, RefreshError> {
-        let client = self.client_for(token)?;
+        let client = self.client_of(token)?;
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", token.refresh_token.as_str()),
@@ -153,11 +163,11 @@ impl OAuth {
     /// `POST token_url` with `grant_type=authorization_code` (PKCE).
     pub async fn exchange_code(
         &self,
+        client: &ResolvedClient,
         code: &str,
         verifier: &str,
         redirect_uri: &str,
     ) -> Result<Refreshed, RefreshError> {
-        let client = self.client_for(&TokenData::new("", "", 0))?;
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -216,9 +226,8 @@ impl OAuth {
     }
 
     /// The browser URL of the authorization-code flow.
-    pub fn authorize_url(&self, redirect_uri: &str, challenge: &str, state: &str) -> anyhow::Result<String> {
-        let client = self.client_for(&TokenData::new("", "", 0)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let scope = self.config.scopes.join(" ");
+    pub fn authorize_url(&self, client: &ResolvedClient, redirect_uri: &str, challenge: &str, state: &str) -> anyhow::Result<String> {
+        let scope = client.scopes.join(" ");
         let mut url = reqwest::Url::parse(&self.config.auth_url)?;
         url.query_pairs_mut()
             .append_pair("client_id", &client.client_id)

@@ -43,6 +43,8 @@ pub struct LiveAccount {
     /// Held while the access token is refreshed: one refresh in flight per
     /// account, whatever the concurrency.
     pub refresh_lock: tokio::sync::Mutex<()>,
+    /// Held while the account's project is found (or the account onboarded).
+    pub project_lock: tokio::sync::Mutex<()>,
 }
 
 impl LiveAccount {
@@ -54,6 +56,11 @@ impl LiveAccount {
     /// The account's email.
     pub fn email(&self) -> String {
         self.file.read().email.clone()
+    }
+
+    /// Read the account's record without copying it.
+    pub fn read<R>(&self, f: impl FnOnce(&AccountFile) -> R) -> R {
+        f(&self.file.read())
     }
 
     /// A copy of the account's tokens.
@@ -391,6 +398,7 @@ impl Pool {
                     successes: AtomicU32::new(0),
                     failures: AtomicU32::new(0),
                     refresh_lock: tokio::sync::Mutex::new(()),
+                    project_lock: tokio::sync::Mutex::new(()),
                 });
                 inner.accounts.push(Some(acc.clone()));
                 inner.state.push(SlotState::default());

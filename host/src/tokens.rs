@@ -118,7 +118,8 @@ impl TokenManager {
                 Ok(access)
             }
             Err(error) => {
-                let failure = RefreshFailure { error, refresh_token: t.refresh_token };
+                let client = t.oauth_client.clone().unwrap_or_else(|| self.oauth.config().client.clone());
+                let failure = RefreshFailure { error, refresh_token: t.refresh_token, client };
                 self.failures.lock().insert(acc.id.clone(), (Instant::now(), failure.clone()));
                 Err(failure)
             }

@@ -227,7 +227,7 @@ async fn rate_limit_cools_the_model_down_for_the_retry_delay() {
     // Whichever account comes first, make Lee's answer a 429 with retryDelay 6s.
     env.fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "6s").for_email("lee@example.com")).await.unwrap();
     let mut served = HashSet::new();
-    let t0 = grantpool::util::now_ms();
+    let t0 = common::now_ms();
     for _ in 0..4 {
         let (status, account, body) = proxy.gemini(MODEL, "x").await;
         assert_eq!(status, 200, "{body}");
@@ -237,7 +237,7 @@ async fn rate_limit_cools_the_model_down_for_the_retry_delay() {
     let cd = &view["model_cooldowns"][0];
     assert_eq!(cd["model"], MODEL, "{view}");
     let until = cd["until_ms"].as_u64().unwrap();
-    assert!(until >= t0 + 5_900 && until <= grantpool::util::now_ms() + 6_100, "cooldown of ~6s: {view}");
+    assert!(until >= t0 + 5_900 && until <= common::now_ms() + 6_100, "cooldown of ~6s: {view}");
     assert_eq!(view["state"], "active", "only the model cools down");
     // Persisted, so it survives a restart.
     let file = env.account_file(&a);

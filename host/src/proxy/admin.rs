@@ -14,6 +14,11 @@ use super::auth::admin_error;
 use super::state::ProxyState;
 use crate::store::{NewAccount, TokenData};
 
+/// `GET /` and `HEAD /`: the proxy is up (clients probe the root).
+pub(super) async fn root() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"name": "grantpool", "version": env!("CARGO_PKG_VERSION"), "health": "/health"}))
+}
+
 /// `GET /health`.
 pub(super) async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use subtle::ConstantTimeEq;
 
-use super::error_response;
+use super::answer::error_response;
 use super::state::ProxyState;
 use crate::config::AuthMode;
 use crate::plugins::Protocol;

@@ -15,7 +15,10 @@ use crate::policy::Policy;
 use crate::pool::{Lease, LiveAccount, Pool};
 use crate::quota::Quota;
 use crate::tokens::TokenManager;
-use crate::upstream::{envelope, Upstream, UpstreamCallError, UpstreamResponse};
+use crate::config::ProfileMap;
+use crate::upstream::envelope::{self, Outgoing};
+use crate::upstream::onboarding::ProjectError;
+use crate::upstream::{Upstream, UpstreamCallError, UpstreamResponse};
 use crate::util::now_ms;
 
 /// Largest error body read from the upstream (for classification and the
@@ -87,9 +90,71 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     /// Upstream calls one request may make (`server.max_attempts`).
     pub max_attempts: u32,
+    /// Each account's profile, from its OAuth client.
+    pub profiles: ProfileMap,
 }
 
 impl Dispatcher {
+    /// The next account for `req`, held: the selector's pick (the built-in
+    /// choice when the selector fails), skipping accounts that can no
+    /// longer be held. `None` when no account fits.
+    fn next_lease(&self, policy: &Policy, req: &mut SelectRequest) -> Option<Lease> {
+        loop {
+            let now = now_ms();
+            self.pool.expire(now);
+            req.unavailable = self.pool.unavailable_for(&req.model, now);
+            let slot = match policy.selector.select(&*self.pool, req, |s| self.pool.is_candidate(s, req)) {
+                SelectOutcome::Picked(s) => s,
+                SelectOutcome::NoneFits => return None,
+                SelectOutcome::Failed(_) => self.pool.least_recently_used(req)?,
+            };
+            req.tried.push(slot);
+            if let Some(lease) = self.pool.begin(slot, &req.model, req.session_id.as_deref(), policy.selector.wants_outcomes()) {
+                return Some(lease);
+            }
+        }
+    }
+
+    /// Count the tokens of a Gemini request (`contents`, `systemInstruction`,
+    /// `tools`) with `countTokens` on an account of the pool: the next
+    /// account when one fails (counting is cheap; no verdicts are taken).
+    pub async fn count_tokens(&self, policy: &Policy, protocol: Protocol, model: &str, request: &serde_json::Value) -> Result<u64, DispatchError> {
+        let mut req = SelectRequest { model: model.to_string(), protocol, session_id: None, attempt: 0, tried: Vec::new(), unavailable: Vec::new() };
+        let mut last = None;
+        while req.attempt < self.max_attempts {
+            req.attempt += 1;
+            let Some(lease) = self.next_lease(policy, &mut req) else { break };
+            let acc = lease.account().clone();
+            let token = match self.tokens.access_token(&acc).await {
+                Ok(t) => t,
+                Err(f) => {
+                    self.actions.refresh_failed(policy, &acc, f, Some(model), req.attempt).await;
+                    lease.finish(false, None);
+                    continue;
+                }
+            };
+            let profile = acc.read(|f| self.profiles.of(f.token.oauth_client.as_deref()));
+            match self.upstream.count_tokens(profile, &token, model, request).await {
+                Ok(n) => {
+                    lease.finish(true, Some(200));
+                    return Ok(n);
+                }
+                Err(UpstreamCallError::Status { status, body }) => {
+                    lease.finish(false, Some(status));
+                    if matches!(status, 400 | 404 | 413) {
+                        return Err(DispatchError::Upstream { status, body: Bytes::from(body), account_id: acc.id.clone(), retry_after: None });
+                    }
+                    last = Some(DispatchError::Upstream { status, body: Bytes::from(body), account_id: acc.id.clone(), retry_after: None });
+                }
+                Err(UpstreamCallError::Network(m)) => {
+                    lease.finish(false, None);
+                    last = Some(DispatchError::Network(format!("upstream unreachable: {m}")));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| DispatchError::NoAccount(self.pool.why_none(model))))
+    }
+
     /// Carry one call through the pool, under `policy` (the one the route
     /// read: a reload mid-request does not change the rules of this request).
     pub async fn dispatch(&self, policy: &Policy, call: &Call) -> Result<Served, DispatchError> {
@@ -114,23 +179,10 @@ impl Dispatcher {
         let mut attempt = 0;
         while upstream_calls < max_attempts {
             attempt += 1;
-            let now = now_ms();
-            self.pool.expire(now);
             req.attempt = attempt;
-            req.unavailable = self.pool.unavailable_for(&call.model, now);
-            let slot = match policy.selector.select(&*self.pool, &req, |s| self.pool.is_candidate(s, &req)) {
-                SelectOutcome::Picked(s) => Some(s),
-                SelectOutcome::NoneFits => None,
-                SelectOutcome::Failed(_) => self.pool.least_recently_used(&req),
-            };
-            let Some(slot) = slot else {
+            let Some(lease) = self.next_lease(policy, &mut req) else {
                 break;
             };
-            let Some(lease) = self.pool.begin(slot, &call.model, call.session_id.as_deref(), policy.selector.wants_outcomes()) else {
-                req.tried.push(slot);
-                continue;
-            };
-            req.tried.push(slot);
             let acc = lease.account().clone();
             match self.try_account(policy, call, &acc, attempt).await {
                 Ok(response) => {
@@ -161,7 +213,7 @@ impl Dispatcher {
         }
         if let Some(m) = client_misconfigured {
             return Err(DispatchError::NoAccount(format!(
-                "token refresh failed because the OAuth client is wrong, not the accounts: {m}. Check [oauth] client_id/client_secret (or the account's token.oauth_client)"
+                "token refresh failed because the OAuth client is wrong, not the accounts: {m}. Check that client's id and secret ([oauth.clients.NAME]), or set the account's token.oauth_client to the client that issued its refresh token"
             )));
         }
         match last_error {
@@ -192,7 +244,7 @@ impl Dispatcher {
             Ok(t) => t,
             Err(f) => {
                 self.metrics.refresh_failed();
-                let misconfig = f.is_misconfiguration().then(|| f.error.to_string());
+                let misconfig = f.is_misconfiguration().then(|| format!("OAuth client `{}`: {}", f.client, f.error));
                 // Whatever the verdict, a request cannot go on without a token.
                 self.actions.refresh_failed(policy, acc, f, Some(&call.model), attempt).await;
                 return Err((Attempt::Next(None), None, misconfig));
@@ -204,11 +256,19 @@ impl Dispatcher {
             // The project comes first (found once, then on file); its failures
             // are judged like any upstream failure (a 401 here is the same sign
             // of a revoked grant as on generate).
-            let sent = match self.project_of(acc, &token).await {
+            let profile = acc.read(|f| self.profiles.of(f.token.oauth_client.as_deref()));
+            let sent = match self.project_of(profile, acc, &token).await {
                 Ok(project) => {
-                    let body = envelope(&call.model, &project, &call.request);
+                    let body = envelope::build(&Outgoing {
+                        profile,
+                        model: &call.model,
+                        project: &project,
+                        session: call.session_id.as_deref(),
+                        request: &call.request,
+                        max_output_tokens: self.upstream.catalogue.max_output_tokens(&call.model),
+                    });
                     let started = std::time::Instant::now();
-                    let sent = self.upstream.generate(&token, body, call.stream).await;
+                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream).await;
                     self.metrics.upstream_latency(started.elapsed());
                     match sent {
                         Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -220,11 +280,21 @@ impl Dispatcher {
                         Err(e) => Err((None, Bytes::from(e.0), Vec::new())),
                     }
                 }
-                Err(UpstreamCallError::Status { status, body }) => {
-                    tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: loadCodeAssist answered HTTP {status}");
+                Err(ProjectError::Call(UpstreamCallError::Status { status, body })) => {
+                    tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: HTTP {status}");
                     Err((Some(status), Bytes::from(body), Vec::new()))
                 }
-                Err(UpstreamCallError::Network(m)) => Err((None, Bytes::from(m), Vec::new())),
+                Err(ProjectError::Call(UpstreamCallError::Network(m))) => Err((None, Bytes::from(m), Vec::new())),
+                Err(ProjectError::Ineligible { code, message }) => {
+                    // Google's word on the account, not an error of this
+                    // request: off the proxy, and the request goes on.
+                    self.actions.take_off_proxy(acc, &format!("{code}: {message}")).await;
+                    return Err((Attempt::Next(None), None, None));
+                }
+                Err(e @ ProjectError::Timeout(_)) => {
+                    tracing::warn!(account = %acc.id, email = %acc.email(), "{e}");
+                    return Err((Attempt::Next(None), None, None));
+                }
             };
             let (status, resp_body, headers) = match sent {
                 Ok(resp) => return Ok(resp),
@@ -285,20 +355,18 @@ impl Dispatcher {
         }
     }
 
-    /// The account's Code Assist project: from its file, else `loadCodeAssist`
-    /// (then persisted).
-    async fn project_of(&self, acc: &Arc<LiveAccount>, token: &str) -> Result<String, UpstreamCallError> {
+    /// The account's Code Assist project: from its record, else found
+    /// (and onboarded when it never was), then kept. One discovery per
+    /// account at a time: requests that queue behind it use its answer.
+    async fn project_of(&self, profile: &'static crate::profiles::Profile, acc: &Arc<LiveAccount>, token: &str) -> Result<String, ProjectError> {
         if let Some(p) = acc.project_id() {
             return Ok(p);
         }
-        let project = self
-            .upstream
-            .load_code_assist(token)
-            .await?
-            .ok_or_else(|| UpstreamCallError::Status {
-                status: 403,
-                body: "loadCodeAssist gave no project: the account needs onboarding in Gemini Code Assist".into(),
-            })?;
+        let _one = acc.project_lock.lock().await;
+        if let Some(p) = acc.project_id() {
+            return Ok(p);
+        }
+        let project = self.upstream.discover_project(profile, token).await?;
         self.actions.remember_project(acc, &project).await;
         Ok(project)
     }

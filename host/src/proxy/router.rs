@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::state::ProxyState;
-use super::{admin, auth, error_response, routes};
+use super::answer::refused;
+use super::{admin, auth, models, routes};
 
 /// The whole router. The API routes carry no middleware: their handlers
 /// take [`auth::Admitted`] and [`auth::ClientBody`], which do the same checks without a
@@ -18,13 +19,14 @@ use super::{admin, auth, error_response, routes};
 /// (off the hot path).
 pub fn router(app: Arc<ProxyState>) -> Router {
     let api = Router::new()
-        .route("/v1beta/models", get(routes::gemini_models))
+        .route("/v1beta/models", get(models::gemini_models))
         .route("/v1beta/models/{model_action}", post(routes::gemini_generate))
-        .route("/v1/models", get(routes::openai_models))
+        .route("/v1/models", get(models::v1_models))
         // Gemini SDKs that default to API version v1.
         .route("/v1/models/{model_action}", post(routes::gemini_generate))
         .route("/v1/chat/completions", post(routes::openai_chat))
-        .route("/v1/messages", post(routes::anthropic_messages));
+        .route("/v1/messages", post(routes::anthropic_messages))
+        .route("/v1/messages/count_tokens", post(models::anthropic_count));
     let admin = Router::new()
         .route("/admin/accounts", get(admin::admin_list).post(admin::admin_upsert))
         .route("/admin/accounts/{id}/enable", post(admin::admin_enable))
@@ -33,6 +35,8 @@ pub fn router(app: Arc<ProxyState>) -> Router {
         .route("/metrics", get(admin::metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth::admin_auth));
     Router::new()
+        // Clients probe the root (Claude Code sends `HEAD /`).
+        .route("/", get(admin::root).head(admin::root))
         .route("/health", get(admin::health))
         .layer(middleware::from_fn_with_state(app.clone(), auth::health_auth))
         .merge(api)
@@ -43,6 +47,7 @@ pub fn router(app: Arc<ProxyState>) -> Router {
 
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().to_string();
-    error_response(auth::protocol_of(&path), 404, &format!("no route {} {path}", req.method()))
+    let route = format!("{} {path}", req.method());
+    refused(auth::protocol_of(&path), &route, 404, &format!("no route {route}"))
 }
 

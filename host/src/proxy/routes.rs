@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use eventsource_stream::Eventsource;
@@ -14,20 +14,17 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::answer::{dispatch_error, error_response, refused, with_account};
 use super::auth::{Admitted, ClientBody, SessionHeader};
-use super::dispatch::{Call, DispatchError, Served};
-use super::error_response;
+use super::dispatch::{Call, Served};
 use super::state::ProxyState;
 use crate::plugins::Protocol;
 use crate::policy::Policy;
-use crate::pool::{Lease, LiveAccount};
+use crate::pool::Lease;
 use crate::translate::gemini::{self, parse_upstream_response, response_span, GenerateContentRequest};
 use crate::translate::shared::{ClientRequest, TranslateError};
 use crate::translate::sse::SseEvent;
 use crate::translate::{anthropic, openai_chat as openai, protocol_name};
-
-/// Response header naming the account that served (its id, never a token).
-pub const ACCOUNT_HEADER: &str = "x-grantpool-account";
 
 /// A request ready for dispatch.
 struct Prepared {
@@ -102,42 +99,6 @@ fn gemini_inner(data: &[u8]) -> Result<std::ops::Range<usize>, serde_json::Error
     })
 }
 
-/// `GET /v1beta/models`.
-pub async fn gemini_models(_: Admitted, State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "models": gemini_model_list(&app) }))
-}
-
-/// The Gemini `models[]` entries.
-fn gemini_model_list(app: &ProxyState) -> Vec<serde_json::Value> {
-    app.config
-        .upstream
-        .models
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": format!("models/{m}"),
-                "displayName": m,
-                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
-            })
-        })
-        .collect()
-}
-
-/// `GET /v1/models`. Both the OpenAI clients and current Gemini SDKs (whose
-/// default API version is `v1`) list models here, so the answer carries
-/// both shapes: OpenAI's `data` and Gemini's `models`.
-pub async fn openai_models(_: Admitted, State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
-    let mut names: Vec<String> = app.config.upstream.models.clone();
-    names.extend(app.config.models.keys().filter(|k| !k.contains('*')).cloned());
-    names.sort();
-    names.dedup();
-    let data: Vec<_> = names
-        .iter()
-        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "grantpool"}))
-        .collect();
-    Json(serde_json::json!({ "object": "list", "data": data, "models": gemini_model_list(&app) }))
-}
-
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini_generate(
     _: Admitted,
@@ -146,24 +107,27 @@ pub async fn gemini_generate(
     SessionHeader(session): SessionHeader,
     ClientBody(body): ClientBody,
 ) -> Response {
+    const ROUTE: &str = "POST /v1beta/models/{model}";
     let Some((model, action)) = model_action.rsplit_once(':') else {
-        return error_response(Protocol::Gemini, 404, &format!("unknown route models/{model_action}: use models/MODEL:generateContent or :streamGenerateContent"));
+        return refused(Protocol::Gemini, ROUTE, 404, &format!("unknown route models/{model_action}: use models/MODEL:generateContent, :streamGenerateContent or :countTokens"));
     };
+    let model = model.trim_start_matches("models/");
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
-        other => return error_response(Protocol::Gemini, 404, &format!("method `{other}` is not supported; use generateContent or streamGenerateContent")),
+        "countTokens" => return super::models::gemini_count(app, model, &body).await,
+        other => return refused(Protocol::Gemini, ROUTE, 404, &format!("method `{other}` is not supported; use generateContent, streamGenerateContent or countTokens")),
     };
     let first = match gemini_first_content(&body) {
         Ok(first) => first,
-        Err(e) => return error_response(Protocol::Gemini, 400, &format!("request body is not a JSON object: {e}")),
+        Err(e) => return refused(Protocol::Gemini, ROUTE, 400, &format!("request body is not a JSON object: {e}")),
     };
     let policy = app.policy.current();
     let session_id = session_if_wanted(&policy, || session.or_else(|| first_message_session(first)));
     let prepared = Prepared {
         policy,
         protocol: Protocol::Gemini,
-        client_model: model.trim_start_matches("models/").to_string(),
+        client_model: model.to_string(),
         stream,
         session_id,
         request: body,
@@ -173,12 +137,12 @@ pub async fn gemini_generate(
 
 /// `POST /v1/chat/completions`.
 pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Openai, openai::parse_request(&body), session).await
+    translated(app, Protocol::Openai, "POST /v1/chat/completions", openai::parse_request(&body), session).await
 }
 
 /// `POST /v1/messages`.
 pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Anthropic, anthropic::parse_request(&body), session).await
+    translated(app, Protocol::Anthropic, "POST /v1/messages", anthropic::parse_request(&body), session).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
@@ -186,12 +150,13 @@ pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>,
 async fn translated(
     app: Arc<ProxyState>,
     protocol: Protocol,
+    route: &str,
     parsed: Result<ClientRequest, TranslateError>,
     session: Option<String>,
 ) -> Response {
     let req = match parsed {
         Ok(r) => r,
-        Err(e) => return error_response(protocol, e.status(), &e.to_string()),
+        Err(e) => return refused(protocol, route, e.status(), &e.to_string()),
     };
     let request = match serde_json::to_vec(&req.gemini) {
         Ok(b) => Bytes::from(b),
@@ -206,7 +171,7 @@ async fn translated(
 }
 
 async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
-    let model = app.config.map_model(&p.client_model).to_string();
+    let model = app.upstream_model(&p.client_model);
     let call = Call { model, protocol: p.protocol, session_id: p.session_id, stream: p.stream, request: p.request };
     let model = &call.model;
     let proto = protocol_name(p.protocol);
@@ -225,61 +190,6 @@ async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
             resp
         }
     }
-}
-
-fn dispatch_error(protocol: Protocol, e: DispatchError) -> Response {
-    match e {
-        DispatchError::NoAccount(message) => {
-            tracing::warn!("no account can serve: {message}");
-            error_response(protocol, 503, &message)
-        }
-        DispatchError::Network(message) => error_response(protocol, 502, &message),
-        DispatchError::Upstream { status, body, account_id, retry_after } => {
-            let message = upstream_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            let mut resp = if protocol == Protocol::Gemini && serde_json::from_slice::<&RawValue>(&body).is_ok() {
-                // Gemini clients get Google's own error body as it came.
-                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
-            } else {
-                error_response(protocol, status, &format!("upstream error: {message}"))
-            };
-            if let Ok(v) = HeaderValue::from_str(&account_id) {
-                resp.headers_mut().insert(ACCOUNT_HEADER, v);
-            }
-            // Google says when to come back in the body; clients read the header.
-            let retry_after = retry_after.or_else(|| (status == 429).then(|| retry_delay_secs(&body)).flatten());
-            if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
-            resp
-        }
-    }
-}
-
-/// `retryDelay` / `quotaResetDelay` of a Google 429 body, as whole seconds.
-fn retry_delay_secs(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let details = v.get("error")?.get("details")?.as_array()?;
-    let secs = details
-        .iter()
-        .filter_map(|d| d.get("retryDelay").or_else(|| d.get("metadata").and_then(|m| m.get("quotaResetDelay"))))
-        .filter_map(|x| x.as_str()?.trim_end_matches('s').parse::<f64>().ok())
-        .fold(0f64, f64::max);
-    (secs > 0.0).then(|| (secs.ceil() as u64).to_string())
-}
-
-/// `error.message` of a Google error body.
-fn upstream_message(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let v = if let serde_json::Value::Array(a) = &v { a.first()?.clone() } else { v };
-    v.get("error")?.get("message")?.as_str().map(str::to_string)
-}
-
-fn with_account(mut resp: Response, account: &LiveAccount) -> Response {
-    if let Ok(v) = HeaderValue::from_maybe_shared(account.id_bytes()) {
-        resp.headers_mut().insert(ACCOUNT_HEADER, v);
-    }
-    resp
 }
 
 async fn whole_response(served: Served, protocol: Protocol, client_model: &str) -> Response {

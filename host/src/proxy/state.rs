@@ -23,3 +23,12 @@ pub struct ProxyState {
     /// DNS-rebinding guard and auth mode `auto` ask on every request).
     pub loopback: bool,
 }
+
+impl ProxyState {
+    /// The upstream model for a client's model name: the `[models]` mapping,
+    /// then what Google serves a deprecated id as now.
+    pub fn upstream_model(&self, client_model: &str) -> String {
+        let mapped = self.config.map_model(client_model);
+        self.dispatcher.upstream.catalogue.replacement(mapped).unwrap_or_else(|| mapped.to_string())
+    }
+}

@@ -133,7 +133,13 @@ pub(crate) fn imported_from_value(v: &Value) -> Result<ImportedAccount, String> 
         t.token_type = tt;
     }
     t.project_id = string(token, "project_id", "token.")?.filter(|s| !s.is_empty());
-    t.oauth_client = string(token, "oauth_client", "token.")?.filter(|s| !s.is_empty());
+    // Antigravity-Manager's refresh tokens were issued to Antigravity's
+    // client; a file that names its own client keeps it.
+    t.oauth_client = Some(
+        string(token, "oauth_client", "token.")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| crate::profiles::ANTIGRAVITY.name.to_string()),
+    );
     Ok(ImportedAccount {
         id: string(v, "id", "")?,
         account: NewAccount { email, token: t },

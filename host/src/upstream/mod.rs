@@ -1,5 +1,12 @@
 //! The Google Code Assist (`v1internal`) client: generate (plain and
-//! streaming), project discovery, per-model quota.
+//! streaming) with each profile's hosts tried in order, project discovery
+//! and onboarding ([`onboarding`]), per-model quota and the model
+//! [`catalogue`], token counting. The envelope and the per-model changes
+//! are pure and live in [`envelope`].
+
+pub mod catalogue;
+pub mod envelope;
+pub mod onboarding;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +22,11 @@ use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
 use crate::oauth::describe_reqwest;
+use crate::profiles::{Profile, ALL};
+use catalogue::{Catalogue, Listing};
+
+/// Largest error body kept from a host that is skipped for the next one.
+const SKIPPED_BODY_MAX: usize = 64 << 10;
 
 /// The client of the generate calls: hyper's pooled client over rustls
 /// (HTTP/2 when Google offers it). The hot path skips reqwest's per-request
@@ -24,6 +36,27 @@ type GenerateClient = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
+/// One `v1internal` host, its URIs built once (a `Uri` clone is a
+/// reference count).
+struct Host {
+    base: String,
+    generate_uri: Uri,
+    stream_uri: Uri,
+    /// `Host` of the URIs over plain HTTP (HTTP/1 only: set once here,
+    /// hyper would format it per call). Over TLS the connection may be
+    /// HTTP/2, where hyper sends `:authority` instead, so it is left to hyper.
+    host_header: Option<HeaderValue>,
+}
+
+/// A profile's hosts and User-Agent.
+struct Route {
+    profile: &'static Profile,
+    hosts: Vec<Host>,
+    /// The User-Agent when it does not name the model; else built per call.
+    user_agent: Option<HeaderValue>,
+    user_agent_template: String,
+}
+
 /// The upstream client (one connection pool for every account).
 #[derive(Clone)]
 pub struct Upstream {
@@ -32,17 +65,12 @@ pub struct Upstream {
     /// calls made off them: a connection's task runs on the runtime that
     /// opened it, so sharing one pool would hand requests across threads.
     generate: Arc<[GenerateClient]>,
-    // Built once; a `Uri` clone is a reference count.
-    generate_uri: Uri,
-    stream_uri: Uri,
-    user_agent: HeaderValue,
-    /// `Host` of the generate URIs over plain HTTP (HTTP/1 only: set once
-    /// here, hyper would format it per call). Over TLS the connection may be
-    /// HTTP/2, where hyper sends `:authority` instead, so it is left to hyper.
-    host: Option<HeaderValue>,
+    routes: Arc<[Route]>,
     timeout: Duration,
-    load_url: String,
-    models_url: String,
+    onboard_timeout: Duration,
+    onboard_poll: Duration,
+    /// The models Google serves each profile.
+    pub catalogue: Arc<Catalogue>,
 }
 
 /// A failed upstream call that never got an HTTP answer.
@@ -50,27 +78,40 @@ pub struct Upstream {
 #[error("{0}")]
 pub struct NetworkError(pub String);
 
+/// The body of an upstream answer: still on the wire, or already read (an
+/// error answer read to decide whether to try the next host).
+enum Body {
+    Wire(Incoming),
+    Read(Bytes),
+}
+
 /// An upstream answer to a generate call, body not yet read. Reading it is
 /// bounded by the same deadline as the call (`upstream.timeout_secs`).
 pub struct UpstreamResponse {
-    inner: axum::http::Response<Incoming>,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
     deadline: Instant,
 }
 
 impl UpstreamResponse {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.inner.status()
+        self.status
     }
 
     /// Response headers.
     pub fn headers(&self) -> &HeaderMap {
-        self.inner.headers()
+        &self.headers
     }
 
     /// The whole body.
     pub async fn bytes(self) -> Result<Bytes, NetworkError> {
-        match tokio::time::timeout_at(self.deadline, self.inner.into_body().collect()).await {
+        let body = match self.body {
+            Body::Read(b) => return Ok(b),
+            Body::Wire(b) => b,
+        };
+        match tokio::time::timeout_at(self.deadline, body.collect()).await {
             Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(e)) => Err(NetworkError(format!("connection dropped while reading the answer: {}", innermost(&e)))),
             Err(_) => Err(NetworkError("timed out reading the answer (upstream.timeout_secs)".into())),
@@ -80,11 +121,13 @@ impl UpstreamResponse {
     /// At most `max` bytes of the body (error answers: enough to classify
     /// and to show; the rest is dropped with the connection).
     pub async fn bytes_bounded(self, max: usize) -> Bytes {
-        let deadline = self.deadline;
-        let mut body = self.inner.into_body();
+        let mut body = match self.body {
+            Body::Read(b) => return b.slice(..b.len().min(max)),
+            Body::Wire(b) => b,
+        };
         let mut out = BytesMut::new();
         while out.len() < max {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
+            match tokio::time::timeout_at(self.deadline, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Some(chunk) = frame.data_ref() {
                         out.put_slice(&chunk[..chunk.len().min(max - out.len())]);
@@ -100,7 +143,11 @@ impl UpstreamResponse {
     pub fn into_stream(self) -> futures::stream::BoxStream<'static, Result<Bytes, NetworkError>> {
         use futures::StreamExt;
         let deadline = self.deadline;
-        futures::stream::unfold(Some(self.inner.into_body()), move |body| async move {
+        let body = match self.body {
+            Body::Read(b) => return futures::stream::once(async move { Ok(b) }).boxed(),
+            Body::Wire(b) => b,
+        };
+        futures::stream::unfold(Some(body), move |body| async move {
             let mut body = body?;
             loop {
                 return match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -134,6 +181,14 @@ pub struct QuotaReport {
     pub reset_at: Option<i64>,
 }
 
+/// Whether an answer sends the call on to the profile's next host: a 5xx,
+/// or (where the profile says so) a 429 whose reason is `RATE_LIMIT_EXCEEDED`
+/// (a per-host limit; `QUOTA_EXHAUSTED` is the account's everywhere).
+fn next_host_for(profile: &Profile, status: u16, body: Option<&[u8]>) -> bool {
+    (500..600).contains(&status)
+        || (status == 429 && profile.next_host_on_rate_limit && body.is_some_and(|b| memchr::memmem::find(b, b"RATE_LIMIT_EXCEEDED").is_some()))
+}
+
 impl Upstream {
     /// A client for `config`, with connection pools for `lanes` serving
     /// threads (see [`crate::proxy::listener`]).
@@ -141,7 +196,6 @@ impl Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .user_agent(config.user_agent.clone())
             .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -164,25 +218,34 @@ impl Upstream {
                     .build(https.clone())
             })
             .collect();
-        let base = config.base_url.trim_end_matches('/');
-        let uri = |path: &str| -> anyhow::Result<Uri> {
-            format!("{base}{path}").parse::<Uri>().map_err(|e| anyhow::anyhow!("upstream.base_url `{base}` is not a URL: {e}"))
-        };
-        let generate_uri = uri("/v1internal:generateContent")?;
-        let host = (generate_uri.scheme() == Some(&axum::http::uri::Scheme::HTTP))
-            .then(|| generate_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
-            .flatten();
+        let mut routes = Vec::new();
+        for profile in ALL {
+            let mut hosts = Vec::new();
+            for base in config.base_urls_of(profile) {
+                let uri = |path: &str| -> anyhow::Result<Uri> {
+                    format!("{base}{path}").parse::<Uri>().map_err(|e| anyhow::anyhow!("upstream base URL `{base}` is not a URL: {e}"))
+                };
+                let generate_uri = uri("/v1internal:generateContent")?;
+                let host_header = (generate_uri.scheme() == Some(&axum::http::uri::Scheme::HTTP))
+                    .then(|| generate_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+                    .flatten();
+                hosts.push(Host { stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?, generate_uri, host_header, base });
+            }
+            let template = config.user_agent.clone().unwrap_or_else(|| profile.user_agent.to_string());
+            let user_agent = (!template.contains("{model}"))
+                .then(|| HeaderValue::from_str(&template))
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?;
+            routes.push(Route { profile, hosts, user_agent, user_agent_template: template });
+        }
         Ok(Upstream {
             http,
             generate,
-            host,
-            generate_uri,
-            stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?,
-            user_agent: HeaderValue::from_str(&config.user_agent)
-                .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?,
+            routes: routes.into(),
             timeout: Duration::from_secs(config.timeout_secs),
-            load_url: format!("{base}/v1internal:loadCodeAssist"),
-            models_url: format!("{base}/v1internal:fetchAvailableModels"),
+            onboard_timeout: Duration::from_secs(config.onboard_timeout_secs),
+            onboard_poll: Duration::from_millis(config.onboard_poll_ms),
+            catalogue: Arc::new(Catalogue::default()),
         })
     }
 
@@ -191,63 +254,147 @@ impl Upstream {
         self.generate.len() - 1
     }
 
-    /// Send a generate call. `envelope` is the full `{"model","project",
-    /// "request"}` body. Any HTTP answer is `Ok` (the caller reads the status).
-    pub async fn generate(&self, token: &str, envelope: Bytes, stream: bool) -> Result<UpstreamResponse, NetworkError> {
+    fn route(&self, profile: &Profile) -> &Route {
+        self.routes.iter().find(|r| std::ptr::eq(r.profile, profile)).unwrap_or(&self.routes[0])
+    }
+
+    fn user_agent(route: &Route, model: &str) -> HeaderValue {
+        match &route.user_agent {
+            Some(ua) => ua.clone(),
+            None => HeaderValue::from_str(&route.user_agent_template.replace("{model}", model))
+                .unwrap_or_else(|_| HeaderValue::from_static("grantpool")),
+        }
+    }
+
+    /// Send a generate call for an account of `profile`: its hosts in
+    /// order, the next one after a connection failure, a 5xx or (Antigravity)
+    /// a 429 `RATE_LIMIT_EXCEEDED`. `envelope` is the whole body
+    /// ([`envelope::build`]). Any HTTP answer of the last host tried is `Ok`
+    /// (the caller reads the status).
+    pub async fn generate(
+        &self,
+        profile: &Profile,
+        model: &str,
+        token: &str,
+        envelope: Bytes,
+        stream: bool,
+    ) -> Result<UpstreamResponse, NetworkError> {
         let deadline = Instant::now() + self.timeout;
-        let uri = if stream { &self.stream_uri } else { &self.generate_uri };
+        let route = self.route(profile);
         let mut bearer = BytesMut::with_capacity(7 + token.len());
         bearer.put_slice(b"Bearer ");
         bearer.put_slice(token.as_bytes());
         let mut auth = HeaderValue::from_maybe_shared(bearer.freeze())
             .map_err(|_| NetworkError("the access token is not a valid header value".into()))?;
         auth.set_sensitive(true);
-        let mut req = axum::http::Request::new(Full::new(envelope));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = uri.clone();
-        let h = req.headers_mut();
-        if let Some(host) = &self.host {
-            h.insert(header::HOST, host.clone());
-        }
-        h.insert(header::AUTHORIZATION, auth);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(header::USER_AGENT, self.user_agent.clone());
+        let user_agent = Self::user_agent(route, model);
         let lanes = self.lanes();
         let client = match crate::proxy::listener::current_lane() {
             Some(l) if lanes > 0 => &self.generate[l % lanes],
             _ => &self.generate[lanes],
         };
-        match tokio::time::timeout_at(deadline, client.request(req)).await {
-            Ok(Ok(inner)) => Ok(UpstreamResponse { inner, deadline }),
-            Ok(Err(e)) => {
-                let kind = if e.is_connect() { "could not connect" } else { "request failed" };
-                Err(NetworkError(format!("{kind}: {}", innermost(&e))))
+        let mut last = Err(NetworkError("no upstream host configured".into()));
+        for (i, host) in route.hosts.iter().enumerate() {
+            let more = i + 1 < route.hosts.len();
+            let mut req = axum::http::Request::new(Full::new(envelope.clone()));
+            *req.method_mut() = Method::POST;
+            *req.uri_mut() = if stream { host.stream_uri.clone() } else { host.generate_uri.clone() };
+            let h = req.headers_mut();
+            if let Some(hh) = &host.host_header {
+                h.insert(header::HOST, hh.clone());
             }
-            Err(_) => Err(NetworkError("timed out waiting for the answer (upstream.timeout_secs)".into())),
+            h.insert(header::AUTHORIZATION, auth.clone());
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(header::USER_AGENT, user_agent.clone());
+            let answer = match tokio::time::timeout_at(deadline, client.request(req)).await {
+                Ok(Ok(inner)) => inner,
+                Ok(Err(e)) => {
+                    let kind = if e.is_connect() { "could not connect" } else { "request failed" };
+                    // An earlier host's 5xx says more than this one's silence.
+                    if last.is_err() {
+                        last = Err(NetworkError(format!("{kind} to {}: {}", host.base, innermost(&e))));
+                    }
+                    if more {
+                        tracing::debug!(host = %host.base, "upstream host unreachable, trying the next one");
+                    }
+                    continue;
+                }
+                Err(_) => return Err(NetworkError("timed out waiting for the answer (upstream.timeout_secs)".into())),
+            };
+            let (parts, body) = answer.into_parts();
+            let status = parts.status.as_u16();
+            let mut resp = UpstreamResponse { status: parts.status, headers: parts.headers, body: Body::Wire(body), deadline };
+            if more && status == 429 && route.profile.next_host_on_rate_limit {
+                // Read it to see which 429 it is (an error body is small).
+                let read = resp.bytes_bounded_keep(SKIPPED_BODY_MAX).await;
+                if next_host_for(route.profile, status, Some(&read)) {
+                    tracing::debug!(host = %host.base, "upstream host rate-limited (RATE_LIMIT_EXCEEDED), trying the next one");
+                    continue;
+                }
+                return Ok(read.into_response(resp));
+            }
+            if more && next_host_for(route.profile, status, None) {
+                tracing::debug!(host = %host.base, status, "upstream host answered {status}, trying the next one");
+                last = Ok(resp);
+                continue;
+            }
+            return Ok(resp);
         }
+        last
     }
 
-    /// Ask `loadCodeAssist` for the account's project id.
-    pub async fn load_code_assist(&self, token: &str) -> Result<Option<String>, UpstreamCallError> {
-        let body = serde_json::json!({
-            "metadata": {"ideType": "IDE_UNSPECIFIED", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
-        });
-        let v = self.json_call(&self.load_url, token, &body).await?;
-        let project = match v.get("cloudaicompanionProject") {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(o) => o.get("id").and_then(|i| i.as_str()).map(str::to_string),
-            None => None,
-        };
-        Ok(project.filter(|p| !p.is_empty()))
+    /// A JSON call to a `v1internal` method of `profile`'s hosts (the next
+    /// host on a connection failure or a 5xx).
+    async fn json_call(&self, profile: &Profile, method: &str, token: &str, body: &serde_json::Value) -> Result<serde_json::Value, UpstreamCallError> {
+        self.json_request(profile, reqwest::Method::POST, &format!("/v1internal:{method}"), token, Some(body)).await
     }
 
-    /// Per-model quota of an account.
-    pub async fn fetch_available_models(&self, token: &str, project: Option<&str>) -> Result<Vec<QuotaReport>, UpstreamCallError> {
+    async fn json_request(
+        &self,
+        profile: &Profile,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, UpstreamCallError> {
+        let route = self.route(profile);
+        let mut last = UpstreamCallError::Network("no upstream host configured".into());
+        for (i, host) in route.hosts.iter().enumerate() {
+            let more = i + 1 < route.hosts.len();
+            let mut req = self.http.request(method.clone(), format!("{}{path}", host.base)).bearer_auth(token).header(header::USER_AGENT, Self::user_agent(route, ""));
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = UpstreamCallError::Network(describe_reqwest(&e));
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let text = resp.text().await.map_err(|e| UpstreamCallError::Network(describe_reqwest(&e)))?;
+            if !(200..300).contains(&status) {
+                last = UpstreamCallError::Status { status, body: crate::util::truncate_utf8(&text, 4096).to_string() };
+                if more && next_host_for(route.profile, status, Some(text.as_bytes())) {
+                    continue;
+                }
+                return Err(last);
+            }
+            return serde_json::from_str(&text).map_err(|e| UpstreamCallError::Status { status, body: format!("answer is not JSON: {e}") });
+        }
+        Err(last)
+    }
+
+    /// Per-model quota of an account, and the models Google lists for its
+    /// profile (kept in the [`catalogue`]).
+    pub async fn fetch_available_models(&self, profile: &'static Profile, token: &str, project: Option<&str>) -> Result<Vec<QuotaReport>, UpstreamCallError> {
         let body = match project {
             Some(p) => serde_json::json!({"project": p}),
             None => serde_json::json!({}),
         };
-        let v = self.json_call(&self.models_url, token, &body).await?;
+        let v = self.json_call(profile, "fetchAvailableModels", token, &body).await?;
+        self.catalogue.update(profile.name, Listing::parse(&v));
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct QuotaInfo {
@@ -269,37 +416,48 @@ impl Upstream {
         Ok(out)
     }
 
-    async fn json_call(&self, url: &str, token: &str, body: &serde_json::Value) -> Result<serde_json::Value, UpstreamCallError> {
-        let resp = self
-            .http
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamCallError::Network(describe_reqwest(&e)))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| UpstreamCallError::Network(describe_reqwest(&e)))?;
-        if !(200..300).contains(&status) {
-            return Err(UpstreamCallError::Status { status, body: crate::util::truncate_utf8(&text, 4096).to_string() });
+    /// `countTokens` for a Gemini request (`{"contents", "systemInstruction", "tools"}`).
+    pub async fn count_tokens(&self, profile: &Profile, token: &str, model: &str, request: &serde_json::Value) -> Result<u64, UpstreamCallError> {
+        let mut inner = serde_json::Map::new();
+        inner.insert("model".into(), format!("models/{model}").into());
+        if let Some(obj) = request.as_object() {
+            for key in ["contents", "systemInstruction", "tools", "generationConfig"] {
+                if let Some(v) = obj.get(key) {
+                    inner.insert(key.into(), v.clone());
+                }
+            }
         }
-        serde_json::from_str(&text).map_err(|e| UpstreamCallError::Status { status, body: format!("answer is not JSON: {e}") })
+        let v = self.json_call(profile, "countTokens", token, &serde_json::json!({ "request": inner })).await?;
+        v.get("totalTokens")
+            .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+            .ok_or_else(|| UpstreamCallError::Status { status: 200, body: "countTokens answered without totalTokens".into() })
     }
 }
 
-/// The `v1internal` body of a generate call: `{"model", "project",
-/// "request"}`, written into one buffer (strings JSON-escaped straight in).
-pub fn envelope(model: &str, project: &str, request: &[u8]) -> Bytes {
-    use std::io::Write;
-    let mut w = BytesMut::with_capacity(request.len() + model.len() + project.len() + 48).writer();
-    let _ = w.write_all(b"{\"model\":");
-    let _ = serde_json::to_writer(&mut w, model);
-    let _ = w.write_all(b",\"project\":");
-    let _ = serde_json::to_writer(&mut w, project);
-    let _ = w.write_all(b",\"request\":");
-    let _ = w.write_all(request);
-    let _ = w.write_all(b"}");
-    w.into_inner().freeze()
+/// An error answer read while deciding whether to try the next host.
+struct ReadBody(Bytes);
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl ReadBody {
+    fn into_response(self, mut resp: UpstreamResponse) -> UpstreamResponse {
+        resp.body = Body::Read(self.0);
+        resp
+    }
+}
+
+impl UpstreamResponse {
+    /// Reads at most `max` bytes, keeping the status and headers.
+    async fn bytes_bounded_keep(&mut self, max: usize) -> ReadBody {
+        let body = std::mem::replace(&mut self.body, Body::Read(Bytes::new()));
+        let tmp = UpstreamResponse { status: self.status, headers: HeaderMap::new(), body, deadline: self.deadline };
+        ReadBody(tmp.bytes_bounded(max).await)
+    }
 }
 
 /// A failed auxiliary call (project discovery, quota).

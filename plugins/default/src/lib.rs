@@ -1,22 +1,36 @@
 //! `default`: the classifier grantpool runs when the policy names no other.
+//! It reads Google's own error bodies (ErrorInfo `reason`, RetryInfo
+//! `retryDelay`, `quotaResetDelay` / `quotaResetTimeStamp`, Help links),
+//! as gemini-cli's `googleQuotaErrors.ts` and CLIProxyAPI's antigravity
+//! executor read them.
 //!
 //! - token refresh answered with the OAuth error `invalid_grant` → disable
 //!   (`invalid_grant: <description>`). Only that: a network error, a 5xx, a
 //!   429 or `invalid_client` never disables an account.
-//! - upstream 429 → cool the model (or the account, when the quota is
-//!   exhausted for the whole account) down for the delay the answer gives.
-//! - upstream 401 → refresh the token and retry once on the same account.
-//! - upstream 403 `VALIDATION_REQUIRED` → take the account off the proxy,
-//!   with the validation URL in the reason.
-//! - upstream 5xx / overloaded → another account, no penalty.
-//! - upstream 400 / 404 / 413 → the request itself is wrong: pass it back
-//!   to the client rather than burn through the pool.
+//! - 429 `RATE_LIMIT_EXCEEDED` → the account cools down for the `retryDelay`
+//!   (short: at most `rate_limit_max_secs`).
+//! - 429 `QUOTA_EXHAUSTED` → that model cools down on the account until the
+//!   quota resets, but at most `quota_probe_after_secs`: then one request
+//!   probes it again (a week-long reset neither latches for a week nor is
+//!   retried every minute). Any other 429 → the model, for its delay.
+//! - 503 `MODEL_CAPACITY_EXHAUSTED` → that model cools down for the
+//!   `retryDelay` (default `capacity_cooldown_secs`), another account serves.
+//! - 401 → refresh the token and retry once on the same account.
+//! - 403 `VALIDATION_REQUIRED` → off the proxy, with the validation URL
+//!   (`metadata.validation_url`, else the first Help link) in the reason;
+//!   403 `SERVICE_DISABLED` → off the proxy with Google's message. Never a
+//!   disable: only a dead grant is.
+//! - 5xx / network → another account, no penalty.
+//! - 400 / 404 / 413 → the request itself is wrong: pass it back to the
+//!   client rather than burn through the pool.
 //!
-//! Config (all optional): `{ "cooldown_default_secs": 60 }`.
+//! Config (all optional): `{ "cooldown_default_secs": 60,
+//! "rate_limit_max_secs": 300, "quota_probe_after_secs": 3600,
+//! "capacity_cooldown_secs": 30 }`.
 
 use grantpool_plugin_sdk::classifier::{
-    google_error, oauth_error, retry_after_ms, Classifier, Cooldown, CooldownScope, Failure, Phase,
-    Verdict,
+    google_error, oauth_error, retry_after_ms, Classifier, Cooldown, CooldownScope, Failure, GoogleError,
+    Phase, Verdict,
 };
 
 #[derive(serde::Deserialize)]
@@ -24,11 +38,17 @@ use grantpool_plugin_sdk::classifier::{
 struct Config {
     /// Cooldown when a 429 names no delay.
     cooldown_default_secs: u64,
+    /// Longest cooldown for a `RATE_LIMIT_EXCEEDED` (a per-minute limit).
+    rate_limit_max_secs: u64,
+    /// Longest a `QUOTA_EXHAUSTED` model is left alone before a probe.
+    quota_probe_after_secs: u64,
+    /// Cooldown of a model out of capacity when Google names no delay.
+    capacity_cooldown_secs: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { cooldown_default_secs: 60 }
+        Config { cooldown_default_secs: 60, rate_limit_max_secs: 300, quota_probe_after_secs: 3600, capacity_cooldown_secs: 30 }
     }
 }
 
@@ -61,49 +81,61 @@ fn token_refresh(f: &Failure) -> Option<Verdict> {
     None
 }
 
+fn cooldown(ms: u64, scope: CooldownScope, reason: String) -> Option<Verdict> {
+    Some(Verdict::Cooldown(Cooldown { duration_ms: Some(ms.max(1)), scope, reason }))
+}
+
+/// The first reason of a Google answer, in words for a cooldown reason.
+fn reason_of(status: u16, g: &GoogleError) -> String {
+    match (g.reasons.first(), &g.status) {
+        (Some(r), _) => format!("{status} {r}"),
+        (None, Some(s)) => format!("{status} {s}"),
+        _ => format!("{status} rate limited"),
+    }
+}
+
 impl Default_ {
     fn upstream(&self, f: &Failure) -> Option<Verdict> {
         if f.network_error {
             return Some(Verdict::RetryNextAccount);
         }
         let status = f.status?;
-        let google = google_error(&f.body);
+        let g = google_error(&f.body).unwrap_or_default();
+        let has = |r: &str| g.reasons.iter().any(|x| x == r);
+        let secs = |s: u64| s * 1000;
         match status {
-            429 => {
-                let g = google.unwrap_or_default();
-                let delay = g.retry_delay_ms.or_else(|| retry_after_ms(f));
-                // A daily quota that is gone covers the whole account's use
-                // of the model; a rate limit is short. Both are per model.
-                let exhausted = g.reasons.iter().any(|r| r == "QUOTA_EXHAUSTED");
-                let reason = match (&g.status, g.reasons.first()) {
-                    (_, Some(r)) => format!("429 {r}"),
-                    (Some(s), None) => format!("429 {s}"),
-                    _ => "429 rate limited".to_string(),
+            429 if has("QUOTA_EXHAUSTED") => {
+                let now = grantpool_plugin_sdk::now_ms();
+                let until_reset = g.reset_at_ms.map(|at| at.saturating_sub(now)).or(g.retry_delay_ms).or_else(|| retry_after_ms(f));
+                let ms = until_reset.unwrap_or(secs(self.config.quota_probe_after_secs)).min(secs(self.config.quota_probe_after_secs));
+                let reset = match until_reset {
+                    Some(r) if r > ms => format!(" (resets in {}h; probed again sooner)", r / 3_600_000),
+                    _ => String::new(),
                 };
-                Some(Verdict::Cooldown(Cooldown {
-                    duration_ms: Some(delay.unwrap_or(if exhausted {
-                        3_600_000
-                    } else {
-                        self.config.cooldown_default_secs * 1000
-                    })),
-                    scope: CooldownScope::Model,
-                    reason,
-                }))
+                cooldown(ms, CooldownScope::Model, format!("429 QUOTA_EXHAUSTED{reset}"))
+            }
+            429 if has("RATE_LIMIT_EXCEEDED") => {
+                let ms = g.retry_delay_ms.or_else(|| retry_after_ms(f)).unwrap_or(secs(self.config.cooldown_default_secs));
+                cooldown(ms.min(secs(self.config.rate_limit_max_secs)), CooldownScope::Account, "429 RATE_LIMIT_EXCEEDED".into())
+            }
+            503 | 429 if has("MODEL_CAPACITY_EXHAUSTED") || has("MODEL_CAPACITY_EXCEEDED") => {
+                let ms = g.retry_delay_ms.or_else(|| retry_after_ms(f)).unwrap_or(secs(self.config.capacity_cooldown_secs));
+                cooldown(ms, CooldownScope::Model, reason_of(status, &g))
+            }
+            429 => {
+                let ms = g.retry_delay_ms.or_else(|| retry_after_ms(f)).unwrap_or(secs(self.config.cooldown_default_secs));
+                cooldown(ms, CooldownScope::Model, reason_of(status, &g))
             }
             401 => Some(Verdict::RefreshAndRetry),
-            403 => {
-                let g = google.unwrap_or_default();
-                if g.reasons.iter().any(|r| r == "VALIDATION_REQUIRED")
-                    || f.body.contains("VALIDATION_REQUIRED")
-                {
-                    let url = g.url.map(|u| format!(": {u}")).unwrap_or_default();
-                    Some(Verdict::ProxyDisable(format!(
-                        "403 VALIDATION_REQUIRED: verify the account in a browser{url}"
-                    )))
-                } else {
-                    Some(Verdict::RetryNextAccount)
-                }
+            403 if has("VALIDATION_REQUIRED") || f.body.contains("VALIDATION_REQUIRED") => {
+                let url = g.url.map(|u| format!(": {u}")).unwrap_or_default();
+                Some(Verdict::ProxyDisable(format!("403 VALIDATION_REQUIRED: verify the account in a browser{url}")))
             }
+            403 if has("SERVICE_DISABLED") => {
+                let message = if g.message.is_empty() { "the Code Assist API is disabled for the account's project".to_string() } else { g.message.clone() };
+                Some(Verdict::ProxyDisable(format!("403 SERVICE_DISABLED: {message}")))
+            }
+            403 => Some(Verdict::RetryNextAccount),
             400 | 404 | 413 | 422 => Some(Verdict::PassToClient),
             500..=599 => Some(Verdict::RetryNextAccount),
             _ => None,

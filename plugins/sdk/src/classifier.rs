@@ -64,7 +64,13 @@ pub struct GoogleError {
     pub reasons: Vec<String>,
     /// `retryDelay` or `metadata.quotaResetDelay` from the details, ms.
     pub retry_delay_ms: Option<u64>,
-    /// A validation / help URL from the details, if any.
+    /// `metadata.quotaResetTimeStamp` from the details, Unix ms.
+    pub reset_at_ms: Option<u64>,
+    /// `metadata.model` from the details (the model the answer is about).
+    pub model: Option<String>,
+    /// A validation / help URL from the details: `metadata.validation_url`
+    /// (or `validationUrl`, `activationUrl`), else the first
+    /// `google.rpc.Help` link.
     pub url: Option<String>,
 }
 
@@ -83,31 +89,39 @@ pub fn google_error(body: &str) -> Option<GoogleError> {
         message: err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string(),
         ..Default::default()
     };
+    let mut help_link = None;
     for d in err.get("details").and_then(|d| d.as_array()).into_iter().flatten() {
         if let Some(r) = d.get("reason").and_then(|r| r.as_str()) {
             out.reasons.push(r.to_string());
         }
+        let meta = d.get("metadata");
+        let meta_str = |k: &str| meta.and_then(|m| m.get(k)).and_then(|x| x.as_str());
         let delay = d
             .get("retryDelay")
-            .or_else(|| d.get("metadata").and_then(|m| m.get("quotaResetDelay")))
             .and_then(|x| x.as_str())
+            .or_else(|| meta_str("quotaResetDelay"))
             .and_then(crate::duration::parse_ms);
-        if let Some(ms) = delay {
+        let reset_delay = meta_str("quotaResetDelay").and_then(crate::duration::parse_ms);
+        for ms in [delay, reset_delay].into_iter().flatten() {
             out.retry_delay_ms = Some(out.retry_delay_ms.map_or(ms, |cur| cur.max(ms)));
         }
-        let url = d
-            .get("metadata")
-            .and_then(|m| m.get("validation_url").or_else(|| m.get("validationUrl")))
-            .or_else(|| {
-                d.get("links")
-                    .and_then(|l| l.as_array())
-                    .and_then(|l| l.first())
-                    .and_then(|l| l.get("url"))
-            })
-            .and_then(|u| u.as_str());
+        if let Some(at) = meta_str("quotaResetTimeStamp").and_then(crate::duration::timestamp_ms) {
+            out.reset_at_ms = Some(at);
+        }
+        if let (None, Some(m)) = (&out.model, meta_str("model")) {
+            out.model = Some(m.to_string());
+        }
+        let url = meta_str("validation_url").or_else(|| meta_str("validationUrl")).or_else(|| meta_str("activationUrl"));
         if let (None, Some(u)) = (&out.url, url) {
             out.url = Some(u.to_string());
         }
+        let link = d.get("links").and_then(|l| l.as_array()).and_then(|l| l.first()).and_then(|l| l.get("url")).and_then(|u| u.as_str());
+        if let (None, Some(u)) = (&help_link, link) {
+            help_link = Some(u.to_string());
+        }
+    }
+    if out.url.is_none() {
+        out.url = help_link;
     }
     Some(out)
 }
@@ -182,5 +196,21 @@ mod tests {
         assert_eq!(g.status.as_deref(), Some("RESOURCE_EXHAUSTED"));
         assert_eq!(g.reasons, vec!["RATE_LIMIT_EXCEEDED"]);
         assert_eq!(g.retry_delay_ms, Some(2000));
+    }
+
+    #[test]
+    fn reads_quota_resets_models_and_links() {
+        // Google's QUOTA_EXHAUSTED answer (antigravity2api-nodejs#44, 9router#789).
+        let body = r#"{"error":{"code":429,"message":"You have exhausted your capacity on this model. Your quota will reset after 161h39m41s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"QUOTA_EXHAUSTED","domain":"cloudcode-pa.googleapis.com","metadata":{"uiMessage":"true","model":"claude-sonnet-4-5","quotaResetDelay":"161h39m41.300432511s","quotaResetTimeStamp":"2025-12-18T20:18:34Z"}},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"581981.300432511s"}]}}"#;
+        let g = google_error(body).unwrap();
+        assert_eq!(g.reasons, vec!["QUOTA_EXHAUSTED"]);
+        assert_eq!(g.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(g.retry_delay_ms, Some(581_981_300));
+        assert_eq!(g.reset_at_ms, Some(1_766_089_114_000));
+        // VALIDATION_REQUIRED: metadata's URL wins over the Help link.
+        let body = r#"{"error":{"code":403,"message":"Verify your account to continue.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Verify your account","url":"https://help.example/h"}]},{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VALIDATION_REQUIRED","metadata":{"validation_url":"https://accounts.google.com/signin/continue?x=1"}}]}}"#;
+        assert_eq!(google_error(body).unwrap().url.as_deref(), Some("https://accounts.google.com/signin/continue?x=1"));
+        let only_help = r#"{"error":{"code":403,"details":[{"@type":"type.googleapis.com/google.rpc.Help","links":[{"url":"https://help.example/h"}]}]}}"#;
+        assert_eq!(google_error(only_help).unwrap().url.as_deref(), Some("https://help.example/h"));
     }
 }

@@ -15,6 +15,11 @@ use tokio::process::{Child, Command};
 /// Admin key of every test proxy.
 pub const ADMIN_KEY: &str = "test-admin-key";
 
+/// Wall-clock time, Unix milliseconds (as the proxy writes it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

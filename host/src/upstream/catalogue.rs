@@ -1,0 +1,163 @@
+//! The models Google serves each profile, as `fetchAvailableModels` lists
+//! them (display names, output limits, deprecated ids and where they went),
+//! kept per profile and refreshed with the quota polls. The configured
+//! model list is the fallback until Google's is known.
+
+use std::collections::{BTreeMap, HashMap};
+
+use parking_lot::RwLock;
+use serde::Deserialize;
+
+/// One model as Google lists it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelInfo {
+    /// The model id (`gemini-2.5-pro`, `claude-sonnet-4-6`).
+    pub id: String,
+    /// Its display name, when given.
+    pub display_name: Option<String>,
+    /// Largest input, tokens.
+    pub max_tokens: Option<u64>,
+    /// Largest output, tokens.
+    pub max_output_tokens: Option<u64>,
+    /// It can think.
+    pub supports_thinking: bool,
+}
+
+/// What one `fetchAvailableModels` answer says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    /// The models by id.
+    pub models: BTreeMap<String, ModelInfo>,
+    /// Deprecated id → the id that replaces it.
+    pub deprecated: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawModel {
+    display_name: Option<String>,
+    max_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    supports_thinking: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDeprecated {
+    new_model_id: Option<String>,
+}
+
+impl Listing {
+    /// The listing in a `fetchAvailableModels` answer (`models` is a map
+    /// keyed by model id; `deprecatedModelIds` maps old ids to
+    /// `{newModelId}`; fields it cannot read are left out).
+    pub fn parse(answer: &serde_json::Value) -> Listing {
+        let mut listing = Listing::default();
+        if let Some(models) = answer.get("models").and_then(|m| m.as_object()) {
+            for (id, m) in models {
+                let raw = serde_json::from_value::<RawModel>(m.clone()).ok();
+                let info = ModelInfo {
+                    id: id.clone(),
+                    display_name: raw.as_ref().and_then(|r| r.display_name.clone()),
+                    max_tokens: raw.as_ref().and_then(|r| r.max_tokens),
+                    max_output_tokens: raw.as_ref().and_then(|r| r.max_output_tokens),
+                    supports_thinking: raw.as_ref().is_some_and(|r| r.supports_thinking),
+                };
+                listing.models.insert(id.clone(), info);
+            }
+        }
+        if let Some(dep) = answer.get("deprecatedModelIds").and_then(|m| m.as_object()) {
+            for (old, v) in dep {
+                if let Some(new) = serde_json::from_value::<RawDeprecated>(v.clone()).ok().and_then(|d| d.new_model_id) {
+                    listing.deprecated.insert(old.clone(), new);
+                }
+            }
+        }
+        listing
+    }
+}
+
+/// Every profile's latest listing.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    by_profile: RwLock<BTreeMap<&'static str, Listing>>,
+}
+
+impl Catalogue {
+    /// Keep `listing` as what `profile` serves now (an empty one is ignored:
+    /// a failed or partial answer must not empty the list).
+    pub fn update(&self, profile: &'static str, listing: Listing) {
+        if listing.models.is_empty() {
+            return;
+        }
+        let mut map = self.by_profile.write();
+        if map.get(profile) != Some(&listing) {
+            tracing::info!(profile, models = listing.models.len(), "models Google serves this profile: {}", listing.models.keys().cloned().collect::<Vec<_>>().join(", "));
+            map.insert(profile, listing);
+        }
+    }
+
+    /// Whether any listing is known yet.
+    pub fn is_known(&self) -> bool {
+        !self.by_profile.read().is_empty()
+    }
+
+    /// Every model of every profile (one entry per id).
+    pub fn models(&self) -> Vec<ModelInfo> {
+        let map = self.by_profile.read();
+        let mut all: BTreeMap<String, ModelInfo> = BTreeMap::new();
+        for listing in map.values() {
+            for (id, m) in &listing.models {
+                all.entry(id.clone()).or_insert_with(|| m.clone());
+            }
+        }
+        all.into_values().collect()
+    }
+
+    /// The model's output limit, from any profile that lists it.
+    pub fn max_output_tokens(&self, model: &str) -> Option<u64> {
+        self.by_profile.read().values().find_map(|l| l.models.get(model)?.max_output_tokens)
+    }
+
+    /// What a deprecated id is served as now.
+    pub fn replacement(&self, model: &str) -> Option<String> {
+        self.by_profile.read().values().find_map(|l| l.deprecated.get(model).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn listing_reads_models_and_deprecations() {
+        let answer = json!({
+            "models": {
+                "claude-sonnet-4-6": {"displayName": "Claude Sonnet 4.6", "maxTokens": 200000, "maxOutputTokens": 64000,
+                                       "supportsThinking": true, "quotaInfo": {"remainingFraction": 1.0}},
+                "gemini-2.5-pro": {"quotaInfo": {}},
+                "odd": 3
+            },
+            "deprecatedModelIds": {"claude-sonnet-4-5": {"newModelId": "claude-sonnet-4-6"}, "x": {}}
+        });
+        let l = Listing::parse(&answer);
+        assert_eq!(l.models.len(), 3);
+        let c = &l.models["claude-sonnet-4-6"];
+        assert_eq!(c.max_output_tokens, Some(64000));
+        assert!(c.supports_thinking);
+        assert_eq!(l.models["odd"].display_name, None);
+        assert_eq!(l.deprecated.get("claude-sonnet-4-5").map(String::as_str), Some("claude-sonnet-4-6"));
+        assert!(!l.deprecated.contains_key("x"));
+
+        let cat = Catalogue::default();
+        assert!(!cat.is_known());
+        cat.update("antigravity", Listing::default());
+        assert!(!cat.is_known(), "an empty answer is ignored");
+        cat.update("antigravity", l);
+        assert_eq!(cat.max_output_tokens("claude-sonnet-4-6"), Some(64000));
+        assert_eq!(cat.replacement("claude-sonnet-4-5").as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!(cat.models().len(), 3);
+    }
+}

@@ -1,0 +1,291 @@
+//! The body of one generate call, as the account's profile sends it: the
+//! profile's envelope around the Gemini request, and the changes the
+//! profile's backend needs (pure; no I/O).
+//!
+//! - Antigravity: `{"project","model","userAgent":"antigravity",
+//!   "requestType":"agent","requestId":"agent-<uuid>","request":{…,"sessionId"}}`,
+//!   `safetySettings` left out; for Claude models the tool mode `VALIDATED`,
+//!   thinking as a budget the model takes, `maxOutputTokens` within the
+//!   model's limit, and tool schemas in the `parameters` form (CLIProxyAPI
+//!   `antigravity_executor_request.go`, `internal/thinking/provider/antigravity`;
+//!   Antigravity-Manager `proxy/mappers/claude/request.rs`).
+//! - Gemini CLI: `{"model","project","user_prompt_id","request":{…,"session_id"}}`
+//!   (gemini-cli `code_assist/converter.ts`).
+
+use std::io::Write;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Map, Value};
+
+use crate::profiles::{Envelope, Profile};
+use crate::translate::schema::sanitize_schema;
+
+/// Output limit of a Claude model when Google's list does not say
+/// (CLIProxyAPI models.json: 64000 for the Antigravity Claude models).
+const CLAUDE_MAX_OUTPUT: u64 = 64_000;
+/// Smallest thinking budget Claude takes.
+const CLAUDE_MIN_BUDGET: i64 = 1024;
+/// Room kept for the answer above a thinking budget.
+const ANSWER_ROOM: u64 = 8192;
+
+/// What one generate call carries.
+pub struct Outgoing<'a> {
+    /// The account's profile.
+    pub profile: &'static Profile,
+    /// The upstream model.
+    pub model: &'a str,
+    /// The account's Code Assist project.
+    pub project: &'a str,
+    /// The conversation's id, when known (else a fresh one).
+    pub session: Option<&'a str>,
+    /// The Gemini request, serialised.
+    pub request: &'a [u8],
+    /// The model's output limit, when Google listed it.
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Claude models: served through Antigravity with Claude's rules.
+pub fn is_claude(model: &str) -> bool {
+    model.starts_with("claude")
+}
+
+/// The body of the call.
+pub fn build(o: &Outgoing<'_>) -> Bytes {
+    let shaped;
+    let request = if needs_shaping(o) {
+        match serde_json::from_slice::<Value>(o.request) {
+            Ok(mut v) => {
+                shape(o, &mut v);
+                shaped = serde_json::to_vec(&v).unwrap_or_else(|_| o.request.to_vec());
+                &shaped[..]
+            }
+            // Not JSON: Google answers it; nothing to shape.
+            Err(_) => o.request,
+        }
+    } else {
+        o.request
+    };
+    let fresh;
+    let session = match o.session {
+        Some(s) => s,
+        None => {
+            fresh = format!("-{}", uuid::Uuid::new_v4().as_u64_pair().0 & 0x7fff_ffff_ffff_ffff);
+            &fresh
+        }
+    };
+    let mut w = BytesMut::with_capacity(request.len() + o.model.len() + o.project.len() + 160).writer();
+    match o.profile.envelope {
+        Envelope::Antigravity => {
+            let _ = w.write_all(b"{\"project\":");
+            let _ = serde_json::to_writer(&mut w, o.project);
+            let _ = w.write_all(b",\"model\":");
+            let _ = serde_json::to_writer(&mut w, o.model);
+            let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", uuid::Uuid::new_v4());
+            splice_first(&mut w, request, "sessionId", session);
+        }
+        Envelope::GeminiCli => {
+            let _ = w.write_all(b"{\"model\":");
+            let _ = serde_json::to_writer(&mut w, o.model);
+            let _ = w.write_all(b",\"project\":");
+            let _ = serde_json::to_writer(&mut w, o.project);
+            let _ = write!(w, ",\"user_prompt_id\":\"{}\",\"request\":", uuid::Uuid::new_v4().simple());
+            splice_first(&mut w, request, "session_id", session);
+        }
+    }
+    let _ = w.write_all(b"}");
+    w.into_inner().freeze()
+}
+
+/// Writes the JSON object `object` with `"key": value` as its first member,
+/// unless it already has that key (either spelling).
+fn splice_first(w: &mut impl Write, object: &[u8], key: &str, value: &str) {
+    let trimmed = object.trim_ascii_start();
+    let has = memchr::memmem::find(object, b"\"sessionId\"").is_some() || memchr::memmem::find(object, b"\"session_id\"").is_some();
+    let Some(rest) = trimmed.strip_prefix(b"{").filter(|_| !has) else {
+        let _ = w.write_all(object);
+        return;
+    };
+    let _ = write!(w, "{{\"{key}\":");
+    let _ = serde_json::to_writer(&mut *w, value);
+    if !rest.trim_ascii_start().starts_with(b"}") {
+        let _ = w.write_all(b",");
+    }
+    let _ = w.write_all(rest);
+}
+
+/// Whether the request must be changed for this profile and model (a
+/// parse and a rewrite; the common Gemini path skips both).
+fn needs_shaping(o: &Outgoing<'_>) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(o.request, needle).is_some();
+    (o.profile.envelope == Envelope::Antigravity && is_claude(o.model))
+        || (o.profile.drops_safety_settings && (has(b"\"safetySettings\"") || has(b"\"safety_settings\"")))
+}
+
+/// The changes of [`build`], on the parsed request.
+fn shape(o: &Outgoing<'_>, request: &mut Value) {
+    let Some(req) = request.as_object_mut() else { return };
+    if o.profile.drops_safety_settings {
+        req.remove("safetySettings");
+        req.remove("safety_settings");
+    }
+    if o.profile.envelope == Envelope::Antigravity && is_claude(o.model) {
+        shape_claude(req, o.max_output_tokens.unwrap_or(CLAUDE_MAX_OUTPUT));
+    }
+}
+
+/// Claude through Antigravity: validated tool calls, schemas in the
+/// `parameters` form, a thinking budget Claude takes, output within limit.
+fn shape_claude(req: &mut Map<String, Value>, limit: u64) {
+    let mut declares = false;
+    if let Some(tools) = req.get_mut("tools").and_then(Value::as_array_mut) {
+        for tool in tools {
+            let Some(tool) = tool.as_object_mut() else { continue };
+            let key = if tool.contains_key("functionDeclarations") { "functionDeclarations" } else { "function_declarations" };
+            let Some(decls) = tool.get_mut(key).and_then(Value::as_array_mut) else { continue };
+            for d in decls.iter_mut().filter_map(Value::as_object_mut) {
+                declares = true;
+                let raw = d.remove("parametersJsonSchema").or_else(|| d.remove("parameters_json_schema"));
+                if let Some(schema) = raw {
+                    if !d.contains_key("parameters") {
+                        let clean = sanitize_schema(schema);
+                        if clean.as_object().is_some_and(|o| !o.is_empty()) {
+                            d.insert("parameters".into(), clean);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if declares {
+        let config = req.entry("toolConfig").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(config) = config.as_object_mut() {
+            let fcc = config.entry("functionCallingConfig").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(fcc) = fcc.as_object_mut() {
+                let mode = fcc.get("mode").and_then(Value::as_str).unwrap_or("AUTO");
+                if mode.eq_ignore_ascii_case("AUTO") {
+                    fcc.insert("mode".into(), "VALIDATED".into());
+                }
+            }
+        }
+    }
+    let gen = req.entry("generationConfig").or_insert_with(|| Value::Object(Map::new()));
+    let Some(gen) = gen.as_object_mut() else { return };
+    let mut max_out = gen.get("maxOutputTokens").and_then(Value::as_u64).unwrap_or(limit).min(limit);
+    let mut drop_thinking = false;
+    if let Some(thinking) = gen.get_mut("thinkingConfig").and_then(Value::as_object_mut) {
+        let budget = match (thinking.get("thinkingBudget").and_then(Value::as_i64), thinking.remove("thinkingLevel")) {
+            (Some(b), _) => Some(b),
+            (None, Some(level)) => Some(level_budget(level.as_str().unwrap_or(""))),
+            (None, None) => None,
+        };
+        match budget {
+            Some(0) => drop_thinking = true,
+            Some(b) => {
+                // -1 (dynamic) and small budgets become what Claude takes.
+                let mut b = if b < 0 { level_budget("medium") } else { b.max(CLAUDE_MIN_BUDGET) } as u64;
+                if b >= max_out {
+                    max_out = (b + ANSWER_ROOM).min(limit);
+                }
+                if b >= max_out {
+                    b = max_out.saturating_sub(1);
+                }
+                thinking.insert("thinkingBudget".into(), b.into());
+                thinking.entry("includeThoughts").or_insert(Value::Bool(true));
+            }
+            None => {}
+        }
+    }
+    if drop_thinking {
+        gen.remove("thinkingConfig");
+    }
+    gen.insert("maxOutputTokens".into(), max_out.into());
+}
+
+/// A thinking level (Gemini 3 / Anthropic effort words) as a Claude budget.
+fn level_budget(level: &str) -> i64 {
+    match level.to_ascii_lowercase().as_str() {
+        "minimal" | "low" => 4096,
+        "high" | "max" => 32_768,
+        _ => 16_384,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profiles::{ANTIGRAVITY, GEMINI_CLI};
+    use serde_json::json;
+
+    fn out(profile: &'static Profile, model: &str, request: &Value, session: Option<&str>) -> Value {
+        let bytes = serde_json::to_vec(request).unwrap();
+        let o = Outgoing { profile, model, project: "p-1", session, request: &bytes, max_output_tokens: None };
+        serde_json::from_slice(&build(&o)).unwrap()
+    }
+
+    #[test]
+    fn antigravity_envelope() {
+        let req = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                         "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]});
+        let v = out(&ANTIGRAVITY, "gemini-2.5-pro", &req, Some("conv-1"));
+        assert_eq!(v["project"], "p-1");
+        assert_eq!(v["model"], "gemini-2.5-pro");
+        assert_eq!(v["userAgent"], "antigravity");
+        assert_eq!(v["requestType"], "agent");
+        assert!(v["requestId"].as_str().unwrap().starts_with("agent-"));
+        assert_eq!(v["request"]["sessionId"], "conv-1");
+        assert!(v["request"].get("safetySettings").is_none());
+        assert_eq!(v["request"]["contents"][0]["parts"][0]["text"], "hi");
+        // No session known: a fresh one.
+        let v = out(&ANTIGRAVITY, "gemini-2.5-pro", &json!({}), None);
+        assert!(v["request"]["sessionId"].as_str().unwrap().starts_with('-'));
+        assert_eq!(v["request"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn gemini_cli_envelope_keeps_the_request() {
+        let req = json!({"contents": [], "safetySettings": [], "sessionId": "own"});
+        let v = out(&GEMINI_CLI, "gemini-2.5-flash", &req, Some("conv-2"));
+        assert_eq!(v["model"], "gemini-2.5-flash");
+        assert!(!v["user_prompt_id"].as_str().unwrap().is_empty());
+        assert!(v.get("userAgent").is_none());
+        assert_eq!(v["request"]["sessionId"], "own", "a client's own session is kept, not doubled");
+        assert!(v["request"].get("session_id").is_none());
+        assert!(v["request"].get("safetySettings").is_some());
+    }
+
+    #[test]
+    fn claude_requests_are_shaped() {
+        let req = json!({
+            "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+            "tools": [{"functionDeclarations": [{"name": "Bash", "parametersJsonSchema": {
+                "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                "properties": {"command": {"type": "string"}, "args": {"description": "anything"}},
+                "required": ["command"], "additionalProperties": false}}]}],
+            "generationConfig": {"maxOutputTokens": 200000, "thinkingConfig": {"thinkingLevel": "high"}}
+        });
+        let v = out(&ANTIGRAVITY, "claude-sonnet-4-6", &req, None);
+        let r = &v["request"];
+        assert_eq!(r["toolConfig"]["functionCallingConfig"]["mode"], "VALIDATED");
+        let d = &r["tools"][0]["functionDeclarations"][0];
+        assert!(d.get("parametersJsonSchema").is_none());
+        assert_eq!(d["parameters"]["properties"]["command"]["type"], "string");
+        assert!(d["parameters"].get("additionalProperties").is_none());
+        assert_eq!(r["generationConfig"]["maxOutputTokens"], 64000);
+        assert_eq!(r["generationConfig"]["thinkingConfig"]["thinkingBudget"], 32768);
+        assert!(r["generationConfig"]["thinkingConfig"].get("thinkingLevel").is_none());
+
+        // A budget at the limit keeps room for the answer; zero turns thinking off.
+        let req = json!({"generationConfig": {"maxOutputTokens": 4000, "thinkingConfig": {"thinkingBudget": 100000}}});
+        let g = out(&ANTIGRAVITY, "claude-opus-4-6-thinking", &req, None)["request"]["generationConfig"].clone();
+        assert_eq!(g["maxOutputTokens"], 64000);
+        assert_eq!(g["thinkingConfig"]["thinkingBudget"], 63999);
+        let req = json!({"generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}});
+        let g = out(&ANTIGRAVITY, "claude-sonnet-4-6", &req, None)["request"]["generationConfig"].clone();
+        assert!(g.get("thinkingConfig").is_none());
+        // A named tool choice stays as the client asked.
+        let req = json!({"tools": [{"functionDeclarations": [{"name": "f"}]}],
+                         "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}}});
+        let r = out(&ANTIGRAVITY, "claude-sonnet-4-6", &req, None)["request"].clone();
+        assert_eq!(r["toolConfig"]["functionCallingConfig"]["mode"], "ANY");
+    }
+}
