@@ -73,6 +73,16 @@ struct MessagesRequest<'a> {
     metadata: Option<Metadata>,
     #[serde(borrow)]
     thinking: Option<ThinkingIn<'a>>,
+    /// `output_config.effort` (how hard to think under adaptive thinking).
+    output_config: Option<OutputConfig>,
+    // Accepted and ignored where Google has no equivalent, never refused:
+    // `context_management`, `service_tier`, `container`, `mcp_servers`,
+    // `cache_control` on blocks (serde skips unknown fields).
+}
+
+#[derive(Deserialize)]
+struct OutputConfig {
+    effort: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +90,9 @@ struct MessagesRequest<'a> {
 enum Role {
     User,
     Assistant,
+    /// A system message inside `messages` (the `mid-conversation-system`
+    /// beta Claude Code sends): it joins the system instruction.
+    System,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +155,16 @@ struct ThinkingIn<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
     budget_tokens: Option<i64>,
+}
+
+/// Anthropic's `output_config.effort` as a thinking budget, tokens.
+fn effort_budget(effort: &str) -> i64 {
+    match effort {
+        "low" => 4096,
+        "medium" => 16_384,
+        "max" => 32_768,
+        _ => 24_576, // high, the default effort
+    }
 }
 
 /// Marks the thinking-block signatures this proxy made from Gemini's
@@ -265,6 +288,25 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
             .content
             .ok_or_else(|| TranslateError::field(path.key("content"), "is required"))?;
         match (role, content) {
+            (Role::System, TextOr::Text(text)) => {
+                if !text.is_empty() {
+                    system.push(Part::text(text.into_owned()));
+                }
+            }
+            (Role::System, TextOr::Items(blocks)) => {
+                for (j, block) in blocks.into_iter().enumerate() {
+                    match (block.kind.as_deref(), block.text) {
+                        (Some("text"), Some(text)) if !text.is_empty() => system.push(Part::text(text)),
+                        (Some("text"), _) => {}
+                        _ => {
+                            return Err(TranslateError::field(
+                                path.key("content").index(j).key("type"),
+                                "must be \"text\" (a system message is text only)",
+                            ))
+                        }
+                    }
+                }
+            }
             (Role::User, TextOr::Text(text)) => {
                 if !text.is_empty() {
                     contents.push("user", Part::text(text.into_owned()));
@@ -335,15 +377,19 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
         (None, _) => None,
     };
 
+    let effort = req.output_config.and_then(|o| o.effort).filter(|e| !e.is_empty());
     let thinking_config = match req.thinking {
         None => None,
         Some(t) => match t.kind.as_deref() {
             Some("enabled") => Some(ThinkingConfig {
-                thinking_budget: t.budget_tokens,
+                thinking_budget: t.budget_tokens.or_else(|| effort.as_deref().map(effort_budget)),
                 include_thoughts: Some(true),
                 ..ThinkingConfig::default()
             }),
+            // Adaptive: the model decides (Gemini's dynamic budget, -1),
+            // within the effort when one is given.
             Some("adaptive") => Some(ThinkingConfig {
+                thinking_budget: Some(effort.as_deref().map_or(-1, effort_budget)),
                 include_thoughts: Some(true),
                 ..ThinkingConfig::default()
             }),
@@ -1288,12 +1334,15 @@ mod tests {
                 ]}
             ])
         );
+        // The client's schema goes as it came; the `parameters` form made of
+        // it (for the backends that need it) is the cleaned one.
+        let raw = &g["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"];
+        assert_eq!(g["tools"][0]["functionDeclarations"][0]["name"], "get_weather");
+        assert_eq!(g["tools"][0]["functionDeclarations"][0]["description"], "Current weather");
+        assert_eq!(raw["additionalProperties"], false);
         assert_eq!(
-            g["tools"],
-            json!([{"functionDeclarations": [{
-                "name": "get_weather", "description": "Current weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-            }]}])
+            crate::translate::schema::to_parameters(raw.clone()).unwrap(),
+            json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
         );
         assert_eq!(
             g["toolConfig"],
@@ -1404,7 +1453,7 @@ mod tests {
         }));
         assert_eq!(
             serde_json::to_value(&mixed.gemini.tools).unwrap(),
-            json!([{"functionDeclarations": [{"name": "now"}]}])
+            json!([{"functionDeclarations": [{"name": "now", "parametersJsonSchema": {"type": "object", "properties": {}}}]}])
         );
         assert_eq!(
             serde_json::to_value(mixed.gemini.tool_config).unwrap(),
@@ -1434,7 +1483,9 @@ mod tests {
             (json!({"messages": user}), "`model` is required"),
             (json!({"model": "m"}), "`messages` is required"),
             (json!({"model": "m", "messages": []}), "`messages` must contain"),
-            (json!({"model": "m", "messages": [{"role": "system", "content": "x"}]}), "`messages[0].role` is invalid: unknown variant `system`, expected `user` or `assistant`"),
+            (json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}), "`messages[0].role` is invalid: unknown variant `tool`, expected one of `user`, `assistant`, `system`"),
+            // A system message alone is no conversation.
+            (json!({"model": "m", "messages": [{"role": "system", "content": "x"}]}), "`messages` must contain at least one message with content"),
             (json!({"model": "m", "messages": [{"role": "user"}]}), "`messages[0].content` is required"),
             (json!({"model": "m", "messages": [{"role": "user", "content": {"text": "x"}}]}), "`messages[0].content` is invalid: invalid type: map, expected a string or an array"),
             (json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": ["x"]}]}]}), "`messages[0].content[0].text` is invalid: invalid type: sequence, expected a string"),

@@ -300,9 +300,14 @@ pub struct FunctionDeclaration {
     /// What the function does, for the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The arguments' schema, in Gemini's OpenAPI subset (see [`sanitize_schema`]).
+    /// The arguments' schema, in Gemini's OpenAPI subset (see
+    /// [`super::schema::sanitize_schema`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
+    /// The arguments' schema as JSON Schema (what Gemini CLI sends);
+    /// exclusive with `parameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_json_schema: Option<Value>,
     /// Unknown fields, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -1193,12 +1193,14 @@ mod tests {
                 ]}
             ])
         );
+        // The client's schema goes as it came; the `parameters` form made of
+        // it (for the backends that need it) is the cleaned one.
+        let decl = &g["tools"][0]["functionDeclarations"][0];
+        assert_eq!((decl["name"].as_str(), decl["description"].as_str()), (Some("get_weather"), Some("Current weather")));
+        assert_eq!(decl["parametersJsonSchema"]["$schema"], "http://json-schema.org/draft-07/schema#");
         assert_eq!(
-            g["tools"],
-            json!([{"functionDeclarations": [{
-                "name": "get_weather", "description": "Current weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-            }]}])
+            crate::translate::schema::to_parameters(decl["parametersJsonSchema"].clone()).unwrap(),
+            json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
         );
         assert_eq!(
             g["toolConfig"],
@@ -1239,7 +1241,7 @@ mod tests {
         let g = base(json!("required"));
         assert_eq!(
             serde_json::to_value(&g.tools).unwrap(),
-            json!([{"functionDeclarations": [{"name": "now"}]}])
+            json!([{"functionDeclarations": [{"name": "now", "parametersJsonSchema": {"type": "object", "properties": {}}}]}])
         );
         assert_eq!(
             g.tool_config

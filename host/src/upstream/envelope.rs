@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use crate::profiles::{Envelope, Profile};
-use crate::translate::schema::sanitize_schema;
+use crate::translate::schema::to_parameters;
 
 /// Output limit of a Claude model when Google's list does not say
 /// (CLIProxyAPI models.json: 64000 for the Antigravity Claude models).
@@ -117,7 +117,8 @@ fn splice_first(w: &mut impl Write, object: &[u8], key: &str, value: &str) {
 /// parse and a rewrite; the common Gemini path skips both).
 fn needs_shaping(o: &Outgoing<'_>) -> bool {
     let has = |needle: &[u8]| memchr::memmem::find(o.request, needle).is_some();
-    (o.profile.envelope == Envelope::Antigravity && is_claude(o.model))
+    let antigravity = o.profile.envelope == Envelope::Antigravity;
+    (antigravity && (is_claude(o.model) || has(b"\"parametersJsonSchema\"") || has(b"\"parameters_json_schema\"")))
         || (o.profile.drops_safety_settings && (has(b"\"safetySettings\"") || has(b"\"safety_settings\"")))
 }
 
@@ -128,14 +129,17 @@ fn shape(o: &Outgoing<'_>, request: &mut Value) {
         req.remove("safetySettings");
         req.remove("safety_settings");
     }
-    if o.profile.envelope == Envelope::Antigravity && is_claude(o.model) {
-        shape_claude(req, o.max_output_tokens.unwrap_or(CLAUDE_MAX_OUTPUT));
+    if o.profile.envelope == Envelope::Antigravity {
+        let declares = parameters_form(req);
+        if is_claude(o.model) {
+            shape_claude(req, declares, o.max_output_tokens.unwrap_or(CLAUDE_MAX_OUTPUT));
+        }
     }
 }
 
-/// Claude through Antigravity: validated tool calls, schemas in the
-/// `parameters` form, a thinking budget Claude takes, output within limit.
-fn shape_claude(req: &mut Map<String, Value>, limit: u64) {
+/// Tool schemas in the `parameters` form (the Antigravity backend's, as its
+/// peers send them); whether the request declares functions.
+fn parameters_form(req: &mut Map<String, Value>) -> bool {
     let mut declares = false;
     if let Some(tools) = req.get_mut("tools").and_then(Value::as_array_mut) {
         for tool in tools {
@@ -145,17 +149,18 @@ fn shape_claude(req: &mut Map<String, Value>, limit: u64) {
             for d in decls.iter_mut().filter_map(Value::as_object_mut) {
                 declares = true;
                 let raw = d.remove("parametersJsonSchema").or_else(|| d.remove("parameters_json_schema"));
-                if let Some(schema) = raw {
-                    if !d.contains_key("parameters") {
-                        let clean = sanitize_schema(schema);
-                        if clean.as_object().is_some_and(|o| !o.is_empty()) {
-                            d.insert("parameters".into(), clean);
-                        }
-                    }
+                if let Some(params) = raw.filter(|_| !d.contains_key("parameters")).and_then(to_parameters) {
+                    d.insert("parameters".into(), params);
                 }
             }
         }
     }
+    declares
+}
+
+/// Claude through Antigravity: validated tool calls, a thinking budget
+/// Claude takes, output within the model's limit.
+fn shape_claude(req: &mut Map<String, Value>, declares: bool, limit: u64) {
     if declares {
         let config = req.entry("toolConfig").or_insert_with(|| Value::Object(Map::new()));
         if let Some(config) = config.as_object_mut() {
