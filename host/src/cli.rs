@@ -382,32 +382,48 @@ async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser:
             }
         }
     }
-    println!("Waiting for the redirect on {redirect_uri} …");
-    let code = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+    println!("Waiting for the redirect on {redirect_uri} …\n(Browser on another machine? Paste here the whole URL it was sent to, then Enter.)");
+    let loopback = async {
         loop {
             let (mut sock, _) = listener.accept().await?;
             let mut buf = vec![0u8; 8192];
             let n = sock.read(&mut buf).await?;
             let head = String::from_utf8_lossy(&buf[..n]).to_string();
             let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let parsed = reqwest::Url::parse(&format!("http://127.0.0.1{target}"))?;
-            if parsed.path() != "/oauth2callback" {
+            if target.split('?').next() != Some("/oauth2callback") {
                 let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
                 continue;
             }
-            let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
-            let (status, text, result) = if let Some(err) = q.get("error") {
-                ("400 Bad Request", format!("Sign-in failed: {err}. You can close this tab."), Err(anyhow::anyhow!("Google answered: {err}")))
-            } else if q.get("state") != Some(&state) {
-                ("400 Bad Request", "State mismatch; start again.".to_string(), Err(anyhow::anyhow!("the redirect's state does not match (another login?); start again")))
-            } else if let Some(code) = q.get("code") {
-                ("200 OK", "Signed in: grantpool is adding the account. You can close this tab.".to_string(), Ok(code.clone()))
-            } else {
-                ("400 Bad Request", "No code in the redirect.".to_string(), Err(anyhow::anyhow!("the redirect carried no code")))
+            let result = crate::oauth::code_from_redirect(&format!("http://127.0.0.1{target}"), &state);
+            let (status, text) = match &result {
+                Ok(_) => ("200 OK", "Signed in: grantpool is adding the account. You can close this tab.".to_string()),
+                Err(e) => ("400 Bad Request", format!("Sign-in failed: {e}. You can close this tab.")),
             };
             let resp = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}", text.len());
             let _ = sock.write_all(resp.as_bytes()).await;
-            return result;
+            return result.map_err(|e| anyhow::anyhow!(e));
+        }
+    };
+    let pasted = async {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            match crate::oauth::code_from_redirect(line, &state) {
+                Ok(code) => return Ok::<String, anyhow::Error>(code),
+                Err(e) => eprintln!("{e}: paste the whole address the browser was sent to (it starts with {redirect_uri})"),
+            }
+        }
+        // No terminal (stdin closed): only the loopback redirect can come.
+        std::future::pending().await
+    };
+    let code = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        tokio::select! {
+            r = loopback => r,
+            r = pasted => r,
         }
     })
     .await

@@ -243,6 +243,22 @@ impl OAuth {
     }
 }
 
+/// The authorization code in the address Google redirected a sign-in to
+/// (the loopback callback, or the address a user pastes when the browser
+/// was on another machine). Refused: an `error` from Google, a state that
+/// is not this sign-in's, no code.
+pub fn code_from_redirect(url: &str, state: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| "that is not an address".to_string())?;
+    let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    if let Some(err) = q.get("error") {
+        return Err(format!("Google answered `{err}`"));
+    }
+    if q.get("state").map(String::as_str) != Some(state) {
+        return Err("the address is from another sign-in (its state does not match); start again".into());
+    }
+    q.get("code").filter(|c| !c.is_empty()).cloned().ok_or_else(|| "the address carries no code".into())
+}
+
 /// A PKCE verifier and its S256 challenge.
 pub fn pkce_pair() -> (String, String) {
     use rand::Rng;

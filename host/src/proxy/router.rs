@@ -25,6 +25,7 @@ pub fn router(app: Arc<ProxyState>) -> Router {
         // Gemini SDKs that default to API version v1.
         .route("/v1/models/{model_action}", post(routes::gemini_generate))
         .route("/v1/chat/completions", post(routes::openai_chat))
+        .route("/v1/responses", post(routes::openai_responses))
         .route("/v1/messages", post(routes::anthropic_messages))
         .route("/v1/messages/count_tokens", post(models::anthropic_count));
     let admin = Router::new()

@@ -24,11 +24,31 @@ use crate::pool::Lease;
 use crate::translate::gemini::{self, parse_upstream_response, response_span, GenerateContentRequest};
 use crate::translate::shared::{ClientRequest, TranslateError};
 use crate::translate::sse::SseEvent;
+use crate::translate::openai_responses::{self as responses, ToolMap};
 use crate::translate::{anthropic, openai_chat as openai, protocol_name};
+
+/// Which client API a request speaks (how its answer is written).
+enum Dialect {
+    Gemini,
+    Chat,
+    /// The Responses API, with the client's tools (names and kinds to put back).
+    Responses(ToolMap),
+    Anthropic,
+}
+
+impl Dialect {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Dialect::Gemini => Protocol::Gemini,
+            Dialect::Chat | Dialect::Responses(_) => Protocol::Openai,
+            Dialect::Anthropic => Protocol::Anthropic,
+        }
+    }
+}
 
 /// A request ready for dispatch.
 struct Prepared {
-    protocol: Protocol,
+    dialect: Dialect,
     /// The model as the client named it (echoed back in answers).
     client_model: String,
     stream: bool,
@@ -126,7 +146,7 @@ pub async fn gemini_generate(
     let session_id = session_if_wanted(&policy, || session.or_else(|| first_message_session(first)));
     let prepared = Prepared {
         policy,
-        protocol: Protocol::Gemini,
+        dialect: Dialect::Gemini,
         client_model: model.to_string(),
         stream,
         session_id,
@@ -137,23 +157,38 @@ pub async fn gemini_generate(
 
 /// `POST /v1/chat/completions`.
 pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Openai, "POST /v1/chat/completions", openai::parse_request(&body), session).await
+    translated(app, Dialect::Chat, "POST /v1/chat/completions", openai::parse_request(&body), session).await
+}
+
+/// `POST /v1/responses` (the Responses API, as Codex CLI speaks it).
+pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+    const ROUTE: &str = "POST /v1/responses";
+    match responses::parse_request_with_tools(&body) {
+        Ok((req, tools)) => {
+            if !tools.dropped().is_empty() {
+                tracing::info!(route = ROUTE, "built-in tools Google has no equivalent for were left out: {}", tools.dropped().join(", "));
+            }
+            translated(app, Dialect::Responses(tools), ROUTE, Ok(req), session).await
+        }
+        Err(e) => refused(Protocol::Openai, ROUTE, e.status(), &e.to_string()),
+    }
 }
 
 /// `POST /v1/messages`.
 pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Protocol::Anthropic, "POST /v1/messages", anthropic::parse_request(&body), session).await
+    translated(app, Dialect::Anthropic, "POST /v1/messages", anthropic::parse_request(&body), session).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
 /// request once, name the session, dispatch.
 async fn translated(
     app: Arc<ProxyState>,
-    protocol: Protocol,
+    dialect: Dialect,
     route: &str,
     parsed: Result<ClientRequest, TranslateError>,
     session: Option<String>,
 ) -> Response {
+    let protocol = dialect.protocol();
     let req = match parsed {
         Ok(r) => r,
         Err(e) => return refused(protocol, route, e.status(), &e.to_string()),
@@ -166,33 +201,35 @@ async fn translated(
     let session_id = session_if_wanted(&policy, || {
         session.or(req.session_hint).or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
     });
-    let prepared = Prepared { protocol, client_model: req.model, stream: req.stream, session_id, request, policy };
+    let prepared = Prepared { dialect, client_model: req.model, stream: req.stream, session_id, request, policy };
     run(app, prepared).await
 }
 
 async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
     let model = app.upstream_model(&p.client_model);
-    let call = Call { model, protocol: p.protocol, session_id: p.session_id, stream: p.stream, request: p.request };
+    let protocol = p.dialect.protocol();
+    let call = Call { model, protocol, session_id: p.session_id, stream: p.stream, request: p.request };
     let model = &call.model;
-    let proto = protocol_name(p.protocol);
+    let proto = protocol_name(protocol);
     match app.dispatcher.dispatch(&p.policy, &call).await {
         Ok(served) => {
-            app.dispatcher.metrics.served(p.protocol, model);
+            app.dispatcher.metrics.served(protocol, model);
             if p.stream {
-                stream_response(served, p.protocol, &p.client_model)
+                stream_response(served, p.dialect, &p.client_model)
             } else {
-                whole_response(served, p.protocol, &p.client_model).await
+                whole_response(served, p.dialect, &p.client_model).await
             }
         }
         Err(e) => {
-            let resp = dispatch_error(p.protocol, e);
+            let resp = dispatch_error(protocol, e);
             app.dispatcher.metrics.request(proto, model, resp.status().as_u16());
             resp
         }
     }
 }
 
-async fn whole_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
+async fn whole_response(served: Served, dialect: Dialect, client_model: &str) -> Response {
+    let protocol = dialect.protocol();
     let Served { response, lease, account } = served;
     let body = match response.bytes().await {
         Ok(b) => b,
@@ -204,21 +241,19 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
             );
         }
     };
-    let resp = match protocol {
-        Protocol::Gemini => {
+    let resp = match &dialect {
+        Dialect::Gemini => {
             // The inner answer, as a view into the upstream's buffer (the
             // whole answer when it is not JSON: the client sees what came).
             let inner = body.slice(gemini_inner(&body).unwrap_or(0..body.len()));
             ([(axum::http::header::CONTENT_TYPE, "application/json")], inner).into_response()
         }
-        Protocol::Openai | Protocol::Anthropic => match parse_upstream_response(&body) {
-            Ok(g) => {
-                if protocol == Protocol::Openai {
-                    Json(openai::response_from_gemini(&g, client_model)).into_response()
-                } else {
-                    Json(anthropic::response_from_gemini(&g, client_model)).into_response()
-                }
-            }
+        Dialect::Chat | Dialect::Responses(_) | Dialect::Anthropic => match parse_upstream_response(&body) {
+            Ok(g) => match &dialect {
+                Dialect::Chat => Json(openai::response_from_gemini(&g, client_model)).into_response(),
+                Dialect::Responses(tools) => Json(responses::response_with_tools(&g, client_model, tools)).into_response(),
+                _ => Json(anthropic::response_from_gemini(&g, client_model)).into_response(),
+            },
             Err(e) => {
                 lease.finish(false, Some(200));
                 return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account);
@@ -233,6 +268,7 @@ async fn whole_response(served: Served, protocol: Protocol, client_model: &str) 
 enum StreamOut {
     Gemini,
     Openai(openai::StreamTranslator),
+    Responses(Box<responses::StreamTranslator>),
     Anthropic(anthropic::StreamTranslator),
 }
 
@@ -248,6 +284,10 @@ impl StreamOut {
                 let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
                 Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
             }
+            StreamOut::Responses(t) => {
+                let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
+            }
             StreamOut::Anthropic(t) => {
                 let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
                 Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
@@ -260,6 +300,7 @@ impl StreamOut {
         match self {
             StreamOut::Gemini => Vec::new(),
             StreamOut::Openai(t) => t.finish().iter().map(SseEvent::to_bytes).collect(),
+            StreamOut::Responses(t) => t.finish().iter().map(SseEvent::to_bytes).collect(),
             StreamOut::Anthropic(t) => t.finish().iter().map(SseEvent::to_bytes).collect(),
         }
     }
@@ -271,6 +312,7 @@ impl StreamOut {
                 vec![SseEvent::data(body.to_string()).to_bytes()]
             }
             StreamOut::Openai(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),
+            StreamOut::Responses(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),
             StreamOut::Anthropic(t) => t.error(message).iter().map(SseEvent::to_bytes).collect(),
         }
     }
@@ -286,12 +328,13 @@ struct StreamState<S> {
     saw_finish: bool,
 }
 
-fn stream_response(served: Served, protocol: Protocol, client_model: &str) -> Response {
+fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Response {
     let Served { response, lease, account } = served;
-    let out = match protocol {
-        Protocol::Gemini => StreamOut::Gemini,
-        Protocol::Openai => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
-        Protocol::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
+    let out = match dialect {
+        Dialect::Gemini => StreamOut::Gemini,
+        Dialect::Chat => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
+        Dialect::Responses(tools) => StreamOut::Responses(Box::new(responses::StreamTranslator::with_tools(client_model, tools))),
+        Dialect::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
     };
     let state = StreamState { events: response.into_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false };
     let body = futures::stream::unfold(state, |mut st| async move {

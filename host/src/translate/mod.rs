@@ -1,12 +1,14 @@
 //! Pure protocol translation, no sockets: the Gemini types and the
 //! `v1internal` envelope ([`gemini`]), tool-schema cleaning ([`schema`]),
 //! server-sent events ([`sse`]), and the client protocols translated to and
-//! from Gemini: OpenAI chat completions ([`openai_chat`]) and Anthropic
-//! messages ([`anthropic`]), with what they share ([`shared`]).
+//! from Gemini: OpenAI chat completions ([`openai_chat`]), the OpenAI
+//! Responses API ([`openai_responses`]) and Anthropic messages
+//! ([`anthropic`]), with what they share ([`shared`]).
 
 pub mod anthropic;
 pub mod gemini;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod schema;
 pub mod shared;
 pub mod sse;

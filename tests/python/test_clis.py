@@ -1,0 +1,195 @@
+"""The coding agents users run, for real, through grantpool: Claude Code,
+Codex CLI and Gemini CLI from the npm registry (pinned in
+tests/clients/package-lock.json, installed by ./dev test), each in a
+sandboxed HOME with telemetry and update checks off and every run bounded
+in time, against grantpool in front of the fake Google (which refuses what
+Google refuses: schemas, thought signatures, envelopes).
+
+For each CLI: a plain prompt answered, and a shell-tool round trip whose
+final answer holds the tool's output (the fake's scripted agent turn:
+`RUN: <command>` makes the model call the CLI's shell tool; the next turn
+answers `The command printed: <output>`). Every request a CLI sent must be
+answered 2xx: nothing refused by grantpool, nothing refused by the fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, World
+
+BIN = ROOT / "tests" / "clients" / "node_modules" / ".bin"
+RUN_TIMEOUT = 150
+MAGIC = "MAGIC-4242"
+SHELL_PROMPT = f"RUN: echo {MAGIC}"
+
+# Claude Code asks for Anthropic model names; the pool serves Antigravity's.
+MODELS = """
+[models]
+"claude-opus-*" = "claude-opus-4-6-thinking"
+"claude-sonnet-*" = "claude-sonnet-4-6"
+"claude-haiku-*" = "claude-sonnet-4-6"
+"""
+
+pytestmark = pytest.mark.skipif(
+    not (BIN / "claude").exists(), reason="the client CLIs are installed by ./dev test (npm ci in tests/clients)"
+)
+
+
+@pytest.fixture(scope="module")
+def agents():
+    """One world for the agent runs: two accounts of the built-in
+    Antigravity client (Claude and Gemini 3 models), strict fake."""
+    w = World(accounts=2, builtin_client=True, extra=MODELS)
+    yield w
+    w.close()
+
+
+def sandbox(world: World, name: str) -> tuple[Path, dict]:
+    """A fresh HOME (and project folder) for one CLI run, and a base env
+    with nothing of the user's: no real keys, no telemetry, no updates."""
+    home = world.dir / "homes" / name
+    proj = home / "proj"
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    proj.mkdir(parents=True, exist_ok=True)
+    env = {
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+    }
+    return proj, env
+
+
+def run(world: World, name: str, argv: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """Run one CLI command, stdin closed (they wait for EOF), bounded."""
+    before = len(world.logs)
+    try:
+        out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{name}: no answer within {RUN_TIMEOUT}s\nstdout: {e.stdout}\nstderr: {e.stderr}\nproxy log:\n" + "\n".join(world.logs[before:])) from None
+    log = "\n".join(world.logs[before:])
+    detail = f"{name}: rc {out.returncode}\nstdout: {out.stdout[-3000:]}\nstderr: {out.stderr[-3000:]}\nproxy log:\n{log[-6000:]}"
+    assert out.returncode == 0, detail
+    assert "refused a client request" not in log, "grantpool refused a request the CLI sent\n" + detail
+    assert "upstream failure" not in log, "Google (the fake) refused a request grantpool sent\n" + detail
+    assert "no account can serve" not in log, detail
+    return out
+
+
+def claude(world: World, name: str, prompt: str, *extra: str) -> dict:
+    proj, env = sandbox(world, name)
+    env.update(
+        ANTHROPIC_BASE_URL=world.url,
+        ANTHROPIC_API_KEY="sk-test",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_ERROR_REPORTING="1",
+        CLAUDE_CODE_MAX_RETRIES="0",
+    )
+    out = run(world, name, [str(BIN / "claude"), "-p", prompt, "--output-format", "json", *extra], env, proj)
+    result = json.loads(out.stdout)
+    assert not result.get("is_error"), result
+    return result
+
+
+def codex(world: World, name: str, prompt: str, model: str) -> str:
+    proj, env = sandbox(world, name)
+    codex_home = Path(env["HOME"]) / ".codex"
+    codex_home.mkdir(exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        f'''model = "{model}"
+model_provider = "grantpool"
+check_for_update_on_startup = false
+
+[model_providers.grantpool]
+name = "grantpool"
+base_url = "{world.url}/v1"
+wire_api = "responses"
+env_key = "GRANTPOOL_KEY"
+request_max_retries = 0
+stream_max_retries = 0
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+'''
+    )
+    env.update(CODEX_HOME=str(codex_home), GRANTPOOL_KEY="sk-test")
+    argv = [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", prompt]
+    return run(world, name, argv, env, proj).stdout
+
+
+def gemini(world: World, name: str, prompt: str, model: str, *extra: str) -> str:
+    proj, env = sandbox(world, name)
+    settings = Path(env["HOME"]) / ".gemini"
+    settings.mkdir(exist_ok=True)
+    (settings / "settings.json").write_text(
+        json.dumps(
+            {
+                # 0.61 needs the auth type named for a custom base URL.
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "privacy": {"usageStatisticsEnabled": False},
+                "telemetry": {"enabled": False},
+                "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False, "maxAttempts": 1},
+            }
+        )
+    )
+    env.update(GEMINI_API_KEY="sk-test", GOOGLE_GEMINI_BASE_URL=world.url, GEMINI_CLI_NO_RELAUNCH="true")
+    argv = [str(BIN / "gemini"), "--skip-trust", "-m", model, *extra, "-p", prompt]
+    return run(world, name, argv, env, proj).stdout
+
+
+# ---- Claude Code ---------------------------------------------------------------
+
+
+def test_claude_code_default_model_plain(agents):
+    r = claude(agents, "claude-default-plain", "say hi")
+    assert "say hi" in r["result"] and "echo(" in r["result"], r
+
+
+def test_claude_code_default_model_shell_round_trip(agents):
+    """Claude Code's default tool set (24 tools, any-value schemas among them)
+    and its default model (adaptive thinking, system messages mid-conversation)."""
+    r = claude(agents, "claude-default-tool", SHELL_PROMPT, "--allowedTools", "Bash")
+    assert f"The command printed: {MAGIC}" in r["result"], r
+    assert r["num_turns"] >= 2, r
+
+
+def test_claude_code_gemini3_model(agents):
+    r = claude(agents, "claude-gemini3-plain", "say hi", "--model", "gemini-3-pro-preview")
+    assert "say hi" in r["result"], r
+    r = claude(agents, "claude-gemini3-tool", SHELL_PROMPT, "--model", "gemini-3-pro-preview", "--allowedTools", "Bash")
+    assert f"The command printed: {MAGIC}" in r["result"], r
+
+
+# ---- Codex CLI -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gemini-3-pro-preview", "claude-sonnet-4-6"])
+def test_codex_plain_and_shell_round_trip(agents, model):
+    out = codex(agents, f"codex-plain-{model}", "say hi", model)
+    assert "say hi" in out, out
+    out = codex(agents, f"codex-tool-{model}", SHELL_PROMPT, model)
+    assert f"The command printed: {MAGIC}" in out, out
+
+
+# ---- Gemini CLI ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-3-pro-preview"])
+def test_gemini_cli_plain_and_shell_round_trip(agents, model):
+    out = gemini(agents, f"gemini-plain-{model}", "say hi", model)
+    assert "say hi" in out, out
+    out = gemini(agents, f"gemini-tool-{model}", SHELL_PROMPT, model, "--yolo")
+    assert f"The command printed: {MAGIC}" in out, out
