@@ -52,7 +52,7 @@ impl App {
         let policy = Arc::new(PolicyHandle::new(engine, policy));
 
         let oauth = OAuth::new(config.oauth.clone())?;
-        let tokens = Arc::new(TokenManager::new(oauth, store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
+        let tokens = Arc::new(TokenManager::new(oauth.clone(), store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
         let upstream = Upstream::new(&config.upstream, crate::proxy::listener::lanes(config.server.workers))?;
         let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone(), config.profile_map()));
@@ -67,7 +67,7 @@ impl App {
             profiles: config.profile_map(),
         };
         let loopback = config.listens_on_loopback();
-        let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), loopback });
+        let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), oauth, loopback });
         Ok(App { store, policy, proxy })
     }
 

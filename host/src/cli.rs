@@ -64,7 +64,8 @@ pub enum AccountsCmd {
         /// The refresh token.
         #[arg(long)]
         refresh_token: String,
-        /// The email (asked from Google when not given).
+        /// The email you expect (checked: the account is always the one
+        /// Google's userinfo names for the token).
         #[arg(long)]
         email: Option<String>,
         /// The OAuth client that issued the token: `antigravity`,
@@ -268,22 +269,11 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
         }
         AccountsCmd::Add { refresh_token, email, client } => rt.block_on(async {
             let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
-            let client = oauth.client_named(client.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut token = TokenData::new("", refresh_token, 0);
-            token.oauth_client = Some(client.name.clone());
-            let refreshed = oauth.refresh(&token).await.map_err(|e| {
-                anyhow::anyhow!("the token endpoint refused the refresh token with OAuth client `{}` ({e}); nothing was written. Check the token, and that it was issued to that client (--client antigravity | gemini-cli | a name in [oauth.clients])", client.name)
-            })?;
-            token.access_token = refreshed.access_token.clone();
-            token.expiry_timestamp = refreshed.expiry_timestamp;
-            if let Some(rt) = refreshed.refresh_token {
-                token.refresh_token = rt;
+            let new = oauth.verify_refresh_token(client.as_deref(), &refresh_token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(given) = email.filter(|e| !e.trim().eq_ignore_ascii_case(new.email.trim())) {
+                bail!("the token belongs to {}, not {given}; nothing was written (drop --email, or add the other account's token)", new.email);
             }
-            let email = match email {
-                Some(e) => e,
-                None => oauth.userinfo_email(&refreshed.access_token).await?,
-            };
-            upsert_and_report(&store, NewAccount { email, token })
+            upsert_and_report(&store, new)
         }),
         AccountsCmd::Login { client, no_browser } => rt.block_on(login(&config, &store, client.as_deref(), no_browser)),
         AccountsCmd::Import { path } => {

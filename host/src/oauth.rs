@@ -203,6 +203,27 @@ impl OAuth {
         })
     }
 
+    /// An account for a refresh token, as Google says it is: the token is
+    /// refreshed with `client` (`None`: the default client) and the email is
+    /// the one userinfo returns for it. `Err` says why nothing may be
+    /// written (the token endpoint refused it, or userinfo did not answer).
+    pub async fn verify_refresh_token(&self, client: Option<&str>, refresh_token: &str) -> Result<crate::store::NewAccount, String> {
+        let client = self.client_named(client).map_err(|e| e.to_string())?;
+        let mut token = TokenData::new("", refresh_token, 0);
+        token.oauth_client = Some(client.name.clone());
+        let refreshed = self.refresh(&token).await.map_err(|e| {
+            let why = e.oauth_error().map(|o| format!("the token endpoint answered {o}")).unwrap_or_else(|| e.to_string());
+            format!("refused: {why} for OAuth client `{}`; nothing was written (is the token right, and issued to that client?)", client.name)
+        })?;
+        token.access_token = refreshed.access_token.clone();
+        token.expiry_timestamp = refreshed.expiry_timestamp;
+        if let Some(rt) = refreshed.refresh_token {
+            token.refresh_token = rt;
+        }
+        let email = self.userinfo_email(&refreshed.access_token).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
+        Ok(crate::store::NewAccount { email, token })
+    }
+
     /// The email an access token belongs to.
     pub async fn userinfo_email(&self, access_token: &str) -> anyhow::Result<String> {
         #[derive(Deserialize)]

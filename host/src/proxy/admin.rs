@@ -12,7 +12,6 @@ use axum::Json;
 
 use super::auth::admin_error;
 use super::state::ProxyState;
-use crate::store::{NewAccount, TokenData};
 
 /// `GET /` and `HEAD /`: the proxy is up (clients probe the root).
 pub(super) async fn root() -> Json<serde_json::Value> {
@@ -29,31 +28,41 @@ pub(super) async fn admin_list(State(app): State<Arc<ProxyState>>) -> Json<serde
     Json(serde_json::json!({ "accounts": app.dispatcher.pool.views() }))
 }
 
-/// Body of `POST /admin/accounts`.
+/// Body of `POST /admin/accounts`: a refresh token, the client that
+/// issued it, and (optionally) the email the caller expects.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpsertBody {
-    email: String,
     refresh_token: String,
     #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expiry_timestamp: Option<i64>,
+    email: Option<String>,
+    #[serde(default, alias = "oauth_client")]
+    client: Option<String>,
     #[serde(default)]
     project_id: Option<String>,
-    #[serde(default)]
-    oauth_client: Option<String>,
 }
 
+/// `POST /admin/accounts`: the same upsert as `grantpool accounts add` —
+/// the token is exchanged first and the email is the one Google's userinfo
+/// returns; a given email that differs is refused; nothing is written for a
+/// token Google refuses.
 pub(super) async fn admin_upsert(State(app): State<Arc<ProxyState>>, body: axum::body::Bytes) -> Response {
     let body: UpsertBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"email\", \"refresh_token\", …}}: {e}")),
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"refresh_token\", \"client\"?, \"email\"?, \"project_id\"?}}: {e}")),
     };
-    let mut token = TokenData::new(body.access_token.unwrap_or_default(), body.refresh_token, body.expiry_timestamp.unwrap_or(0));
-    token.project_id = body.project_id;
-    token.oauth_client = body.oauth_client;
+    let mut new = match app.oauth.verify_refresh_token(body.client.as_deref(), &body.refresh_token).await {
+        Ok(n) => n,
+        Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    };
+    if let Some(given) = body.email.filter(|e| !e.trim().eq_ignore_ascii_case(new.email.trim())) {
+        return admin_error(
+            StatusCode::CONFLICT,
+            &format!("the token belongs to {}, not {given}; nothing was written", new.email),
+        );
+    }
+    new.token.project_id = body.project_id.filter(|p| !p.is_empty());
     let store = app.store.clone();
-    let new = NewAccount { email: body.email, token };
     match tokio::task::spawn_blocking(move || store.upsert(new)).await {
         Ok(Ok(outcome)) => {
             app.dispatcher.pool.upsert_file(outcome.account.clone());

@@ -22,7 +22,7 @@ use crate::plugins::Protocol;
 use crate::policy::Policy;
 use crate::pool::Lease;
 use crate::translate::gemini::{self, parse_upstream_response, response_span, GenerateContentRequest};
-use crate::translate::shared::{ClientRequest, TranslateError};
+use crate::translate::shared::{nests_deeper_than, ClientRequest, TranslateError, MAX_JSON_DEPTH};
 use crate::translate::sse::SseEvent;
 use crate::translate::openai_responses::{self as responses, ToolMap};
 use crate::translate::{anthropic, openai_chat as openai, protocol_name};
@@ -132,6 +132,9 @@ pub async fn gemini_generate(
         return refused(Protocol::Gemini, ROUTE, 404, &format!("unknown route models/{model_action}: use models/MODEL:generateContent, :streamGenerateContent or :countTokens"));
     };
     let model = model.trim_start_matches("models/");
+    if nests_deeper_than(&body, MAX_JSON_DEPTH) {
+        return refused(Protocol::Gemini, ROUTE, 400, &format!("request body nests deeper than {MAX_JSON_DEPTH} levels"));
+    }
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,

@@ -19,6 +19,8 @@ pub struct ProxyState {
     pub dispatcher: Dispatcher,
     /// The account store.
     pub store: Store,
+    /// Google's OAuth endpoints (verified upserts).
+    pub oauth: crate::oauth::OAuth,
     /// The listener is on a loopback address (decided once: the
     /// DNS-rebinding guard and auth mode `auto` ask on every request).
     pub loopback: bool,

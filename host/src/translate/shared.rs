@@ -163,6 +163,45 @@ impl ContentsBuilder {
     }
 }
 
+/// Deepest nesting a client's JSON may have (the typed routes stop at
+/// serde's 128; Google's own JSON parser stops at 100).
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// Whether `body` nests arrays and objects deeper than `max` (strings are
+/// skipped; one pass over the bytes, no parse). A body that is not JSON
+/// is left to the parser to refuse.
+pub fn nests_deeper_than(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                // Skip to the closing quote, past escapes.
+                i += 1;
+                while i < body.len() {
+                    match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                        Some(j) if body[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j;
+                            break;
+                        }
+                        None => return false,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The Gemini request a translator built: its turns, system parts (left
 /// out when empty), tools and settings (left out when empty).
 pub(super) fn gemini_request(
@@ -469,6 +508,16 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].parts.len(), 2);
         assert_eq!(c[1].role.as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn nesting_depth_is_measured_outside_strings() {
+        assert!(!nests_deeper_than(br#"{"a":[{"b":"[[[[[[[["}]}"#, 3));
+        assert!(nests_deeper_than(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!nests_deeper_than(br#"{"a":"\"[[[[","b":{}}"#, 2));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(nests_deeper_than(deep.as_bytes(), MAX_JSON_DEPTH));
+        assert!(!nests_deeper_than(b"{\"unterminated", 1));
     }
 
     #[test]
