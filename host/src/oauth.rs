@@ -213,7 +213,7 @@ impl OAuth {
         token.oauth_client = Some(client.name.clone());
         let refreshed = self.refresh(&token).await.map_err(|e| {
             let why = e.oauth_error().map(|o| format!("the token endpoint answered {o}")).unwrap_or_else(|| e.to_string());
-            format!("refused: {why} for OAuth client `{}`; nothing was written (is the token right, and issued to that client?)", client.name)
+            format!("refused: {why} (it refused the refresh token with OAuth client `{}`); nothing was written: is the token right, and issued to that client?", client.name)
         })?;
         token.access_token = refreshed.access_token.clone();
         token.expiry_timestamp = refreshed.expiry_timestamp;

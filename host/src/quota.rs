@@ -74,14 +74,20 @@ impl Quota {
     }
 
     /// Asks Google which models each profile serves, through one account of
-    /// each profile in the pool (the answer also carries its quota).
+    /// each profile in the pool (only the list is kept: quota is kept by the
+    /// polls, when something asks for it).
     pub async fn refresh_catalogue(&self) {
         for profile in crate::profiles::ALL {
             let account = self.serving_accounts().into_iter().find(|a| std::ptr::eq(a.read(|f| self.profiles.of(f.token.oauth_client.as_deref())), profile));
-            if let Some(acc) = account {
-                if let Err(e) = self.fetch(&acc).await {
-                    tracing::debug!(account = %acc.id, profile = profile.name, "model list fetch failed: {e:#}");
-                }
+            let Some(acc) = account else { continue };
+            let listed = async {
+                let token = self.tokens.access_token(&acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
+                let project = acc.project_id();
+                self.upstream.fetch_available_models(profile, &token, project.as_deref()).await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = listed.await {
+                tracing::debug!(account = %acc.id, profile = profile.name, "model list fetch failed: {e:#}");
             }
         }
     }

@@ -120,7 +120,7 @@ class World:
     """A fake Google, a data directory with a config pointing at it, some
     accounts, and `grantpool serve` on a free loopback port."""
 
-    def __init__(self, accounts: int = 2, server: str = "", extra: str = "", builtin_client: bool = False):
+    def __init__(self, accounts: int = 2, server: str = "", extra: str = ""):
         ensure_binaries()
         self._tmp = tempfile.TemporaryDirectory(prefix="grantpool-py-")
         self.dir = Path(self._tmp.name)
@@ -140,8 +140,6 @@ admin_key = "{ADMIN_KEY}"
 [oauth]
 token_url = "{self.fake.url}/token"
 userinfo_url = "{self.fake.url}/userinfo"
-{"" if builtin_client else 'client_id = "test-client"'}
-{"" if builtin_client else 'client_secret = "test-secret"'}
 
 [upstream]
 base_url = "{self.fake.url}"

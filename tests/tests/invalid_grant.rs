@@ -52,20 +52,13 @@ async fn revoked_account_is_disabled_persisted_and_recovered_by_a_new_token() {
         assert_eq!((status, account.as_deref()), (200, Some(b.as_str())));
     }
 
-    // Re-adding the same tokens through the admin API does not revive it.
+    // Re-adding the same (revoked) token through the admin API does not
+    // revive it: Google refuses the token, so nothing is written.
     let same = serde_json::json!({"email": "alice@example.com", "refresh_token": "rt-alice"});
-    let r: serde_json::Value = proxy
-        .http
-        .post(format!("{}/admin/accounts", proxy.url))
-        .bearer_auth(common::ADMIN_KEY)
-        .json(&same)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(r["recovered"], false, "{r}");
+    let resp = proxy.http.post(format!("{}/admin/accounts", proxy.url)).bearer_auth(common::ADMIN_KEY).json(&same).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let r: serde_json::Value = resp.json().await.unwrap();
+    assert!(r["error"]["message"].as_str().unwrap().contains("refused: the token endpoint answered invalid_grant"), "{r}");
     assert_eq!(env.account_file(&a)["disabled"], true);
     assert!(!r.to_string().contains("rt-alice"), "no token in admin answers");
 
@@ -224,8 +217,10 @@ async fn rate_limit_cools_the_model_down_for_the_retry_delay() {
     let a = env.add_account("lee@example.com", "rt-lee").await;
     let b = env.add_account("max@example.com", "rt-max").await;
     let proxy = env.start().await;
-    // Whichever account comes first, make Lee's answer a 429 with retryDelay 6s.
-    env.fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "6s").for_email("lee@example.com")).await.unwrap();
+    // Whichever account comes first, make Lee's answer a 429 with retryDelay
+    // 6s and no reason (a RATE_LIMIT_EXCEEDED cools the whole account: below).
+    let body = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"6s"}]}}"#;
+    env.fake.push_fault(FaultSpec::status(Endpoint::Generate, 429).body(body).for_email("lee@example.com")).await.unwrap();
     let mut served = HashSet::new();
     let t0 = common::now_ms();
     for _ in 0..4 {

@@ -271,8 +271,11 @@ async fn quota_is_polled_only_for_a_selector_that_asks() {
         env.add_account("q@example.com", "rt-q").await;
         let proxy = env.start().await;
         assert_eq!(proxy.gemini(MODEL, "hi").await.0, 200);
-        let seen = eventually(Duration::from_secs(if polled { 10 } else { 2 }), || async {
-            env.fake.stats().await.fetch_models_calls > 0
+        // Polled: the account's per-model quota lands in its file (the one
+        // model-list call at start keeps no quota).
+        let id = env.account_id("q@example.com").unwrap();
+        let seen = eventually(Duration::from_secs(if polled { 10 } else { 3 }), || async {
+            env.account_file(&id).get("quota").is_some_and(|q| q.as_object().is_some_and(|o| !o.is_empty()))
         })
         .await;
         assert_eq!(seen, polled, "weighted {config:?}: quota polled? log:\n{}", proxy.logs());

@@ -100,7 +100,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
 /// unless it already has that key (either spelling).
 fn splice_first(w: &mut impl Write, object: &[u8], key: &str, value: &str) {
     let trimmed = object.trim_ascii_start();
-    let has = memchr::memmem::find(object, b"\"sessionId\"").is_some() || memchr::memmem::find(object, b"\"session_id\"").is_some();
+    let has = top_level_key(object, &["sessionId", "session_id"]);
     let Some(rest) = trimmed.strip_prefix(b"{").filter(|_| !has) else {
         let _ = w.write_all(object);
         return;
@@ -111,6 +111,42 @@ fn splice_first(w: &mut impl Write, object: &[u8], key: &str, value: &str) {
         let _ = w.write_all(b",");
     }
     let _ = w.write_all(rest);
+}
+
+/// Whether the JSON object `object` has one of `keys` as a member of its
+/// own (not of a nested object, not inside a string): one pass, no parse.
+fn top_level_key(object: &[u8], keys: &[&str]) -> bool {
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < object.len() {
+        match object[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut end = start;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &object[end..]) {
+                        Some(j) if object[end + j] == b'\\' => end += j + 2,
+                        Some(j) => {
+                            end += j;
+                            break;
+                        }
+                        None => return false,
+                    }
+                }
+                if depth == 1 {
+                    let after = object[end + 1..].trim_ascii_start();
+                    if after.starts_with(b":") && keys.iter().any(|k| k.as_bytes() == &object[start..end]) {
+                        return true;
+                    }
+                }
+                i = end;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether the request must be changed for this profile and model (a
@@ -256,6 +292,16 @@ mod tests {
         assert_eq!(v["request"]["sessionId"], "own", "a client's own session is kept, not doubled");
         assert!(v["request"].get("session_id").is_none());
         assert!(v["request"].get("safetySettings").is_some());
+    }
+
+    #[test]
+    fn only_a_session_of_the_request_itself_counts() {
+        assert!(top_level_key(br#"{"a":1,"sessionId":"x"}"#, &["sessionId"]));
+        assert!(!top_level_key(br#"{"tools":[{"d":{"sessionId":"x"}}],"t":"\"sessionId\":"}"#, &["sessionId"]));
+        // A tool that takes a session_id is not the request's session.
+        let req = json!({"tools": [{"functionDeclarations": [{"name": "write_stdin", "parametersJsonSchema": {"properties": {"session_id": {"type": "string"}}}}]}]});
+        let v = out(&ANTIGRAVITY, "gemini-3-pro-preview", &req, Some("conv-9"));
+        assert_eq!(v["request"]["sessionId"], "conv-9");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! | `POST /_fake/accounts` | [`AccountSpec`] | add or update an account |
 //! | `GET /_fake/accounts` | | list [`AccountInfo`](super::AccountInfo)s |
 //! | `POST /_fake/revoke` | [`RevokeSpec`] | revoke a refresh token |
-//! | `POST /_fake/client` | [`ClientSpec`] | accept (only) these OAuth clients |
-//! | `DELETE /_fake/client` | | accept any client again |
+//! | `POST /_fake/client` | [`ClientSpec`] | accept these OAuth clients too (the built-in two always) |
+//! | `DELETE /_fake/client` | | forget them; accept any client id and secret |
 //! | `POST /_fake/codes` | [`CodeSpec`] | register an authorization code |
 //! | `POST /_fake/quota` | [`QuotaSpec`] | set a model's quota for an account |
 //! | `POST /_fake/expires_in` | `{"secs": N}` | access-token lifetime from now on |
@@ -18,15 +18,28 @@
 //! | `POST /_fake/faults` | [`FaultSpec`] | queue a fault |
 //! | `GET /_fake/faults` | | list [`PendingFault`](super::PendingFault)s |
 //! | `DELETE /_fake/faults` | | clear the queue |
-//! | `GET /_fake/stats` | | [`Stats`](super::Stats) |
-//! | `POST /_fake/reset_stats` | | zero the stats |
-//! | `POST /_fake/reset` | | forget everything but fast mode |
+//! | `GET /_fake/stats` | | [`Stats`](super::Stats) (with the recorded requests) |
+//! | `POST /_fake/reset_stats` | | zero the stats, forget the recorded requests |
+//! | `POST /_fake/reset` | | forget everything but fast mode, settings and listeners |
 //! | `POST /_fake/fast` | `{"on": bool}` (empty = on) | fast mode on/off; answers `{"fast": bool}` |
 //! | `GET /_fake/fast` | | `{"fast": bool}` |
+//! | `GET /_fake/hosts` | | the listeners: `[`[`HostInfo`](super::HostInfo)`]`, default first |
+//! | `POST /_fake/hosts` | `{"label": "sandbox", "listen"?: "127.0.0.1:0"}` | one more listener; answers its [`HostInfo`](super::HostInfo) |
+//! | `GET /_fake/settings` | | [`FakeSettings`](super::FakeSettings) |
+//! | `POST /_fake/settings` | [`SettingsPatch`] | change some; answers the settings |
+//! | `GET /_fake/requests` | query `endpoint`, `host`, `last` (all optional) | the recorded [`RecordedRequest`](super::RecordedRequest)s, oldest first |
+//!
+//! `POST /_fake/client` also turns `accept_any_client` off, `DELETE
+//! /_fake/client` on. An account's `ineligible` may be a reason-code
+//! string or an [`IneligibleSpec`](super::IneligibleSpec); faults take
+//! `host` and `model`, and the kinds `rate_limit_exceeded`,
+//! `quota_exhausted`, `model_capacity_exhausted`, `validation_required`,
+//! `service_disabled`, `unauthenticated`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -35,10 +48,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::faults::json_answer;
+use super::errors::json_answer;
+use super::server;
 use super::state::Shared;
 use super::types::{
-    AccountSpec, ClientSpec, CodeSpec, FaultSpec, InvalidSpec, QuotaSpec, RevokeSpec,
+    AccountSpec, ClientSpec, CodeSpec, Endpoint, FaultSpec, InvalidSpec, QuotaSpec, RevokeSpec,
+    SettingsPatch,
 };
 
 type St = State<Arc<Shared>>;
@@ -64,6 +79,22 @@ fn yes() -> bool {
 #[derive(Deserialize, Default)]
 struct Invalidate {
     email: Option<String>,
+}
+
+/// `POST /_fake/hosts` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewHost {
+    label: String,
+    listen: Option<SocketAddr>,
+}
+
+/// `GET /_fake/requests` query.
+#[derive(Deserialize, Default)]
+struct RequestsQuery {
+    endpoint: Option<Endpoint>,
+    host: Option<String>,
+    last: Option<usize>,
 }
 
 fn bad(msg: &str) -> Response {
@@ -218,6 +249,58 @@ async fn get_fast(State(s): St) -> Response {
     data(&json!({ "fast": s.is_fast() }))
 }
 
+async fn list_hosts(State(s): St) -> Response {
+    data(&s.hosts())
+}
+
+async fn add_host(State(s): St, body: Bytes) -> Response {
+    let spec = match parse::<NewHost>(&body, None) {
+        Ok(h) => h,
+        Err(msg) => return bad(&msg),
+    };
+    let addr = spec.listen.unwrap_or_else(|| {
+        let ip = s
+            .listeners
+            .lock()
+            .first()
+            .map_or([127, 0, 0, 1].into(), |l| l.addr.ip());
+        SocketAddr::new(ip, 0)
+    });
+    match server::add_listener(&s, &spec.label, addr).await {
+        Ok(info) => data(&info),
+        Err(e) => bad(&e.to_string()),
+    }
+}
+
+async fn get_settings(State(s): St) -> Response {
+    data(&s.settings())
+}
+
+async fn set_settings(State(s): St, body: Bytes) -> Response {
+    match parse::<SettingsPatch>(&body, Some(SettingsPatch::default())) {
+        Ok(p) => data(&s.patch_settings(p)),
+        Err(msg) => bad(&msg),
+    }
+}
+
+async fn list_requests(State(s): St, Query(q): Query<RequestsQuery>) -> Response {
+    let mut list: Vec<_> = s
+        .stats()
+        .requests
+        .into_iter()
+        .filter(|r| {
+            q.endpoint
+                .is_none_or(|e| r.endpoint.is_some_and(|got| e.covers(got)))
+        })
+        .filter(|r| q.host.as_deref().is_none_or(|h| r.host == h))
+        .collect();
+    if let Some(n) = q.last {
+        let skip = list.len().saturating_sub(n);
+        list.drain(..skip);
+    }
+    data(&list)
+}
+
 /// The `/_fake` routes (nested under `/_fake`).
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -236,4 +319,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/reset_stats", post(reset_stats))
         .route("/reset", post(reset))
         .route("/fast", post(set_fast).get(get_fast))
+        .route("/hosts", get(list_hosts).post(add_host))
+        .route("/settings", get(get_settings).post(set_settings))
+        .route("/requests", get(list_requests))
 }

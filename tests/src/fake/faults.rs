@@ -1,13 +1,20 @@
-//! Error answers in Google's shapes, and what a scripted fault does to a call.
+//! What a scripted fault does to a call. The Google bodies are in
+//! [`errors`](super::errors).
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
+use serde_json::json;
 
+pub use super::errors::rate_limit_body;
+use super::errors::{
+    google_error, google_error_body, json_answer, model_capacity_exhausted_body,
+    quota_exhausted_body, rate_limit_exceeded_body, service_disabled_body, unauthenticated_body,
+    validation_required_body, DEFAULT_VALIDATION_URL,
+};
 use super::server::{ConnHandle, KillMode};
-use super::state::Shared;
+use super::state::{FaultTarget, Shared};
 use super::types::{Endpoint, FaultKind, FaultSpec};
 
 /// What the endpoint should do after the fault check.
@@ -20,72 +27,38 @@ pub(crate) enum FaultAction {
     MidStream { after_events: u32 },
 }
 
-/// Google's canonical status name for an HTTP status.
-pub(crate) fn status_name(code: u16) -> &'static str {
-    match code {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        409 => "ABORTED",
-        429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        501 => "UNIMPLEMENTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ if code >= 500 => "INTERNAL",
-        _ => "UNKNOWN",
+impl FaultAction {
+    /// Whether a fault acted (answered or will cut).
+    pub(crate) fn is_fault(&self) -> bool {
+        !matches!(self, FaultAction::Proceed)
     }
 }
 
-/// `{"error":{"code":..,"message":..,"status":..}}`.
-pub(crate) fn google_error_body(code: u16, message: &str) -> Value {
-    json!({"error": {"code": code, "message": message, "status": status_name(code)}})
+/// A call, as faults see it.
+#[derive(Clone, Copy)]
+pub(crate) struct FaultCall<'a> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) model: Option<&'a str>,
 }
 
-/// An answer with Google's error shape.
-pub(crate) fn google_error(code: u16, message: &str) -> Response {
-    json_answer(code, google_error_body(code, message).to_string())
-}
+impl<'a> FaultCall<'a> {
+    /// A call of `endpoint` for `email`, on `host`.
+    pub(crate) fn new(endpoint: Endpoint, email: Option<&'a str>, host: Option<&'a str>) -> Self {
+        Self {
+            endpoint,
+            email,
+            host,
+            model: None,
+        }
+    }
 
-/// The 401 `v1internal` gives for a bad access token.
-pub(crate) fn unauthenticated() -> Response {
-    google_error(401, "Request had invalid authentication credentials.")
-}
-
-/// An OAuth token-endpoint error: `{"error":..,"error_description":..}`.
-pub(crate) fn oauth_error(code: u16, error: &str, description: &str) -> Response {
-    json_answer(
-        code,
-        json!({"error": error, "error_description": description}).to_string(),
-    )
-}
-
-/// Google's 429 body, naming `retry_delay` in `RetryInfo` and as
-/// `quotaResetDelay` in `ErrorInfo`.
-pub fn rate_limit_body(retry_delay: &str, reason: &str) -> Value {
-    json!({"error": {
-        "code": 429,
-        "message": "Resource has been exhausted",
-        "status": "RESOURCE_EXHAUSTED",
-        "details": [
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-             "domain": "cloudcode-pa.googleapis.com",
-             "metadata": {"quotaResetDelay": retry_delay}}
-        ]
-    }})
-}
-
-/// An answer with `body`, typed JSON when it parses as JSON, else text.
-pub(crate) fn json_answer(code: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let ctype = if serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok() {
-        "application/json; charset=UTF-8"
-    } else {
-        "text/plain; charset=UTF-8"
-    };
-    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+    /// … for `model`.
+    pub(crate) fn model(mut self, model: Option<&'a str>) -> Self {
+        self.model = model;
+        self
+    }
 }
 
 /// The body a `status` fault answers when it names none.
@@ -103,28 +76,78 @@ fn default_body(endpoint: Endpoint, code: u16) -> String {
     google_error_body(code, &format!("Fake fault: HTTP {code}")).to_string()
 }
 
-/// The answer of a `status` or `rate_limit` fault.
-fn fault_answer(endpoint: Endpoint, fault: &FaultSpec) -> Response {
-    let (code, body) = if fault.kind == FaultKind::RateLimit {
-        let code = fault.status.unwrap_or(429);
-        let body = fault.body.clone().unwrap_or_else(|| {
+/// The status and body of an answering fault.
+fn status_and_body(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> (u16, String) {
+    let model = fault
+        .model
+        .as_deref()
+        .or(call.model)
+        .unwrap_or("gemini-2.5-pro");
+    let (code, body) = match fault.kind {
+        FaultKind::RateLimit => (
+            429,
             rate_limit_body(
                 fault.retry_delay.as_deref().unwrap_or("1.5s"),
                 fault.reason.as_deref().unwrap_or("RATE_LIMIT_EXCEEDED"),
-            )
-            .to_string()
-        });
-        (code, body)
-    } else {
-        let code = fault.status.unwrap_or(500);
-        (
-            code,
-            fault
+            ),
+        ),
+        FaultKind::RateLimitExceeded => (
+            429,
+            rate_limit_exceeded_body(
+                model,
+                fault.retry_delay.as_deref().unwrap_or("479.417207ms"),
+            ),
+        ),
+        FaultKind::QuotaExhausted => (
+            429,
+            quota_exhausted_body(
+                model,
+                fault
+                    .retry_delay
+                    .as_deref()
+                    .unwrap_or("161h39m41.300432511s"),
+            ),
+        ),
+        FaultKind::ModelCapacityExhausted => {
+            let code = fault.status.unwrap_or(503);
+            (code, model_capacity_exhausted_body(code, model))
+        }
+        FaultKind::ValidationRequired => (
+            403,
+            validation_required_body(
+                fault
+                    .validation_url
+                    .as_deref()
+                    .unwrap_or(DEFAULT_VALIDATION_URL),
+            ),
+        ),
+        FaultKind::ServiceDisabled => {
+            let project = fault.project.clone().unwrap_or_else(|| {
+                call.email
+                    .map(|e| shared.with(|inner| inner.account_or_default(e).project_id.clone()))
+                    .unwrap_or_else(|| "fake-project".to_owned())
+            });
+            (403, service_disabled_body(&project))
+        }
+        FaultKind::Unauthenticated => (401, unauthenticated_body()),
+        _ => {
+            let code = fault.status.unwrap_or(500);
+            let body = fault
                 .body
                 .clone()
-                .unwrap_or_else(|| default_body(endpoint, code)),
-        )
+                .unwrap_or_else(|| default_body(call.endpoint, code));
+            return (code, body);
+        }
     };
+    (
+        fault.status.unwrap_or(code),
+        fault.body.clone().unwrap_or_else(|| body.to_string()),
+    )
+}
+
+/// The answer of an answering fault.
+fn fault_answer(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> Response {
+    let (code, body) = status_and_body(shared, call, fault);
     let mut resp = json_answer(code, body);
     for (name, value) in &fault.headers {
         // Checked when the fault was pushed.
@@ -138,15 +161,19 @@ fn fault_answer(endpoint: Endpoint, fault: &FaultSpec) -> Response {
     resp
 }
 
-/// Takes the fault (if any) for a call of `endpoint` for `email` and does
-/// its part: waits, answers, or drops the connection (never returning).
+/// Takes the fault (if any) for `call` and does its part: waits, answers,
+/// or drops the connection (never returning).
 pub(crate) async fn apply(
     shared: &Shared,
     conn: Option<&ConnHandle>,
-    endpoint: Endpoint,
-    email: Option<&str>,
+    call: FaultCall<'_>,
 ) -> FaultAction {
-    let Some(fault) = shared.take_fault(endpoint, email) else {
+    let target = FaultTarget {
+        email: call.email,
+        host: call.host,
+        model: call.model,
+    };
+    let Some(fault) = shared.take_fault_for(call.endpoint, target) else {
         return FaultAction::Proceed;
     };
     let delay = match (fault.delay_ms, fault.kind) {
@@ -159,9 +186,6 @@ pub(crate) async fn apply(
     }
     match fault.kind {
         FaultKind::Slow => FaultAction::Proceed,
-        FaultKind::Status | FaultKind::RateLimit => {
-            FaultAction::Respond(fault_answer(endpoint, &fault))
-        }
         FaultKind::DropMidStream => FaultAction::MidStream {
             after_events: fault.after_events.unwrap_or(1),
         },
@@ -176,5 +200,6 @@ pub(crate) async fn apply(
                 None => FaultAction::Respond(google_error(500, "fake: no connection to drop")),
             }
         }
+        _ => FaultAction::Respond(fault_answer(shared, &call, &fault)),
     }
 }

@@ -2,8 +2,13 @@
 //! computed from the Gemini request alone (plus the account's email), so a
 //! test can predict them exactly:
 //!
-//! - the last user turn has a `functionResponse` part: text
+//! - the last user turn has a `functionResponse` part for a call of the
+//!   scripted agent turn ([`agent`](super::agent)): text
+//!   `The command printed: <output>`;
+//! - else it has a `functionResponse` part: text
 //!   `result(<name>): <json of response>` (one line per such part);
+//! - else the request declares a shell-like tool and the user text holds
+//!   `RUN: <cmd>`: a `functionCall` to that tool running `cmd`;
 //! - else the request declares tools (`tools[].functionDeclarations`) and the
 //!   user text holds `call:<fname>`: a `functionCall` part
 //!   `{"name": fname, "args": {"q": <user text without the call:fname word>}}`;
@@ -12,8 +17,10 @@
 //!   `image(<mimeType>,<decoded byte length>)`, a `fileData` part as
 //!   `file(<mimeType>,<fileUri>)`.
 //!
-//! A text answer is prefixed with `[sys:<system text>] ` when the request has
-//! a `systemInstruction`. Token counts are whitespace-separated words (at
+//! A text answer (but `The command printed: …`) is prefixed with
+//! `[sys:<system text>] ` when the request has a `systemInstruction`.
+//! What depends on the fake's state (call ids, thought signatures, a
+//! Claude thought part) is added by [`Decor`]. Token counts are whitespace-separated words (at
 //! least 1): `promptTokenCount` over every text of the request,
 //! `candidatesTokenCount` over the answer.
 
@@ -21,13 +28,31 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::agent;
+
 /// What the model says.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Answer {
     /// A text part.
     Text(String),
-    /// A `functionCall` part.
-    Call { name: String, args: Value },
+    /// A `functionCall` part; `run` for the scripted agent turn's call.
+    Call {
+        name: String,
+        args: Value,
+        run: bool,
+    },
+}
+
+/// What the fake adds to an answer from its state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Decor {
+    /// The `functionCall.id`.
+    pub(crate) call_id: Option<String>,
+    /// The `thoughtSignature` of the functionCall part (Gemini 3).
+    pub(crate) call_signature: Option<String>,
+    /// A thought part before the answer: its text and signature (Claude
+    /// with `thinkingConfig`).
+    pub(crate) thought: Option<(String, String)>,
 }
 
 /// An answer and its usage.
@@ -36,6 +61,7 @@ pub(crate) struct Composed {
     pub(crate) answer: Answer,
     pub(crate) prompt_tokens: u64,
     pub(crate) candidate_tokens: u64,
+    pub(crate) decor: Decor,
 }
 
 /// `obj[camel]`, else `obj[snake]` (Google accepts both spellings).
@@ -43,12 +69,12 @@ fn field<'a>(obj: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
     obj.get(camel).or_else(|| obj.get(snake))
 }
 
-fn words(s: &str) -> u64 {
+pub(crate) fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
 }
 
 /// The texts of a `Content` (or of a bare string).
-fn texts(content: &Value) -> Vec<&str> {
+pub(crate) fn texts(content: &Value) -> Vec<&str> {
     if let Some(s) = content.as_str() {
         return vec![s];
     }
@@ -103,7 +129,7 @@ fn render_part(part: &Value) -> Option<String> {
 }
 
 /// Whether the request declares at least one function.
-fn declares_tools(request: &Value) -> bool {
+pub(crate) fn declares_tools(request: &Value) -> bool {
     request
         .get("tools")
         .and_then(Value::as_array)
@@ -131,9 +157,49 @@ fn find_call(text: &str) -> Option<(String, String)> {
     Some((name, rest.split_whitespace().collect::<Vec<_>>().join(" ")))
 }
 
+/// The words of every text of a request (contents and system instruction).
+pub(crate) fn prompt_words(request: &Value) -> u64 {
+    let empty = Vec::new();
+    let contents = request
+        .get("contents")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let system = field(request, "systemInstruction", "system_instruction")
+        .map(|s| texts(s).join(" "))
+        .unwrap_or_default();
+    contents.iter().flat_map(texts).map(words).sum::<u64>() + words(&system)
+}
+
 /// The answer to `request` (the Gemini request inside the v1internal body)
 /// for the account `email`.
+#[cfg(test)]
 pub(crate) fn compose(email: &str, request: &Value) -> Composed {
+    compose_with(email, request, &|_| false)
+}
+
+/// Whether a functionResponse answers the scripted agent turn's call: its
+/// id is one the fake issued for it (`is_run_id`), or it names a shell
+/// tool the request declares and the user text before the latest model
+/// content ran a `RUN:`.
+fn answers_run(
+    fr: &Value,
+    request: &Value,
+    run_text: bool,
+    is_run_id: &dyn Fn(&str) -> bool,
+) -> bool {
+    if fr.get("id").and_then(Value::as_str).is_some_and(is_run_id) {
+        return true;
+    }
+    let name = fr.get("name").and_then(Value::as_str).unwrap_or("");
+    run_text && agent::shell_tool(request).is_some_and(|(tool, _)| tool == name)
+}
+
+/// [`compose`], knowing which call ids the agent turn issued.
+pub(crate) fn compose_with(
+    email: &str,
+    request: &Value,
+    is_run_id: &dyn Fn(&str) -> bool,
+) -> Composed {
     let empty = Vec::new();
     let contents = request
         .get("contents")
@@ -157,6 +223,24 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice);
 
+    // The user text before the latest model content: did it run a command?
+    let is_model = |c: &Value| matches!(c.get("role").and_then(Value::as_str), Some("model"));
+    let run_text = contents
+        .iter()
+        .rposition(is_model)
+        .and_then(|m| {
+            contents[..m]
+                .iter()
+                .rev()
+                .find(|c| !is_model(c) && !texts(c).is_empty())
+        })
+        .is_some_and(|c| texts(c).iter().any(|t| agent::run_command(t).is_some()));
+    let run_output = parts
+        .iter()
+        .filter_map(|p| field(p, "functionResponse", "function_response"))
+        .find(|fr| answers_run(fr, request, run_text, is_run_id))
+        .map(|fr| agent::output_text(fr.get("response").unwrap_or(&Value::Null)));
+
     let results: Vec<String> = parts
         .iter()
         .filter_map(|p| field(p, "functionResponse", "function_response"))
@@ -173,8 +257,26 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
         .collect::<Vec<_>>()
         .join(" ");
 
+    let run = agent::run_command(&user_text).and_then(|cmd| {
+        agent::shell_tool(request).map(|(name, schema)| (name, agent::shell_args(schema, &cmd)))
+    });
+    if let Some(out) = run_output {
+        let text = format!("The command printed: {out}");
+        return Composed {
+            candidate_tokens: words(&text).max(1),
+            answer: Answer::Text(text),
+            prompt_tokens: prompt_words.max(1),
+            decor: Decor::default(),
+        };
+    }
     let answer = if !results.is_empty() {
         Answer::Text(results.join("\n"))
+    } else if let Some((name, args)) = run {
+        Answer::Call {
+            name,
+            args,
+            run: true,
+        }
     } else if let Some((name, q)) = declares_tools(request)
         .then(|| find_call(&user_text))
         .flatten()
@@ -182,6 +284,7 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
         Answer::Call {
             name,
             args: json!({ "q": q }),
+            run: false,
         }
     } else {
         let rendered: Vec<String> = parts.iter().filter_map(render_part).collect();
@@ -193,38 +296,75 @@ pub(crate) fn compose(email: &str, request: &Value) -> Composed {
     };
     let candidate_tokens = match &answer {
         Answer::Text(t) => words(t).max(1),
-        Answer::Call { args, .. } => 1 + args["q"].as_str().map_or(0, words),
+        Answer::Call {
+            args, run: false, ..
+        } => 1 + args["q"].as_str().map_or(0, words),
+        Answer::Call {
+            args, run: true, ..
+        } => 1 + words(&args.to_string()),
     };
     Composed {
         answer,
         prompt_tokens: prompt_words.max(1),
         candidate_tokens,
+        decor: Decor::default(),
     }
 }
 
 impl Composed {
+    fn thought_tokens(&self) -> u64 {
+        self.decor.thought.as_ref().map_or(0, |(t, _)| words(t))
+    }
+
     fn usage(&self) -> Value {
-        json!({
+        let thoughts = self.thought_tokens();
+        let mut u = json!({
             "promptTokenCount": self.prompt_tokens,
             "candidatesTokenCount": self.candidate_tokens,
-            "totalTokenCount": self.prompt_tokens + self.candidate_tokens,
-        })
+            "totalTokenCount": self.prompt_tokens + self.candidate_tokens + thoughts,
+        });
+        if thoughts > 0 {
+            u["thoughtsTokenCount"] = json!(thoughts);
+        }
+        u
     }
 
     fn part(&self, text: Option<&str>) -> Value {
         match (&self.answer, text) {
             (_, Some(t)) => json!({ "text": t }),
             (Answer::Text(t), None) => json!({ "text": t }),
-            (Answer::Call { name, args }, None) => {
-                json!({"functionCall": {"name": name, "args": args}})
+            (Answer::Call { name, args, .. }, None) => {
+                let mut call = Map::new();
+                if let Some(id) = &self.decor.call_id {
+                    call.insert("id".into(), json!(id));
+                }
+                call.insert("name".into(), json!(name));
+                call.insert("args".into(), args.clone());
+                let mut part = json!({ "functionCall": call });
+                if let Some(sig) = &self.decor.call_signature {
+                    part["thoughtSignature"] = json!(sig);
+                }
+                part
             }
         }
     }
 
+    /// The thought part, if any.
+    fn thought_part(&self) -> Option<Value> {
+        self.decor
+            .thought
+            .as_ref()
+            .map(|(text, sig)| json!({"thought": true, "text": text, "thoughtSignature": sig}))
+    }
+
     /// One `{"response": …}` object; `last` adds finishReason and usage.
     fn envelope(&self, part: Value, last: bool, model: &str, response_id: &str) -> Value {
+        self.envelope_of(vec![part], last, model, response_id)
+    }
+
+    fn envelope_of(&self, parts: Vec<Value>, last: bool, model: &str, response_id: &str) -> Value {
         let mut candidate = Map::new();
-        candidate.insert("content".into(), json!({"role": "model", "parts": [part]}));
+        candidate.insert("content".into(), json!({"role": "model", "parts": parts}));
         if last {
             candidate.insert("finishReason".into(), json!("STOP"));
         }
@@ -239,22 +379,33 @@ impl Composed {
         json!({ "response": response })
     }
 
-    /// The `generateContent` answer.
+    /// The `generateContent` answer (a thought part first, if any).
     pub(crate) fn full(&self, model: &str, response_id: &str) -> Value {
-        self.envelope(self.part(None), true, model, response_id)
+        let parts: Vec<Value> = self
+            .thought_part()
+            .into_iter()
+            .chain(std::iter::once(self.part(None)))
+            .collect();
+        self.envelope_of(parts, true, model, response_id)
     }
 
-    /// The SSE events of `streamGenerateContent`: a text in three chunks
-    /// (the last with finishReason and usage), a function call in one.
+    /// The SSE events of `streamGenerateContent`: a thought part alone
+    /// first, if any; then a text in three chunks (the last with
+    /// finishReason and usage), a function call in one.
     pub(crate) fn events(&self, model: &str, response_id: &str) -> Vec<Bytes> {
-        let payloads: Vec<Value> = match &self.answer {
-            Answer::Call { .. } => vec![self.full(model, response_id)],
-            Answer::Text(t) => split3(t)
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| self.envelope(self.part(Some(chunk)), i == 2, model, response_id))
-                .collect(),
-        };
+        let mut payloads: Vec<Value> = self
+            .thought_part()
+            .map(|t| self.envelope(t, false, model, response_id))
+            .into_iter()
+            .collect();
+        match &self.answer {
+            Answer::Call { .. } => {
+                payloads.push(self.envelope(self.part(None), true, model, response_id))
+            }
+            Answer::Text(t) => payloads.extend(split3(t).iter().enumerate().map(|(i, chunk)| {
+                self.envelope(self.part(Some(chunk)), i == 2, model, response_id)
+            })),
+        }
         payloads
             .iter()
             .map(|p| Bytes::from(format!("data: {p}\n\n")))
@@ -317,9 +468,89 @@ mod tests {
             compose("a@x", &req).answer,
             Answer::Call {
                 name: "get_weather".into(),
-                args: json!({"q": "please for Paris"})
+                args: json!({"q": "please for Paris"}),
+                run: false,
             }
         );
+    }
+
+    #[test]
+    fn scripted_agent_turn() {
+        let tools = json!([{"functionDeclarations": [{"name": "run_shell_command",
+            "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}]}]);
+        let mut req = json!({"tools": tools, "systemInstruction": {"parts": [{"text": "sys"}]},
+            "contents": [{"role": "user", "parts": [{"text": "RUN: echo MAGIC-4242"}]}]});
+        let c = compose("a@x", &req);
+        assert_eq!(
+            c.answer,
+            Answer::Call {
+                name: "run_shell_command".into(),
+                args: json!({"command": "echo MAGIC-4242"}),
+                run: true
+            }
+        );
+        // The result: matched by the tool's name, or by an issued id; no [sys:] prefix.
+        req["contents"].as_array_mut().unwrap().extend([
+            json!({"role": "model", "parts": [{"functionCall": {"id": "call_1", "name": "run_shell_command", "args": {}}}]}),
+            json!({"role": "user", "parts": [{"functionResponse": {"id": "call_1", "name": "run_shell_command",
+                "response": {"output": "MAGIC-4242\n"}}}]}),
+        ]);
+        assert_eq!(
+            text_of(&compose("a@x", &req)),
+            "The command printed: MAGIC-4242"
+        );
+        // Claude Code sends reminders as text next to its tool results.
+        let mut with_text = req.clone();
+        with_text["contents"][2]["parts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"text": "<system-reminder>keep going</system-reminder>"}));
+        assert_eq!(
+            text_of(&compose("a@x", &with_text)),
+            "The command printed: MAGIC-4242"
+        );
+        req["contents"][0]["parts"][0]["text"] = json!("no command here");
+        assert_eq!(
+            text_of(&compose("a@x", &req)),
+            r#"[sys:sys] result(run_shell_command): {"output":"MAGIC-4242\n"}"#
+        );
+        assert_eq!(
+            text_of(&compose_with("a@x", &req, &|id| id == "call_1")),
+            "The command printed: MAGIC-4242"
+        );
+    }
+
+    #[test]
+    fn decor_adds_ids_signatures_and_thoughts() {
+        let req = json!({"tools": [{"functionDeclarations": [{"name": "f"}]}],
+            "contents": [{"role": "user", "parts": [{"text": "call:f x"}]}]});
+        let mut c = compose("a@x", &req);
+        c.decor = Decor {
+            call_id: Some("toolu_7".into()),
+            call_signature: Some("SIG".into()),
+            thought: Some(("Thinking it over.".into(), "TSIG".into())),
+        };
+        let full = c.full("claude-x", "r");
+        let parts = &full["response"]["candidates"][0]["content"]["parts"];
+        assert_eq!(
+            parts[0],
+            json!({"thought": true, "text": "Thinking it over.", "thoughtSignature": "TSIG"})
+        );
+        assert_eq!(
+            parts[1],
+            json!({"functionCall": {"id": "toolu_7", "name": "f", "args": {"q": "x"}}, "thoughtSignature": "SIG"})
+        );
+        let usage = &full["response"]["usageMetadata"];
+        assert_eq!(usage["thoughtsTokenCount"], 3);
+        assert_eq!(
+            usage["totalTokenCount"],
+            usage["promptTokenCount"].as_u64().unwrap()
+                + usage["candidatesTokenCount"].as_u64().unwrap()
+                + 3
+        );
+        let events = c.events("claude-x", "r");
+        assert_eq!(events.len(), 2);
+        assert_eq!(prompt_words(&req), 2);
     }
 
     #[test]

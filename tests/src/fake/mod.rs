@@ -1,60 +1,103 @@
 //! A fake Google upstream on loopback: the OAuth token and userinfo
-//! endpoints and the Code Assist `v1internal` API, scriptable with faults.
+//! endpoints and the Code Assist `v1internal` API, scriptable with faults,
+//! refusing what Google refuses with Google's literal bodies (the contract
+//! in the project notes, `contract.md`; facts and sources in
+//! `issue12-facts.md`).
 //!
-//! It is a real HTTP server (HTTP/1.1 and h2c) on a real socket, so the
+//! It is a real HTTP server (HTTP/1.1 and h2c) on real sockets, so the
 //! proxy under test talks to it exactly as to Google; the `drop` and
-//! `network` faults end the TCP connection for real.
+//! `network` faults end the TCP connection for real. It can listen on
+//! several ports at once, each labelled with a host name (`daily`, `prod`,
+//! `sandbox`), all sharing one state; the stats and the request log name
+//! the host of every call, and a fault can target one host.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use grantpool_tests::fake::{AccountSpec, Endpoint, FakeGoogle, FaultSpec};
 //!
-//! let fake = FakeGoogle::start().await?;
+//! let fake = FakeGoogle::start_with_hosts(&["daily", "prod"]).await?;
 //! fake.add_account(AccountSpec::new("a@example.com", "1//rt-a")).await;
-//! fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "1.5s")).await.unwrap();
-//! // point the proxy at fake.token_url() and fake.base_url() …
+//! fake.push_fault(FaultSpec::rate_limit_exceeded(Endpoint::Generate, "479.417207ms").on_host("daily")).await.unwrap();
+//! // point the proxy at fake.token_url(), fake.base_url_of("daily") and fake.base_url_of("prod") …
 //! let stats = fake.stats().await;
 //! assert_eq!(stats.token_calls_for("1//rt-a"), 0);
 //! # Ok(()) }
 //! ```
 //!
+//! What it checks, in order, on generate / stream (module `validate`):
+//! the access token (401), JSON → proto parsing (unknown fields, value
+//! shapes, tool-schema keys and types), the profile's envelope and
+//! User-Agent (switchable: [`FakeSettings::strict_envelope`]), the project,
+//! model access, tool-schema rules, Claude's limits (switchable), thought
+//! signatures and Claude tool ids; then quota and scripted faults.
+//!
 //! Everything here is also reachable over HTTP under `/_fake/*` (see
 //! [`control`]), which is how the `fake-google` binary is driven.
 
+// Handlers answer `Err(Response)` for a refusal; a Response is large, and
+// boxing it would buy nothing in a test server.
+#![allow(clippy::result_large_err)]
+
+mod agent;
+mod catalogue;
+mod clients;
 pub mod control;
+mod envelope;
+pub mod errors;
 mod fast;
 mod faults;
 mod gemini;
 mod oauth;
+mod onboarding;
+mod proto;
+mod record;
+mod schema_check;
 mod server;
+mod signatures;
 mod state;
 mod time;
 pub mod types;
 mod v1internal;
+mod validate;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-
-pub use faults::rate_limit_body;
+pub use clients::{
+    ANTIGRAVITY_CLIENT_ID, ANTIGRAVITY_CLIENT_SECRET, GEMINI_CLI_CLIENT_ID,
+    GEMINI_CLI_CLIENT_SECRET,
+};
+pub use errors::rate_limit_body;
 pub use state::DEFAULT_MODELS;
+pub use time::{go_duration, seconds_form};
 pub use types::{
-    redact, AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FaultKind, FaultSpec,
-    InvalidSpec, PendingFault, QuotaSpec, RevokeSpec, Served, Stats,
+    redact, AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FakeSettings, FaultKind,
+    FaultSpec, HostInfo, IneligibleSpec, InvalidSpec, Outcome, PendingFault, QuotaSpec,
+    RecordedRequest, RevokeSpec, Served, SettingsPatch, Stats,
 };
 
 use state::Shared;
 
+/// The User-Agent of the Antigravity profile (contract: the default
+/// `antigravity/hub/2.9.1 darwin/arm64`).
+pub const ANTIGRAVITY_USER_AGENT: &str = "antigravity/hub/2.9.1 darwin/arm64";
+
 /// How to start a [`FakeGoogle`].
 #[derive(Clone, Debug)]
 pub struct FakeOptions {
-    /// Where to listen; default `127.0.0.1:0` (a free port).
+    /// Where the first (default) listener listens; default `127.0.0.1:0`
+    /// (a free port). The others listen on free ports of the same address.
     pub listen: SocketAddr,
     /// Start in fast mode: fixed answers, any token accepted.
     pub fast: bool,
+    /// The host labels to listen as, default listener first; empty = one
+    /// listener labelled `prod`.
+    pub hosts: Vec<String>,
+    /// Initial [`FakeSettings::strict_envelope`] (default true).
+    pub strict_envelope: bool,
+    /// Initial [`FakeSettings::accept_any_client`] (default false).
+    pub accept_any_client: bool,
 }
 
 impl Default for FakeOptions {
@@ -62,36 +105,78 @@ impl Default for FakeOptions {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             fast: false,
+            hosts: Vec::new(),
+            strict_envelope: true,
+            accept_any_client: false,
         }
     }
 }
 
-/// A running fake Google. Dropping it stops the server and ends every open
-/// connection.
+/// The label of the only listener of [`FakeGoogle::start`].
+pub const DEFAULT_HOST: &str = "prod";
+
+/// A running fake Google. Dropping it stops every listener and ends every
+/// open connection.
 pub struct FakeGoogle {
     shared: Arc<Shared>,
     addr: SocketAddr,
     base_url: String,
-    task: JoinHandle<()>,
 }
 
 impl FakeGoogle {
-    /// Starts a fake on a free loopback port.
+    /// Starts a fake on a free loopback port, labelled `prod`.
     pub async fn start() -> io::Result<Self> {
         Self::start_with(FakeOptions::default()).await
     }
 
+    /// Starts a fake with one listener per host label (on free loopback
+    /// ports), e.g. `&["daily", "prod"]`; the first is the default
+    /// ([`base_url`](Self::base_url)).
+    pub async fn start_with_hosts(hosts: &[&str]) -> io::Result<Self> {
+        Self::start_with(FakeOptions {
+            hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            ..FakeOptions::default()
+        })
+        .await
+    }
+
     /// Starts a fake with `options`.
     pub async fn start_with(options: FakeOptions) -> io::Result<Self> {
-        let listener = TcpListener::bind(options.listen).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(options.fast));
-        let task = server::spawn(listener, shared.clone());
+        shared.patch_settings(SettingsPatch {
+            strict_envelope: Some(options.strict_envelope),
+            accept_any_client: Some(options.accept_any_client),
+            max_recorded_requests: None,
+        });
+        let hosts = if options.hosts.is_empty() {
+            vec![DEFAULT_HOST.to_owned()]
+        } else {
+            options.hosts.clone()
+        };
+        let mut first = None;
+        for (i, label) in hosts.iter().enumerate() {
+            let addr = if i == 0 {
+                options.listen
+            } else {
+                SocketAddr::new(options.listen.ip(), 0)
+            };
+            match server::add_listener(&shared, label, addr).await {
+                Ok(info) => {
+                    if first.is_none() {
+                        first = Some(info);
+                    }
+                }
+                Err(e) => {
+                    shared.stop_listeners();
+                    return Err(e);
+                }
+            }
+        }
+        let addr = shared.listeners.lock()[0].addr;
         Ok(Self {
             shared,
             addr,
-            base_url: format!("http://{addr}"),
-            task,
+            base_url: first.map_or_else(|| format!("http://{addr}"), |h| h.url),
         })
     }
 
@@ -100,9 +185,30 @@ impl FakeGoogle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`: the `[upstream] base_url` for the proxy.
+    /// `http://127.0.0.1:PORT` of the default (first) listener: the
+    /// `[upstream] base_url` for the proxy.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The base URL of the listener labelled `host`, if any.
+    pub fn base_url_of(&self, host: &str) -> Option<String> {
+        self.shared
+            .hosts()
+            .into_iter()
+            .find(|h| h.label == host)
+            .map(|h| h.url)
+    }
+
+    /// The listeners, default first (`GET /_fake/hosts`).
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        self.shared.hosts()
+    }
+
+    /// Starts one more listener labelled `label` on a free port
+    /// (`POST /_fake/hosts`).
+    pub async fn add_host(&self, label: &str) -> io::Result<HostInfo> {
+        server::add_listener(&self.shared, label, SocketAddr::new(self.addr.ip(), 0)).await
     }
 
     /// `<base>/<path>` (`path` with or without its leading `/`).
@@ -142,12 +248,19 @@ impl FakeGoogle {
     }
 
     /// Issues a valid access token for `email` without a `/token` call
-    /// (the account is created with defaults when unknown).
+    /// (the account is created with defaults when unknown), to the
+    /// account's client (default the Antigravity client).
     pub async fn access_token_for(&self, email: &str) -> String {
+        let client = self.shared.with(|inner| inner.default_client_of(email));
+        self.access_token_for_client(email, &client).await
+    }
+
+    /// Issues a valid access token for `email` issued to `client_id`.
+    pub async fn access_token_for_client(&self, email: &str, client_id: &str) -> String {
         self.shared.with(|inner| {
             inner.account_or_default(email);
             let grant = inner.new_grant();
-            inner.issue_access_token(email, grant).0
+            inner.issue_access_token(email, grant, client_id).0
         })
     }
 
@@ -163,13 +276,16 @@ impl FakeGoogle {
         let _ = self.shared.revoke(RevokeSpec::new(refresh_token));
     }
 
-    /// Accepts one more OAuth client (`POST /_fake/client`); from the first
-    /// on, other clients get 401 `invalid_client`.
+    /// Accepts one more OAuth client (`POST /_fake/client`) besides the
+    /// built-in ones; other clients get 401 `invalid_client` (this also
+    /// turns [`FakeSettings::accept_any_client`] off).
     pub async fn add_client(&self, spec: ClientSpec) {
         self.shared.add_client(spec);
     }
 
-    /// Accepts any client again (`DELETE /_fake/client`).
+    /// Forgets the added clients and accepts any client id and secret
+    /// (`DELETE /_fake/client`; [`FakeSettings::accept_any_client`] on).
+    /// Refresh tokens of accounts that name a `client_id` stay bound to it.
     pub async fn clear_clients(&self) {
         self.shared.clear_clients();
     }
@@ -220,13 +336,39 @@ impl FakeGoogle {
         self.shared.stats()
     }
 
-    /// Zeroes the counts (`POST /_fake/reset_stats`).
+    /// The recorded requests, oldest first (`GET /_fake/requests`; also
+    /// [`Stats::requests`]).
+    pub async fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.stats().requests
+    }
+
+    /// Zeroes the counts and forgets the recorded requests
+    /// (`POST /_fake/reset_stats`).
     pub async fn reset_stats(&self) {
         self.shared.reset_stats();
     }
 
-    /// Forgets accounts, tokens, codes, clients, quotas, faults and counts;
-    /// keeps fast mode (`POST /_fake/reset`).
+    /// The settings (`GET /_fake/settings`).
+    pub fn settings(&self) -> FakeSettings {
+        self.shared.settings()
+    }
+
+    /// Changes some settings (`POST /_fake/settings`); answers the new ones.
+    pub async fn set_settings(&self, patch: SettingsPatch) -> FakeSettings {
+        self.shared.patch_settings(patch)
+    }
+
+    /// Turns envelope / profile strictness on or off.
+    pub async fn set_strict_envelope(&self, on: bool) {
+        self.shared.patch_settings(SettingsPatch {
+            strict_envelope: Some(on),
+            ..SettingsPatch::default()
+        });
+    }
+
+    /// Forgets accounts, tokens, codes, added clients, quotas, faults,
+    /// signatures, operations, counts and requests; keeps fast mode, the
+    /// settings and the listeners (`POST /_fake/reset`).
     pub async fn reset(&self) {
         self.shared.reset();
     }
@@ -243,19 +385,25 @@ impl FakeGoogle {
         self.shared.is_fast()
     }
 
-    /// Stops the server and ends its connections.
-    pub async fn shutdown(mut self) {
-        self.task.abort();
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        let _ = task.await;
+    /// Stops every listener and ends their connections.
+    pub async fn shutdown(self) {
+        let listeners: Vec<_> = std::mem::take(&mut *self.shared.listeners.lock());
+        for l in &listeners {
+            l.task.abort();
+        }
+        for l in listeners {
+            let _ = l.task.await;
+        }
     }
 }
 
 impl Drop for FakeGoogle {
     fn drop(&mut self) {
-        self.task.abort();
+        self.shared.stop_listeners();
     }
 }
 
+#[cfg(test)]
+mod contract_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,16 @@
 //! `POST /token` (refresh and authorization-code grants, as
 //! `https://oauth2.googleapis.com/token`) and `GET /userinfo`.
+//!
+//! Clients (contract "OAuth clients"; bodies from facts §7): the two
+//! built-in clients are always known; an unknown client id answers 401
+//! `invalid_client` `The OAuth client was not found.`
+//! (simonrob/email-oauth2-proxy#362), a wrong secret 401 `invalid_client`
+//! `Unauthorized` (google/GTMAppAuth#15), a refresh token or code of another
+//! client 401 `unauthorized_client` `Unauthorized`
+//! (baptisteArno/typebot.io#580), a revoked token 400 `invalid_grant`
+//! `Token has been expired or revoked.`
+//! (GoogleCloudPlatform/cloud-code-intellij#2707). Access tokens remember
+//! their client.
 
 use std::sync::Arc;
 
@@ -13,8 +24,11 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::faults::{self, json_answer, oauth_error, unauthenticated, FaultAction};
-use super::server::ConnHandle;
+use super::clients::ANTIGRAVITY_CLIENT_ID;
+use super::errors::{json_answer, oauth_error, unauthenticated};
+use super::faults::{self, FaultAction, FaultCall};
+use super::record::CallNote;
+use super::server::{ConnHandle, HostLabel};
 use super::state::{bump, random_hex, AccessLookup, Counters, Inner, RefreshEntry, Shared, SCOPES};
 use super::types::Endpoint;
 use super::{fast, v1internal};
@@ -82,23 +96,47 @@ fn invalid_grant(status: u16) -> Response {
     )
 }
 
-/// The 401 `invalid_client` answer when clients are configured and this
-/// is not one of them.
-fn check_client(inner: &Inner, form: &TokenForm) -> Option<Response> {
-    if inner.clients.is_empty() {
-        return None;
+/// The client check: `Err` is the answer for an unknown client, a wrong
+/// secret, or a missing one; `Ok` the client id to issue to.
+fn check_client(inner: &Inner, form: &TokenForm) -> Result<String, Response> {
+    if inner.settings.accept_any_client {
+        return Ok(form.client_id.clone().unwrap_or_default());
     }
-    match (&form.client_id, &form.client_secret) {
-        (Some(id), Some(secret)) if inner.clients.get(id) == Some(secret) => None,
-        _ => Some(oauth_error(
+    let Some(id) = form.client_id.as_deref().filter(|id| !id.is_empty()) else {
+        // Google's answer without a client id (from memory; unverified).
+        return Err(oauth_error(
+            400,
+            "invalid_request",
+            "Could not determine client ID from request.",
+        ));
+    };
+    let Some(secret) = inner.clients.get(id) else {
+        return Err(oauth_error(
             401,
             "invalid_client",
             "The OAuth client was not found.",
-        )),
+        ));
+    };
+    if form.client_secret.as_deref() != Some(secret.as_str()) {
+        return Err(oauth_error(401, "invalid_client", "Unauthorized"));
+    }
+    Ok(id.to_owned())
+}
+
+/// Whether a token or code bound to `bound` (`None`: the default) may be
+/// used by `client`.
+fn client_may_use(inner: &Inner, bound: Option<&str>, client: &str) -> bool {
+    match bound {
+        Some(b) => b == client,
+        None => inner.settings.accept_any_client || client == ANTIGRAVITY_CLIENT_ID,
     }
 }
 
-fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
+fn unauthorized_client() -> Response {
+    oauth_error(401, "unauthorized_client", "Unauthorized")
+}
+
+fn refresh(inner: &mut Inner, form: &TokenForm, client: &str) -> Response {
     let Some(rt) = form.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
         return oauth_error(
             400,
@@ -119,14 +157,12 @@ fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
         return invalid_grant(400);
     };
     let grant = entry.grant;
-    let account = inner.account_or_default(&email);
-    if let Some(cid) = &account.client_id {
-        if form.client_id.as_deref() != Some(cid.as_str()) {
-            return oauth_error(401, "unauthorized_client", "Unauthorized");
-        }
+    let bound = entry.client_id.clone();
+    if !client_may_use(inner, bound.as_deref(), client) {
+        return unauthorized_client();
     }
-    let rotate = account.rotate;
-    let (access_token, expires_in) = inner.issue_access_token(&email, grant);
+    let rotate = inner.account_or_default(&email).rotate;
+    let (access_token, expires_in) = inner.issue_access_token(&email, grant, client);
     let mut answer = json!({
         "access_token": access_token,
         "expires_in": expires_in,
@@ -142,6 +178,7 @@ fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
                 email: Some(email),
                 grant,
                 revoked: None,
+                client_id: bound,
             },
         );
         answer["refresh_token"] = json!(new);
@@ -149,13 +186,17 @@ fn refresh(inner: &mut Inner, form: &TokenForm) -> Response {
     json_answer(200, answer.to_string())
 }
 
-fn exchange_code(inner: &mut Inner, form: &TokenForm) -> Response {
+fn exchange_code(inner: &mut Inner, form: &TokenForm, client: &str) -> Response {
     let Some(code) = form.code.as_deref().filter(|c| !c.is_empty()) else {
         return oauth_error(400, "invalid_request", "Missing required parameter: code");
     };
+    // A bad or reused code (facts §7: googleapis/signet#184).
     let Some(spec) = inner.codes.get(code) else {
-        return oauth_error(400, "invalid_grant", "Malformed auth code.");
+        return oauth_error(400, "invalid_grant", "Bad Request");
     };
+    if !client_may_use(inner, spec.client_id.as_deref(), client) {
+        return unauthorized_client();
+    }
     if let Some(want) = &spec.redirect_uri {
         if form.redirect_uri.as_deref() != Some(want.as_str()) {
             return oauth_error(400, "redirect_uri_mismatch", "Bad Request");
@@ -178,15 +219,16 @@ fn exchange_code(inner: &mut Inner, form: &TokenForm) -> Response {
     }
     // Codes work once.
     let Some(spec) = inner.codes.remove(code) else {
-        return oauth_error(400, "invalid_grant", "Malformed auth code.");
+        return oauth_error(400, "invalid_grant", "Bad Request");
     };
     inner.account_or_default(&spec.email);
     let rt = spec
         .refresh_token
         .unwrap_or_else(|| format!("1//fake-{}", random_hex(32)));
-    inner.add_refresh_token(&rt, &spec.email);
+    // The refresh token belongs to the client that exchanged the code.
+    inner.add_refresh_token(&rt, &spec.email, Some(client.to_owned()));
     let grant = inner.refresh.get(&rt).map_or(0, |e| e.grant);
-    let (access_token, expires_in) = inner.issue_access_token(&spec.email, grant);
+    let (access_token, expires_in) = inner.issue_access_token(&spec.email, grant, client);
     let answer = json!({
         "access_token": access_token,
         "expires_in": expires_in,
@@ -201,6 +243,7 @@ fn exchange_code(inner: &mut Inner, form: &TokenForm) -> Response {
 pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -224,42 +267,52 @@ pub(crate) async fn token(
         bump(&mut inner.stats.token_calls_by_email, &email);
         Some(email)
     });
-    match faults::apply(
-        &shared,
-        conn.as_ref().map(|c| &c.0),
-        Endpoint::Token,
-        email.as_deref(),
-    )
-    .await
-    {
+    let note = |resp: Response, fault: bool| {
+        v1internal::noted(
+            resp,
+            CallNote {
+                email: email.clone(),
+                fault,
+            },
+        )
+    };
+    let call = FaultCall::new(Endpoint::Token, email.as_deref(), HostLabel::of(&host));
+    match faults::apply(&shared, conn.as_ref().map(|c| &c.0), call).await {
         FaultAction::Proceed => {}
-        FaultAction::Respond(resp) => return resp,
-        FaultAction::MidStream { .. } => return v1internal::cut_json(fast::TOKEN.to_owned()),
+        FaultAction::Respond(resp) => return note(resp, true),
+        FaultAction::MidStream { .. } => {
+            return note(v1internal::cut_json(fast::TOKEN.to_owned()), true)
+        }
     }
     if shared.is_fast() {
         return fast::json(fast::TOKEN);
     }
-    shared.with(|inner| {
-        if let Some(resp) = check_client(inner, &form) {
-            return resp;
-        }
-        match form.grant_type.as_deref() {
-            Some("refresh_token") => refresh(inner, &form),
-            Some("authorization_code") => exchange_code(inner, &form),
-            Some(other) => oauth_error(
+    let resp = shared.with(|inner| {
+        let grant = form.grant_type.as_deref();
+        if !matches!(grant, Some("refresh_token" | "authorization_code")) {
+            return oauth_error(
                 400,
                 "unsupported_grant_type",
-                &format!("Invalid grant_type: {other}"),
-            ),
-            None => oauth_error(400, "unsupported_grant_type", "Invalid grant_type: "),
+                &format!("Invalid grant_type: {}", grant.unwrap_or("")),
+            );
         }
-    })
+        let client = match check_client(inner, &form) {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        match grant {
+            Some("refresh_token") => refresh(inner, &form, &client),
+            _ => exchange_code(inner, &form, &client),
+        }
+    });
+    note(resp, false)
 }
 
 /// `GET /userinfo` (also `/oauth2/v2/userinfo`).
 pub(crate) async fn userinfo(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
 ) -> Response {
     Counters::bump(&shared.counters.userinfo);
@@ -267,27 +320,36 @@ pub(crate) async fn userinfo(
         Some(t) => shared.with(|inner| inner.lookup_access(t)),
         None => AccessLookup::Unknown,
     };
-    match faults::apply(
-        &shared,
-        conn.as_ref().map(|c| &c.0),
-        Endpoint::Userinfo,
-        lookup.email(),
-    )
-    .await
-    {
+    let note = |resp: Response, fault: bool| {
+        v1internal::noted(
+            resp,
+            CallNote {
+                email: lookup.email().map(str::to_owned),
+                fault,
+            },
+        )
+    };
+    let call = FaultCall::new(Endpoint::Userinfo, lookup.email(), HostLabel::of(&host));
+    match faults::apply(&shared, conn.as_ref().map(|c| &c.0), call).await {
         FaultAction::Proceed => {}
-        FaultAction::Respond(resp) => return resp,
+        FaultAction::Respond(resp) => return note(resp, true),
         FaultAction::MidStream { .. } => {
-            return v1internal::cut_json(r#"{"email":"cut@example.com"}"#.to_owned())
+            return note(
+                v1internal::cut_json(r#"{"email":"cut@example.com"}"#.to_owned()),
+                true,
+            )
         }
     }
-    let AccessLookup::Valid(email) = lookup else {
-        return unauthenticated();
+    let AccessLookup::Valid(email) = &lookup else {
+        return note(unauthenticated(), false);
     };
-    let id = shared.with(|inner| inner.account_or_default(&email).id.clone());
-    json_answer(
-        200,
-        json!({"id": id, "email": email, "verified_email": true, "picture": "https://example.com/fake.png"})
-            .to_string(),
+    let id = shared.with(|inner| inner.account_or_default(email).id.clone());
+    note(
+        json_answer(
+            200,
+            json!({"id": id, "email": email, "verified_email": true, "picture": "https://example.com/fake.png"})
+                .to_string(),
+        ),
+        false,
     )
 }

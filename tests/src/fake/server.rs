@@ -1,9 +1,11 @@
-//! The listener: one hyper connection task per accepted socket, each with a
-//! handle a handler can use to drop its connection for real (FIN or RST),
-//! and the routes.
+//! The listeners (one per host label, sharing one state): one hyper
+//! connection task per accepted socket, each with a handle a handler can
+//! use to drop its connection for real (FIN or RST); the request log
+//! around every call; and the routes.
 
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -25,8 +27,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::state::Shared;
-use super::{control, fast, oauth, v1internal};
+use super::record::{message_of, Arrival, CallNote};
+use super::state::{Listener, Shared};
+use super::types::{Endpoint, HostInfo};
+use super::{control, fast, oauth, onboarding, v1internal};
+
+/// The host label of the listener a request came on (a request extension).
+#[derive(Clone, Debug)]
+pub(crate) struct HostLabel(pub(crate) Arc<str>);
+
+impl HostLabel {
+    /// The label of an optional extension.
+    pub(crate) fn of(ext: &Option<axum::Extension<HostLabel>>) -> Option<&str> {
+        ext.as_ref().map(|e| &*e.0 .0)
+    }
+}
 
 /// How a fault ends a connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -127,31 +142,74 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/v1internal:loadCodeAssist",
-            post(v1internal::load_code_assist),
+            post(onboarding::load_code_assist),
         )
         .route(
             "/v1internal:fetchAvailableModels",
             post(v1internal::fetch_available_models),
         )
+        .route("/v1internal:countTokens", post(v1internal::count_tokens))
+        .route("/v1internal:onboardUser", post(onboarding::onboard_user))
+        .route(
+            "/v1internal/operations/{id}",
+            get(onboarding::get_operation),
+        )
         .nest("/_fake", control::router())
         .with_state(shared)
 }
 
-/// Serves `listener` until the returned task is aborted (which also ends
-/// every open connection).
-pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
+/// Serves `listener` as `label` until the returned task is aborted (which
+/// also ends every open connection).
+pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>, label: &str) -> JoinHandle<()> {
     let router = router(shared.clone());
-    tokio::spawn(accept_loop(listener, shared, router))
+    let label = HostLabel(Arc::from(label));
+    tokio::spawn(accept_loop(listener, shared, router, label))
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router) {
+/// Binds `addr` and serves it as `label`, one more listener of `shared`.
+pub(crate) async fn add_listener(
+    shared: &Arc<Shared>,
+    label: &str,
+    addr: SocketAddr,
+) -> io::Result<HostInfo> {
+    if label.is_empty()
+        || !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("host label {label:?}: use letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    if shared.listeners.lock().iter().any(|l| l.label == label) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("host label {label:?} is already listening"),
+        ));
+    }
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let task = spawn(listener, shared.clone(), label);
+    shared.listeners.lock().push(Listener {
+        label: label.to_owned(),
+        addr,
+        task,
+    });
+    Ok(HostInfo {
+        label: label.to_owned(),
+        url: format!("http://{addr}"),
+    })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router, label: HostLabel) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve_conn(stream, shared.clone(), router.clone()));
+                    conns.spawn(serve_conn(stream, shared.clone(), router.clone(), label.clone()));
                 }
                 // Out of file descriptors and the like: wait and go on.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -161,7 +219,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
     }
 }
 
-async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router) {
+async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router, label: HostLabel) {
     let ctl = Arc::new(ConnCtl::default());
     let io = TokioIo::new(KillIo {
         inner: stream,
@@ -170,7 +228,13 @@ async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router) {
     let handle = ConnHandle(ctl.clone());
     let svc = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |req| {
-        handle_request(req, shared.clone(), svc.clone(), handle.clone())
+        handle_request(
+            req,
+            shared.clone(),
+            svc.clone(),
+            handle.clone(),
+            label.clone(),
+        )
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(io, service);
@@ -182,10 +246,11 @@ async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router) {
 }
 
 async fn handle_request(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     shared: Arc<Shared>,
     svc: TowerToHyperService<Router>,
     conn: ConnHandle,
+    label: HostLabel,
 ) -> Result<Response, Infallible> {
     if shared.is_fast() && !shared.has_faults() {
         if let Some(resp) = fast::answer(req.method(), req.uri().path(), &shared) {
@@ -198,7 +263,62 @@ async fn handle_request(
             return Ok(resp);
         }
     }
-    req.extensions_mut().insert(conn);
+    let endpoint = Endpoint::from_path(req.uri().path());
+    let record = endpoint.is_some() && !shared.is_fast();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(conn);
+    parts.extensions.insert(label.clone());
+    if !record {
+        let req = Request::from_parts(parts, body);
+        let resp = hyper::service::Service::call(&svc, req).await?;
+        return Ok(resp.map(Body::new));
+    }
+    // Google endpoints: read the body, log the request, answer, log how.
+    let bytes = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let seq = shared.with(|inner| {
+        if let Some(e) = endpoint {
+            let by_host = inner
+                .stats
+                .calls_by_host
+                .entry(label.0.to_string())
+                .or_default();
+            super::state::bump(by_host, e.name());
+        }
+        let cap = inner.settings.max_recorded_requests;
+        let arrival = Arrival {
+            host: &label.0,
+            method: parts.method.as_str(),
+            path: &path,
+            endpoint,
+            headers: &parts.headers,
+            body: &bytes,
+        };
+        inner.log.arrive(arrival, cap)
+    });
+    let req = Request::from_parts(parts, Body::from(bytes));
     let resp = hyper::service::Service::call(&svc, req).await?;
-    Ok(resp.map(Body::new))
+    let status = resp.status().as_u16();
+    let note = resp.extensions().get::<CallNote>().cloned();
+    let (resp, message) = if status >= 400 {
+        // Error answers are small, whole bodies: read the message.
+        let (rparts, rbody) = resp.into_parts();
+        let rbytes = rbody
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let message = message_of(&rbytes);
+        (Response::from_parts(rparts, Body::from(rbytes)), message)
+    } else {
+        (resp.map(Body::new), None)
+    };
+    shared.with(|inner| inner.log.answer(seq, status, note, message));
+    Ok(resp)
 }

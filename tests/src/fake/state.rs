@@ -1,22 +1,31 @@
-//! The fake's whole state: accounts, tokens, codes, clients, faults and
-//! counters, behind one lock (plus a few atomics the `--fast` path reads
-//! without taking it).
+//! The fake's whole state: accounts, tokens, codes, clients, faults,
+//! signatures, onboarding operations, the request log and counters, behind
+//! one lock (plus a few atomics the `--fast` path reads without taking
+//! it). Every listener (host label) shares it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
 
+use super::clients::{ANTIGRAVITY_CLIENT_ID, BUILT_IN};
+use super::record::RequestLog;
+use super::signatures::SignatureStore;
 use super::time::{parse_rfc3339, rfc3339, unix_now};
 use super::types::{
-    AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FaultSpec, InvalidSpec, PendingFault,
-    QuotaSpec, RevokeSpec, Served, Stats,
+    AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FakeSettings, FaultSpec, HostInfo,
+    IneligibleSpec, InvalidSpec, PendingFault, QuotaSpec, RevokeSpec, Served, SettingsPatch, Stats,
 };
 
 /// Access-token lifetime when none is configured, as Google's.
 pub(crate) const DEFAULT_EXPIRES_IN: u64 = 3599;
+
+/// Polls an onboarding operation takes by default (contract "onboardUser").
+pub(crate) const DEFAULT_ONBOARD_POLLS: u32 = 2;
 
 /// The models `fetchAvailableModels` lists for every account, at 1.0.
 pub const DEFAULT_MODELS: &[&str] = &[
@@ -29,7 +38,14 @@ pub const DEFAULT_MODELS: &[&str] = &[
 pub(crate) const SCOPES: &str = "https://www.googleapis.com/auth/cloud-platform \
 https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile openid";
 
-/// State shared by every connection.
+/// One listener: its label, address and accept task.
+pub(crate) struct Listener {
+    pub(crate) label: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// State shared by every connection of every listener.
 pub(crate) struct Shared {
     /// `--fast` mode: fixed answers, any access token.
     pub(crate) fast: AtomicBool,
@@ -38,6 +54,8 @@ pub(crate) struct Shared {
     /// Totals, kept in fast mode too.
     pub(crate) counters: Counters,
     inner: Mutex<Inner>,
+    /// The listeners, first = the default one.
+    pub(crate) listeners: Mutex<Vec<Listener>>,
 }
 
 /// Call totals.
@@ -49,6 +67,9 @@ pub(crate) struct Counters {
     pub(crate) stream: AtomicU64,
     pub(crate) load_code_assist: AtomicU64,
     pub(crate) fetch_models: AtomicU64,
+    pub(crate) count_tokens: AtomicU64,
+    pub(crate) onboard_user: AtomicU64,
+    pub(crate) operation: AtomicU64,
 }
 
 impl Counters {
@@ -65,8 +86,36 @@ impl Counters {
             &self.stream,
             &self.load_code_assist,
             &self.fetch_models,
+            &self.count_tokens,
+            &self.onboard_user,
+            &self.operation,
         ] {
             c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where an account stands with Code Assist (contract "loadCodeAssist /
+/// onboardUser / operations").
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Setup {
+    /// Has a tier and its project.
+    Onboarded,
+    /// No tier, no project.
+    NeverOnboarded,
+    /// `onboardUser` started this operation (`operations/<id>`).
+    Onboarding { operation: String },
+    /// Ineligible for the free tier.
+    Ineligible(IneligibleSpec),
+}
+
+impl Setup {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Setup::Onboarded => "onboarded",
+            Setup::NeverOnboarded => "never_onboarded",
+            Setup::Onboarding { .. } => "onboarding",
+            Setup::Ineligible(_) => "ineligible",
         }
     }
 }
@@ -75,10 +124,20 @@ impl Counters {
 pub(crate) struct Account {
     pub(crate) email: String,
     pub(crate) id: String,
+    /// The project it has once onboarded (or has now).
     pub(crate) project_id: String,
     pub(crate) rotate: bool,
     pub(crate) client_id: Option<String>,
     pub(crate) quotas: BTreeMap<String, Quota>,
+    pub(crate) setup: Setup,
+    pub(crate) onboard_polls: u32,
+}
+
+impl Account {
+    /// The project calls must name, once onboarded.
+    pub(crate) fn current_project(&self) -> Option<&str> {
+        (self.setup == Setup::Onboarded).then_some(self.project_id.as_str())
+    }
 }
 
 /// One model's quota.
@@ -96,6 +155,9 @@ pub(crate) struct RefreshEntry {
     pub(crate) grant: u64,
     /// Set once revoked: the status and body refreshes then get.
     pub(crate) revoked: Option<(u16, Option<String>)>,
+    /// The client it belongs to; `None` = the default (the Antigravity
+    /// client, or any while any client is accepted).
+    pub(crate) client_id: Option<String>,
 }
 
 /// What an access token is.
@@ -103,6 +165,8 @@ pub(crate) struct AccessEntry {
     pub(crate) email: String,
     pub(crate) grant: u64,
     pub(crate) expires_at: Instant,
+    /// The OAuth client it was issued to.
+    pub(crate) client_id: String,
 }
 
 /// Who an access token belongs to.
@@ -125,10 +189,27 @@ impl AccessLookup {
     }
 }
 
+/// An onboarding long-running operation.
+pub(crate) struct Operation {
+    pub(crate) email: String,
+    /// Polls so far.
+    pub(crate) polls: u32,
+    /// Polls it takes to be done.
+    pub(crate) needed: u32,
+}
+
 struct ActiveFault {
     spec: FaultSpec,
     /// `None` = forever.
     remaining: Option<u32>,
+}
+
+/// What a fault is matched against.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FaultTarget<'a> {
+    pub(crate) email: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) model: Option<&'a str>,
 }
 
 /// Everything behind the lock.
@@ -137,13 +218,21 @@ pub(crate) struct Inner {
     pub(crate) refresh: HashMap<String, RefreshEntry>,
     pub(crate) access: HashMap<String, AccessEntry>,
     pub(crate) codes: HashMap<String, CodeSpec>,
+    /// Known OAuth clients: id → secret (the built-in ones always).
     pub(crate) clients: HashMap<String, String>,
     pub(crate) expires_in: u64,
     faults: Vec<ActiveFault>,
     /// Per-account counts and `served`; totals live in [`Counters`].
     pub(crate) stats: Stats,
+    pub(crate) settings: FakeSettings,
+    pub(crate) signatures: SignatureStore,
+    /// Ids of the function calls the scripted agent turn issued.
+    pub(crate) run_calls: HashSet<String>,
+    pub(crate) operations: HashMap<String, Operation>,
+    pub(crate) log: RequestLog,
     next_grant: u64,
     next_response: u64,
+    next_call: u64,
 }
 
 impl Default for Inner {
@@ -153,12 +242,21 @@ impl Default for Inner {
             refresh: HashMap::new(),
             access: HashMap::new(),
             codes: HashMap::new(),
-            clients: HashMap::new(),
+            clients: BUILT_IN
+                .iter()
+                .map(|(id, secret)| ((*id).to_owned(), (*secret).to_owned()))
+                .collect(),
             expires_in: DEFAULT_EXPIRES_IN,
             faults: Vec::new(),
             stats: Stats::default(),
+            settings: FakeSettings::default(),
+            signatures: SignatureStore::default(),
+            run_calls: HashSet::new(),
+            operations: HashMap::new(),
+            log: RequestLog::default(),
             next_grant: 1,
             next_response: 1,
+            next_call: 0,
         }
     }
 }
@@ -217,6 +315,12 @@ impl Inner {
         format!("fake-response-{}", self.next_response)
     }
 
+    /// A new function-call number (for `call_<n>` / `toolu_<n>`).
+    pub(crate) fn new_call_number(&mut self) -> u64 {
+        self.next_call += 1;
+        self.next_call
+    }
+
     /// The account for `email`, created with defaults when unknown.
     pub(crate) fn account_or_default(&mut self, email: &str) -> &mut Account {
         self.accounts
@@ -228,11 +332,19 @@ impl Inner {
                 rotate: false,
                 client_id: None,
                 quotas: BTreeMap::new(),
+                setup: Setup::Onboarded,
+                onboard_polls: DEFAULT_ONBOARD_POLLS,
             })
     }
 
-    /// Adds a working refresh token for `email` (un-revoking it if needed).
-    pub(crate) fn add_refresh_token(&mut self, token: &str, email: &str) {
+    /// Adds a working refresh token for `email` belonging to `client_id`
+    /// (un-revoking it if needed).
+    pub(crate) fn add_refresh_token(
+        &mut self,
+        token: &str,
+        email: &str,
+        client_id: Option<String>,
+    ) {
         let grant = self.new_grant();
         let entry = self
             .refresh
@@ -241,17 +353,24 @@ impl Inner {
                 email: None,
                 grant,
                 revoked: None,
+                client_id: None,
             });
         if entry.revoked.is_some() || entry.email.as_deref() != Some(email) {
             entry.grant = grant;
         }
         entry.email = Some(email.to_owned());
         entry.revoked = None;
+        entry.client_id = client_id;
     }
 
-    /// Issues an access token for `email` in `grant`; returns it and its
-    /// lifetime in seconds.
-    pub(crate) fn issue_access_token(&mut self, email: &str, grant: u64) -> (String, u64) {
+    /// Issues an access token for `email` in `grant` to `client_id`;
+    /// returns it and its lifetime in seconds.
+    pub(crate) fn issue_access_token(
+        &mut self,
+        email: &str,
+        grant: u64,
+        client_id: &str,
+    ) -> (String, u64) {
         let token = format!("ya29.fake-{}", random_hex(32));
         let secs = self.expires_in;
         self.access.insert(
@@ -260,6 +379,7 @@ impl Inner {
                 email: email.to_owned(),
                 grant,
                 expires_at: Instant::now() + Duration::from_secs(secs),
+                client_id: client_id.to_owned(),
             },
         );
         (token, secs)
@@ -274,12 +394,26 @@ impl Inner {
         }
     }
 
+    /// The OAuth client `token` was issued to.
+    pub(crate) fn client_of(&self, token: &str) -> Option<String> {
+        self.access.get(token).map(|e| e.client_id.clone())
+    }
+
+    /// The client an account's tokens belong to by default.
+    pub(crate) fn default_client_of(&self, email: &str) -> String {
+        self.accounts
+            .get(email)
+            .and_then(|a| a.client_id.clone())
+            .unwrap_or_else(|| ANTIGRAVITY_CLIENT_ID.to_owned())
+    }
+
     /// The quota set for `email` and `model`, if any.
     pub(crate) fn quota(&self, email: &str, model: &str) -> Option<Quota> {
         self.accounts.get(email)?.quotas.get(model).cloned()
     }
 
-    /// `models` of `fetchAvailableModels` for `email`.
+    /// Quotas of `fetchAvailableModels` for `email`: the default models at
+    /// 1.0 plus those set through `/_fake/quota`.
     pub(crate) fn models_of(&self, email: &str) -> BTreeMap<String, Quota> {
         let default_reset = rfc3339(unix_now() + 86_400);
         let mut out: BTreeMap<String, Quota> = DEFAULT_MODELS
@@ -301,6 +435,14 @@ impl Inner {
         }
         out
     }
+
+    /// The default quota (1.0, reset in a day).
+    pub(crate) fn full_quota() -> Quota {
+        Quota {
+            fraction: 1.0,
+            reset_time: rfc3339(unix_now() + 86_400),
+        }
+    }
 }
 
 /// Checks an HTTP status given in a spec.
@@ -321,6 +463,7 @@ impl Shared {
             has_faults: AtomicBool::new(false),
             counters: Counters::default(),
             inner: Mutex::new(Inner::default()),
+            listeners: Mutex::new(Vec::new()),
         }
     }
 
@@ -339,10 +482,54 @@ impl Shared {
         self.has_faults.load(Ordering::Acquire)
     }
 
-    /// Forgets everything but fast mode.
+    /// The settings.
+    pub(crate) fn settings(&self) -> FakeSettings {
+        self.with(|inner| inner.settings.clone())
+    }
+
+    /// Applies a settings change; answers the new settings.
+    pub(crate) fn patch_settings(&self, patch: SettingsPatch) -> FakeSettings {
+        self.with(|inner| {
+            let s = &mut inner.settings;
+            if let Some(v) = patch.strict_envelope {
+                s.strict_envelope = v;
+            }
+            if let Some(v) = patch.accept_any_client {
+                s.accept_any_client = v;
+            }
+            if let Some(v) = patch.max_recorded_requests {
+                s.max_recorded_requests = v;
+                inner.log.trim(v);
+            }
+            inner.settings.clone()
+        })
+    }
+
+    /// The listeners, default first.
+    pub(crate) fn hosts(&self) -> Vec<HostInfo> {
+        self.listeners
+            .lock()
+            .iter()
+            .map(|l| HostInfo {
+                label: l.label.clone(),
+                url: format!("http://{}", l.addr),
+            })
+            .collect()
+    }
+
+    /// Stops every listener.
+    pub(crate) fn stop_listeners(&self) {
+        for l in self.listeners.lock().iter() {
+            l.task.abort();
+        }
+    }
+
+    /// Forgets everything but fast mode, the settings and the listeners.
     pub(crate) fn reset(&self) {
         let mut inner = self.inner.lock();
+        let settings = inner.settings.clone();
         *inner = Inner::default();
+        inner.settings = settings;
         self.has_faults.store(false, Ordering::Release);
         self.counters.reset();
     }
@@ -355,8 +542,14 @@ impl Shared {
                 acc.project_id = p;
             }
             acc.rotate = spec.rotate_refresh_token;
-            acc.client_id = spec.client_id;
-            inner.add_refresh_token(&spec.refresh_token, &spec.email);
+            acc.client_id = spec.client_id.clone();
+            acc.onboard_polls = spec.onboard_polls.unwrap_or(DEFAULT_ONBOARD_POLLS);
+            acc.setup = match (spec.ineligible, spec.onboarded) {
+                (Some(why), _) => Setup::Ineligible(why),
+                (None, false) => Setup::NeverOnboarded,
+                (None, true) => Setup::Onboarded,
+            };
+            inner.add_refresh_token(&spec.refresh_token, &spec.email, spec.client_id);
         });
     }
 
@@ -372,6 +565,7 @@ impl Shared {
                     email: None,
                     grant,
                     revoked: None,
+                    client_id: None,
                 });
             entry.revoked = Some((spec.status.unwrap_or(400), spec.body));
             let grant = entry.grant;
@@ -380,14 +574,21 @@ impl Shared {
         Ok(())
     }
 
-    /// `POST /_fake/client`.
+    /// `POST /_fake/client`: one more known client; any other is refused
+    /// again.
     pub(crate) fn add_client(&self, spec: ClientSpec) {
-        self.with(|inner| inner.clients.insert(spec.client_id, spec.client_secret));
+        self.with(|inner| {
+            inner.clients.insert(spec.client_id, spec.client_secret);
+            inner.settings.accept_any_client = false;
+        });
     }
 
-    /// `DELETE /_fake/client`.
+    /// `DELETE /_fake/client`: forgets the added clients and accepts any.
     pub(crate) fn clear_clients(&self) {
-        self.with(|inner| inner.clients.clear());
+        self.with(|inner| {
+            inner.clients = Inner::default().clients;
+            inner.settings.accept_any_client = true;
+        });
     }
 
     /// `POST /_fake/codes`.
@@ -454,6 +655,17 @@ impl Shared {
                 )));
             }
         }
+        if let Some(d) = &spec.retry_delay {
+            if matches!(
+                spec.kind,
+                super::FaultKind::RateLimitExceeded | super::FaultKind::QuotaExhausted
+            ) && super::time::parse_go_duration(d).is_none()
+            {
+                return Err(InvalidSpec(format!(
+                    "retry_delay {d:?} is not a duration like 479.417207ms, 161h39m41.3s or 33740.9s"
+                )));
+            }
+        }
         let remaining = match spec.times.unwrap_or(1) {
             0 => None,
             n => Some(n),
@@ -486,19 +698,41 @@ impl Shared {
     }
 
     /// Takes one use of the first fault that applies to a call of
-    /// `endpoint` for `email`.
+    /// `endpoint` for `email` (any host, any model).
+    #[cfg(test)]
     pub(crate) fn take_fault(&self, endpoint: Endpoint, email: Option<&str>) -> Option<FaultSpec> {
+        self.take_fault_for(
+            endpoint,
+            FaultTarget {
+                email,
+                ..FaultTarget::default()
+            },
+        )
+    }
+
+    /// Takes one use of the first fault that applies to a call of
+    /// `endpoint` for `target`.
+    pub(crate) fn take_fault_for(
+        &self,
+        endpoint: Endpoint,
+        target: FaultTarget<'_>,
+    ) -> Option<FaultSpec> {
         if !self.has_faults() {
             return None;
+        }
+        fn matches(want: &Option<String>, got: Option<&str>) -> bool {
+            match (want, got) {
+                (None, _) => true,
+                (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                (Some(_), None) => false,
+            }
         }
         let mut inner = self.inner.lock();
         let i = inner.faults.iter().position(|f| {
             f.spec.endpoint.covers(endpoint)
-                && match (&f.spec.email, email) {
-                    (None, _) => true,
-                    (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-                    (Some(_), None) => false,
-                }
+                && matches(&f.spec.email, target.email)
+                && matches(&f.spec.host, target.host)
+                && matches(&f.spec.model, target.model)
         })?;
         let fault = &mut inner.faults[i];
         let spec = fault.spec.clone();
@@ -520,7 +754,11 @@ impl Shared {
 
     /// `GET /_fake/stats`.
     pub(crate) fn stats(&self) -> Stats {
-        let mut stats = self.with(|inner| inner.stats.clone());
+        let mut stats = self.with(|inner| {
+            let mut s = inner.stats.clone();
+            s.requests = inner.log.list();
+            s
+        });
         let c = &self.counters;
         stats.token_calls = c.token.load(Ordering::Relaxed);
         stats.userinfo_calls = c.userinfo.load(Ordering::Relaxed);
@@ -528,12 +766,18 @@ impl Shared {
         stats.stream_calls_total = c.stream.load(Ordering::Relaxed);
         stats.load_code_assist_calls = c.load_code_assist.load(Ordering::Relaxed);
         stats.fetch_models_calls = c.fetch_models.load(Ordering::Relaxed);
+        stats.count_tokens_calls = c.count_tokens.load(Ordering::Relaxed);
+        stats.onboard_user_calls = c.onboard_user.load(Ordering::Relaxed);
+        stats.operation_calls = c.operation.load(Ordering::Relaxed);
         stats
     }
 
-    /// `POST /_fake/reset_stats`.
+    /// `POST /_fake/reset_stats`: counts and the request log.
     pub(crate) fn reset_stats(&self) {
-        self.with(|inner| inner.stats = Stats::default());
+        self.with(|inner| {
+            inner.stats = Stats::default();
+            inner.log.clear();
+        });
         self.counters.reset();
     }
 
@@ -565,6 +809,7 @@ impl Shared {
                             .iter()
                             .map(|(m, q)| (m.clone(), q.fraction))
                             .collect(),
+                        setup: a.setup.name().to_owned(),
                     }
                 })
                 .collect();
@@ -630,6 +875,46 @@ mod tests {
             .is_err());
         assert!(s
             .push_fault(FaultSpec::status(Endpoint::Stream, 500).header("bad name", "x"))
+            .is_err());
+    }
+
+    #[test]
+    fn faults_target_hosts_and_models() {
+        let s = Shared::new(false);
+        s.push_fault(FaultSpec::status(Endpoint::Generate, 503).on_host("daily"))
+            .unwrap();
+        s.push_fault(
+            FaultSpec::quota_exhausted(Endpoint::Any, "33740.9s").for_model("claude-sonnet-4-6"),
+        )
+        .unwrap();
+        let on = |host, model| FaultTarget {
+            email: Some("a@x"),
+            host: Some(host),
+            model: Some(model),
+        };
+        assert!(s
+            .take_fault_for(Endpoint::Generate, on("prod", "gemini-2.5-pro"))
+            .is_none());
+        assert_eq!(
+            s.take_fault_for(Endpoint::Generate, on("daily", "gemini-2.5-pro"))
+                .unwrap()
+                .status,
+            Some(503)
+        );
+        assert!(s
+            .take_fault_for(Endpoint::Stream, on("daily", "gemini-2.5-pro"))
+            .is_none());
+        assert!(s
+            .take_fault_for(Endpoint::Token, FaultTarget::default())
+            .is_none());
+        assert_eq!(
+            s.take_fault_for(Endpoint::Stream, on("prod", "claude-sonnet-4-6"))
+                .unwrap()
+                .kind,
+            super::super::FaultKind::QuotaExhausted
+        );
+        assert!(s
+            .push_fault(FaultSpec::quota_exhausted(Endpoint::Any, "a week"))
             .is_err());
     }
 }

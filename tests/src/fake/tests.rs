@@ -25,13 +25,31 @@ async fn fake_with_accounts() -> FakeGoogle {
     fake
 }
 
+/// A refresh with the Antigravity client (the accounts' default).
 async fn refresh(c: &reqwest::Client, fake: &FakeGoogle, rt: &str) -> reqwest::Response {
+    refresh_with(
+        c,
+        fake,
+        rt,
+        ANTIGRAVITY_CLIENT_ID,
+        ANTIGRAVITY_CLIENT_SECRET,
+    )
+    .await
+}
+
+async fn refresh_with(
+    c: &reqwest::Client,
+    fake: &FakeGoogle,
+    rt: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> reqwest::Response {
     c.post(fake.token_url())
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", rt),
-            ("client_id", "cid"),
-            ("client_secret", "cs"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
         ])
         .send()
         .await
@@ -54,9 +72,29 @@ async fn access_token(c: &reqwest::Client, fake: &FakeGoogle, rt: &str) -> Strin
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// The Antigravity envelope (contract) around `request`.
+fn envelope(model: &str, project: &str, mut request: Value) -> Value {
+    request["sessionId"] = json!("-4242");
+    json!({"project": project, "model": model, "userAgent": "antigravity", "requestType": "agent",
+           "requestId": "agent-0000-1111", "request": request})
+}
+
+/// A one-text request of account A (project `proj-a`).
 fn gen_body(text: &str) -> Value {
-    json!({"model": "gemini-2.5-pro", "project": "proj-a",
-           "request": {"contents": [{"role": "user", "parts": [{"text": text}]}]}})
+    gen_body_of("proj-a", text)
+}
+
+/// A one-text request of account B (its default project).
+fn gen_body_b(text: &str) -> Value {
+    gen_body_of("fake-project-b", text)
+}
+
+fn gen_body_of(project: &str, text: &str) -> Value {
+    envelope(
+        "gemini-2.5-pro",
+        project,
+        json!({"contents": [{"role": "user", "parts": [{"text": text}]}]}),
+    )
 }
 
 async fn call(
@@ -68,6 +106,7 @@ async fn call(
 ) -> reqwest::Result<reqwest::Response> {
     c.post(fake.url(&format!("v1internal:{method}")))
         .bearer_auth(at)
+        .header("user-agent", ANTIGRAVITY_USER_AGENT)
         .json(body)
         .send()
         .await
@@ -104,7 +143,7 @@ fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
 
 const INVALID_GRANT: &str =
     r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
-const UNAUTHENTICATED: &str = r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#;
+const UNAUTHENTICATED: &str = r#"{"error":{"code":401,"message":"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.","status":"UNAUTHENTICATED"}}"#;
 
 #[tokio::test]
 async fn refresh_answers_and_counts() {
@@ -211,39 +250,79 @@ async fn client_checks() {
         client_secret: "cs".into(),
     })
     .await;
+    fake.add_account(AccountSpec::new("d@example.com", "1//rt-d").client_id("cid"))
+        .await;
+    assert_eq!(
+        refresh_with(&c, &fake, "1//rt-d", "cid", "cs")
+            .await
+            .status(),
+        200
+    );
+    // Both built-in clients are known; the accounts' default is Antigravity.
     assert_eq!(refresh(&c, &fake, "1//rt-a").await.status(), 200);
 
-    let wrong = c
-        .post(fake.token_url())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", "1//rt-a"),
-            ("client_id", "cid"),
-            ("client_secret", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    // Right id, wrong secret (facts §7: google/GTMAppAuth#15).
+    let wrong = refresh_with(&c, &fake, "1//rt-d", "cid", "nope").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(
         wrong.text().await.unwrap(),
+        r#"{"error":"invalid_client","error_description":"Unauthorized"}"#
+    );
+    // Unknown id (facts §7: simonrob/email-oauth2-proxy#362).
+    let unknown = refresh_with(&c, &fake, "1//rt-a", "nobody", "x").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(
+        unknown.text().await.unwrap(),
         r#"{"error":"invalid_client","error_description":"The OAuth client was not found."}"#
     );
+    // A refresh token of another client (facts §7: baptisteArno/typebot.io#580).
+    let other = refresh_with(&c, &fake, "1//rt-a", "cid", "cs").await;
+    assert_eq!(other.status(), 401);
+    assert_eq!(
+        other.text().await.unwrap(),
+        r#"{"error":"unauthorized_client","error_description":"Unauthorized"}"#
+    );
+    let other = refresh_with(
+        &c,
+        &fake,
+        "1//rt-a",
+        GEMINI_CLI_CLIENT_ID,
+        GEMINI_CLI_CLIENT_SECRET,
+    )
+    .await;
+    assert_eq!(other.status(), 401);
     // HTTP Basic client credentials count too.
     let basic = c
         .post(fake.token_url())
         .basic_auth("cid", Some("cs"))
         .form(&[
             ("grant_type", "refresh_token"),
-            ("refresh_token", "1//rt-a"),
+            ("refresh_token", "1//rt-d"),
         ])
         .send()
         .await
         .unwrap();
     assert_eq!(basic.status(), 200);
+    // No client at all.
+    let none = c
+        .post(fake.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//rt-a"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(none).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
+    // DELETE: any client again, for accounts not bound to one.
     let resp = c.delete(fake.url("/_fake/client")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    assert!(fake.settings().accept_any_client);
     let any = c
         .post(fake.token_url())
         .form(&[
@@ -263,6 +342,15 @@ async fn client_checks() {
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("unauthorized_client"))
+    );
+    // Adding a client makes the fake strict again.
+    fake.add_client(ClientSpec::new("cid2", "cs2")).await;
+    assert!(!fake.settings().accept_any_client);
+    assert_eq!(
+        refresh_with(&c, &fake, "1//rt-a", "other", "")
+            .await
+            .status(),
+        401
     );
 }
 
@@ -291,7 +379,12 @@ async fn rotation_replaces_the_refresh_token() {
     assert_ne!(body["refresh_token"].as_str().unwrap(), new);
     // The access token of the first refresh still works.
     let at = body["access_token"].as_str().unwrap();
-    assert_eq!(generate(&c, &fake, at, &gen_body("x")).await.0, 200);
+    assert_eq!(
+        generate(&c, &fake, at, &gen_body_of("fake-project-a", "x"))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -313,6 +406,8 @@ async fn authorization_code_with_pkce() {
             ("grant_type", "authorization_code"),
             ("code", "4/code-1"),
             ("redirect_uri", redirect),
+            ("client_id", ANTIGRAVITY_CLIENT_ID),
+            ("client_secret", ANTIGRAVITY_CLIENT_SECRET),
         ];
         if let Some(v) = verifier {
             form.push(("code_verifier", v));
@@ -359,16 +454,22 @@ async fn authorization_code_with_pkce() {
         (400, Some("invalid_grant"))
     );
 
-    // Without PKCE, with a fixed refresh token.
-    fake.add_code(CodeSpec::new("4/plain", B).refresh_token("1//from-code"))
-        .await
-        .unwrap();
+    // Without PKCE, with a fixed refresh token, for the Gemini CLI client.
+    fake.add_code(
+        CodeSpec::new("4/plain", B)
+            .refresh_token("1//from-code")
+            .client_id(GEMINI_CLI_CLIENT_ID),
+    )
+    .await
+    .unwrap();
     let resp = c
         .post(fake.token_url())
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", "4/plain"),
             ("redirect_uri", "x"),
+            ("client_id", GEMINI_CLI_CLIENT_ID),
+            ("client_secret", GEMINI_CLI_CLIENT_SECRET),
         ])
         .send()
         .await
@@ -443,12 +544,16 @@ async fn generate_content_is_deterministic() {
     assert_eq!(r["usageMetadata"]["totalTokenCount"], 2 + 3);
 
     // System instruction and an image.
-    let body = json!({"model": "gemini-2.5-flash", "request": {
-    "systemInstruction": {"parts": [{"text": "be terse"}]},
-    "contents": [{"role": "user", "parts": [
-        {"text": "what is this"},
-        {"inlineData": {"mimeType": "image/png", "data": base64::engine::general_purpose::STANDARD.encode([0u8; 10])}}
-    ]}]}});
+    let body = envelope(
+        "gemini-2.5-flash",
+        "proj-a",
+        json!({
+        "systemInstruction": {"parts": [{"text": "be terse"}]},
+        "contents": [{"role": "user", "parts": [
+            {"text": "what is this"},
+            {"inlineData": {"mimeType": "image/png", "data": base64::engine::general_purpose::STANDARD.encode([0u8; 10])}}
+        ]}]}),
+    );
     let (_, v) = generate(&c, &fake, &at, &body).await;
     assert_eq!(
         answer_text(&v),
@@ -457,18 +562,26 @@ async fn generate_content_is_deterministic() {
 
     // A function call, then its result.
     let tools = json!([{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object"}}]}]);
-    let body = json!({"model": "m", "request": {"tools": tools,
-        "contents": [{"role": "user", "parts": [{"text": "call:get_weather Paris"}]}]}});
+    let body = envelope(
+        "m",
+        "proj-a",
+        json!({"tools": tools,
+        "contents": [{"role": "user", "parts": [{"text": "call:get_weather Paris"}]}]}),
+    );
     let (_, v) = generate(&c, &fake, &at, &body).await;
     assert_eq!(
         v["response"]["candidates"][0]["content"]["parts"][0]["functionCall"],
         json!({"name": "get_weather", "args": {"q": "Paris"}})
     );
-    let body = json!({"model": "m", "request": {"tools": tools, "contents": [
-        {"role": "user", "parts": [{"text": "call:get_weather Paris"}]},
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"q": "Paris"}}}]},
-        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}]}
-    ]}});
+    let body = envelope(
+        "m",
+        "proj-a",
+        json!({"tools": tools, "contents": [
+            {"role": "user", "parts": [{"text": "call:get_weather Paris"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"q": "Paris"}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}]}
+        ]}),
+    );
     let (_, v) = generate(&c, &fake, &at, &body).await;
     assert_eq!(answer_text(&v), r#"result(get_weather): {"temp":21}"#);
 
@@ -523,7 +636,8 @@ async fn stream_sends_chunks_then_finish() {
     let resp = c
         .post(fake.url("v1internal:streamGenerateContent?alt=sse"))
         .bearer_auth(&at)
-        .json(&gen_body("stream this please"))
+        .header("user-agent", ANTIGRAVITY_USER_AGENT)
+        .json(&gen_body_b("stream this please"))
         .send()
         .await
         .unwrap();
@@ -564,14 +678,14 @@ async fn status_and_rate_limit_faults() {
     assert_eq!(resp.status(), 200);
     assert_eq!(generate(&c, &fake, &at_a, &gen_body("x")).await.0, 200);
     for _ in 0..2 {
-        let resp = call(&c, &fake, "generateContent", &at_b, &gen_body("x"))
+        let resp = call(&c, &fake, "generateContent", &at_b, &gen_body_b("x"))
             .await
             .unwrap();
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["x-fake"], "1");
         assert_eq!(resp.text().await.unwrap(), "upstream sad");
     }
-    assert_eq!(generate(&c, &fake, &at_b, &gen_body("x")).await.0, 200);
+    assert_eq!(generate(&c, &fake, &at_b, &gen_body_b("x")).await.0, 200);
 
     // Google's 429, with Retry-After.
     fake.push_fault(FaultSpec::rate_limit(Endpoint::Generate, "2.5s").header("retry-after", "3"))
@@ -815,7 +929,7 @@ async fn load_code_assist_and_models() {
     assert_eq!(status, 429);
     assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
     assert_eq!(v["error"]["details"][1]["reason"], "QUOTA_EXHAUSTED");
-    assert_eq!(generate(&c, &fake, &at_b, &gen_body("x")).await.0, 200);
+    assert_eq!(generate(&c, &fake, &at_b, &gen_body_b("x")).await.0, 200);
     assert!(fake
         .set_quota(QuotaSpec {
             reset_time: Some("soon".into()),

@@ -1,6 +1,8 @@
 //! Google Code Assist `v1internal`: `generateContent`,
-//! `streamGenerateContent` (SSE), `loadCodeAssist`, `fetchAvailableModels`.
-//! The account behind a call is the one its access token was issued to.
+//! `streamGenerateContent` (SSE), `countTokens`, `fetchAvailableModels`
+//! (`loadCodeAssist` and `onboardUser` are in [`onboarding`](super::onboarding)).
+//! The account behind a call is the one its access token was issued to;
+//! the client it was issued to decides the profile and model access.
 
 use std::io;
 use std::sync::Arc;
@@ -15,19 +17,36 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
-use super::faults::{
-    self, google_error, json_answer, rate_limit_body, unauthenticated, FaultAction,
+use super::catalogue;
+use super::clients::is_antigravity;
+use super::envelope;
+use super::errors::{
+    answer, google_status_body, json_answer, not_found_body, permission_denied_project_body,
+    rate_limit_body, unauthenticated,
 };
-use super::gemini::compose;
+use super::fast;
+use super::faults::{self, FaultAction, FaultCall};
+use super::gemini::{self, compose_with, Answer};
 use super::oauth::bearer;
-use super::server::ConnHandle;
-use super::state::{bump, AccessLookup, Counters, Shared};
+use super::proto::field;
+use super::record::{model_of, CallNote};
+use super::server::{ConnHandle, HostLabel};
+use super::state::{bump, AccessLookup, Counters, Inner, Shared};
 use super::time::{parse_rfc3339, unix_now};
 use super::types::{Endpoint, Served};
-use super::{fast, gemini};
+use super::validate::{self, Call};
 
 const SSE: &str = "text/event-stream";
 const JSON: &str = "application/json; charset=UTF-8";
+
+/// The text of a Claude thought part.
+const THOUGHT_TEXT: &str = "Thinking it over.";
+
+/// `resp` with `note` for the request log.
+pub(crate) fn noted(mut resp: Response, note: CallNote) -> Response {
+    resp.extensions_mut().insert(note);
+    resp
+}
 
 /// A 200 whose body is `chunks` and then a cut connection (the client reads
 /// the chunks, then a body error: the chunked body never ends).
@@ -67,12 +86,45 @@ fn sse(events: Vec<Bytes>) -> Response {
     resp
 }
 
-/// The account behind the request's access token (valid or not).
-fn lookup(shared: &Shared, headers: &HeaderMap) -> AccessLookup {
-    match bearer(headers) {
-        Some(t) => shared.with(|inner| inner.lookup_access(t)),
-        None => AccessLookup::Unknown,
+/// Who is calling: the account (valid or not) and the client its token
+/// was issued to.
+pub(crate) struct Caller {
+    pub(crate) lookup: AccessLookup,
+    pub(crate) client_id: String,
+}
+
+impl Caller {
+    /// The caller of a request.
+    pub(crate) fn of(shared: &Shared, headers: &HeaderMap) -> Caller {
+        match bearer(headers) {
+            Some(t) => shared.with(|inner| Caller {
+                lookup: inner.lookup_access(t),
+                client_id: inner.client_of(t).unwrap_or_default(),
+            }),
+            None => Caller {
+                lookup: AccessLookup::Unknown,
+                client_id: String::new(),
+            },
+        }
     }
+
+    /// The account, valid or not.
+    pub(crate) fn email(&self) -> Option<&str> {
+        self.lookup.email()
+    }
+
+    /// The note for the request log.
+    pub(crate) fn note(&self, fault: bool) -> CallNote {
+        CallNote {
+            email: self.email().map(str::to_owned),
+            fault,
+        }
+    }
+}
+
+/// The `User-Agent` header.
+pub(crate) fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT)?.to_str().ok()
 }
 
 /// `N s` until `reset_time`, at least one second.
@@ -81,10 +133,60 @@ fn delay_until(reset_time: &str) -> String {
     format!("{secs}s")
 }
 
+/// The 400 for a body that is not JSON.
+fn bad_json() -> Response {
+    answer(
+        400,
+        &google_status_body(
+            400,
+            "INVALID_ARGUMENT",
+            "Invalid JSON payload received. Unexpected token.",
+        ),
+    )
+}
+
+/// Composes the answer and adds what depends on the state: call ids
+/// (`call_<n>` for the agent turn, `toolu_<n>` for Claude), Gemini 3
+/// signatures on function calls, a Claude thought part with
+/// `thinkingConfig`.
+fn compose_call(inner: &mut Inner, email: &str, model: &str, request: &Value) -> gemini::Composed {
+    let mut composed = {
+        let runs = &inner.run_calls;
+        compose_with(email, request, &|id| runs.contains(id))
+    };
+    let claude = catalogue::is_claude(model);
+    if let Answer::Call { run, .. } = &composed.answer {
+        let run = *run;
+        if run || claude {
+            let n = inner.new_call_number();
+            let id = if claude {
+                format!("toolu_{n}")
+            } else {
+                format!("call_{n}")
+            };
+            if run {
+                inner.run_calls.insert(id.clone());
+            }
+            composed.decor.call_id = Some(id);
+        }
+        if catalogue::is_gemini3(model) {
+            composed.decor.call_signature = Some(inner.signatures.issue());
+        }
+    }
+    let thinking = field(request, "generationConfig")
+        .and_then(|g| field(g, "thinkingConfig"))
+        .is_some();
+    if claude && thinking {
+        composed.decor.thought = Some((THOUGHT_TEXT.to_owned(), inner.signatures.issue()));
+    }
+    composed
+}
+
 /// Shared body of generate and stream.
 async fn content(
     shared: Arc<Shared>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
     body: Bytes,
     stream: bool,
@@ -95,7 +197,7 @@ async fn content(
         (&shared.counters.generate, Endpoint::Generate)
     };
     Counters::bump(counter);
-    let who = lookup(&shared, &headers);
+    let who = Caller::of(&shared, &headers);
     if let Some(email) = who.email() {
         shared.with(|inner| {
             let map = if stream {
@@ -106,10 +208,15 @@ async fn content(
             bump(map, email);
         });
     }
-    let cut = match faults::apply(&shared, conn.as_ref().map(|c| &c.0), endpoint, who.email()).await
-    {
+    let parsed = serde_json::from_slice::<Value>(&body).ok();
+    let model_hint = parsed.as_ref().and_then(model_of);
+    let call =
+        FaultCall::new(endpoint, who.email(), HostLabel::of(&host)).model(model_hint.as_deref());
+    let action = faults::apply(&shared, conn.as_ref().map(|c| &c.0), call).await;
+    let faulted = action.is_fault();
+    let cut = match action {
         FaultAction::Proceed => None,
-        FaultAction::Respond(resp) => return resp,
+        FaultAction::Respond(resp) => return noted(resp, who.note(true)),
         FaultAction::MidStream { after_events } => Some(after_events as usize),
     };
     if shared.is_fast() {
@@ -129,162 +236,264 @@ async fn content(
             (Some(_), false) => cut_json(fast::GENERATE.to_owned()),
         };
     }
-    let AccessLookup::Valid(email) = who else {
-        return unauthenticated();
+    let note = who.note(faulted);
+    let AccessLookup::Valid(email) = &who.lookup else {
+        return noted(unauthenticated(), note);
     };
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return google_error(400, "Invalid JSON payload received.");
+    let Some(v) = parsed else {
+        return noted(bad_json(), note);
     };
-    let Some(model) = v
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-    else {
-        return google_error(400, "Invalid request: model is required.");
+    let ua = user_agent(&headers);
+    let checked = shared.with(|inner| {
+        validate::check(
+            inner,
+            &Call {
+                body: &v,
+                email,
+                client_id: &who.client_id,
+                user_agent: ua,
+            },
+        )
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(resp) => return noted(resp, note),
     };
-    let Some(request) = v.get("request").filter(|r| r.is_object()) else {
-        return google_error(400, "Invalid request: request is required.");
-    };
-    let project = v.get("project").and_then(Value::as_str).map(str::to_owned);
-
-    let (quota, response_id) =
-        shared.with(|inner| (inner.quota(&email, model), inner.new_response_id()));
+    let model = checked.model.as_str();
+    let request = &v["request"];
+    let quota = shared.with(|inner| inner.quota(email, model));
     if let Some(q) = quota.filter(|q| q.fraction <= 0.0) {
         let body = rate_limit_body(&delay_until(&q.reset_time), "QUOTA_EXHAUSTED");
-        return json_answer(429, body.to_string());
+        return noted(json_answer(429, body.to_string()), note);
     }
-
-    let composed = compose(&email, request);
+    let (composed, response_id) = shared.with(|inner| {
+        (
+            compose_call(inner, email, model, request),
+            inner.new_response_id(),
+        )
+    });
     let served = Served {
-        email,
+        email: email.clone(),
         model: model.to_owned(),
-        project,
+        project: Some(checked.project.clone()),
         stream,
     };
-    if stream {
+    let resp = if stream {
         let events = composed.events(model, &response_id);
         if let Some(n) = cut {
             let n = n.min(events.len().saturating_sub(1));
-            return cut_after(events[..n].to_vec(), SSE);
+            return noted(cut_after(events[..n].to_vec(), SSE), note);
         }
         shared.record_served(served);
         sse(events)
     } else {
-        let full = gemini::Composed::full(&composed, model, &response_id).to_string();
+        let full = composed.full(model, &response_id).to_string();
         if cut.is_some() {
-            return cut_json(full);
+            return noted(cut_json(full), note);
         }
         shared.record_served(served);
         json_answer(200, full)
-    }
+    };
+    noted(resp, note)
 }
 
 /// `POST /v1internal:generateContent`.
 pub(crate) async fn generate(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    content(shared, conn, headers, body, false).await
+    content(shared, conn, host, headers, body, false).await
 }
 
 /// `POST /v1internal:streamGenerateContent?alt=sse`.
 pub(crate) async fn stream(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    content(shared, conn, headers, body, true).await
+    content(shared, conn, host, headers, body, true).await
 }
 
-/// Counting, fault and auth steps of the small endpoints; `Err` is the
-/// answer to give instead.
-async fn small_call(
+/// Counting, fault and auth steps of the small endpoints: `Ok` is the
+/// caller (with a valid token), `Err` the answer to give instead.
+pub(crate) async fn small_call(
     shared: &Shared,
     conn: Option<&Extension<ConnHandle>>,
+    host: Option<&str>,
     headers: &HeaderMap,
     endpoint: Endpoint,
     fast_body: &'static str,
-) -> Result<String, Response> {
-    let who = lookup(shared, headers);
-    if endpoint == Endpoint::LoadCodeAssist {
-        Counters::bump(&shared.counters.load_code_assist);
-        if let Some(email) = who.email() {
-            shared.with(|inner| bump(&mut inner.stats.load_code_assist_calls_by_email, email));
+) -> Result<(String, Caller), Response> {
+    let who = Caller::of(shared, headers);
+    let c = &shared.counters;
+    match endpoint {
+        Endpoint::LoadCodeAssist => {
+            Counters::bump(&c.load_code_assist);
+            if let Some(email) = who.email() {
+                shared.with(|inner| bump(&mut inner.stats.load_code_assist_calls_by_email, email));
+            }
         }
-    } else {
-        Counters::bump(&shared.counters.fetch_models);
+        Endpoint::CountTokens => Counters::bump(&c.count_tokens),
+        Endpoint::OnboardUser => Counters::bump(&c.onboard_user),
+        Endpoint::Operation => Counters::bump(&c.operation),
+        _ => Counters::bump(&c.fetch_models),
     }
-    match faults::apply(shared, conn.map(|c| &c.0), endpoint, who.email()).await {
+    let call = FaultCall::new(endpoint, who.email(), host);
+    match faults::apply(shared, conn.map(|c| &c.0), call).await {
         FaultAction::Proceed => {}
-        FaultAction::Respond(resp) => return Err(resp),
-        FaultAction::MidStream { .. } => return Err(cut_json(fast_body.to_owned())),
+        FaultAction::Respond(resp) => return Err(noted(resp, who.note(true))),
+        FaultAction::MidStream { .. } => {
+            return Err(noted(cut_json(fast_body.to_owned()), who.note(true)))
+        }
     }
     if shared.is_fast() {
         return Err(fast::json(fast_body));
     }
-    match who {
-        AccessLookup::Valid(email) => Ok(email),
-        _ => Err(unauthenticated()),
+    match &who.lookup {
+        AccessLookup::Valid(email) => Ok((email.clone(), who)),
+        _ => Err(noted(unauthenticated(), who.note(false))),
     }
 }
 
-/// `POST /v1internal:loadCodeAssist`: the account's project.
-pub(crate) async fn load_code_assist(
+/// The JSON of a small endpoint's body (`{}` when empty); `Err` a 400.
+pub(crate) fn small_body(body: &[u8]) -> Result<Value, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(bad_json()),
+    }
+}
+
+/// `POST /v1internal:countTokens`: `{"request": {"model": "models/<m>",
+/// "contents": […]}}` (GC:code_assist/converter.ts `toCountTokenRequest`;
+/// the generate envelope as CPA sends it is accepted too, facts §2.0) →
+/// `{"totalTokens": <words of every text>}`.
+pub(crate) async fn count_tokens(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
-    _body: Bytes,
+    body: Bytes,
 ) -> Response {
-    let email = match small_call(
+    let (_, who) = match small_call(
         &shared,
         conn.as_ref(),
+        HostLabel::of(&host),
         &headers,
-        Endpoint::LoadCodeAssist,
-        fast::LOAD_CODE_ASSIST,
+        Endpoint::CountTokens,
+        r#"{"totalTokens":1}"#,
     )
     .await
     {
-        Ok(email) => email,
+        Ok(c) => c,
         Err(resp) => return resp,
     };
-    let project = shared.with(|inner| inner.account_or_default(&email).project_id.clone());
-    let answer = json!({
-        "currentTier": {"id": "free-tier", "name": "Gemini Code Assist for individuals"},
-        "allowedTiers": [{"id": "free-tier", "name": "Gemini Code Assist for individuals", "isDefault": true}],
-        "cloudaicompanionProject": project,
-    });
-    json_answer(200, answer.to_string())
+    let note = who.note(false);
+    let v = match small_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return noted(resp, note),
+    };
+    let Some(request) = v.get("request").filter(|r| r.is_object()) else {
+        return noted(
+            answer(
+                400,
+                &google_status_body(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Invalid request: request is required.",
+                ),
+            ),
+            note,
+        );
+    };
+    if let Some(model) = model_of(&v) {
+        if !envelope::may_use_model(&model, &who.client_id, user_agent(&headers)) {
+            return noted(answer(404, &not_found_body()), note);
+        }
+    }
+    let total = gemini::prompt_words(request);
+    noted(
+        json_answer(200, json!({ "totalTokens": total }).to_string()),
+        note,
+    )
 }
 
-/// `POST /v1internal:fetchAvailableModels`: per-model quota.
+/// `POST /v1internal:fetchAvailableModels`: the catalogue of the token's
+/// client with per-model quota and `deprecatedModelIds` (facts §4:
+/// AM:modules/quota.rs `QuotaResponse`). A `project` that is not the
+/// account's is 403, as AM meets it (facts §2.1, "A 403 with `project`").
 pub(crate) async fn fetch_available_models(
     State(shared): State<Arc<Shared>>,
     conn: Option<Extension<ConnHandle>>,
+    host: Option<Extension<HostLabel>>,
     headers: HeaderMap,
-    _body: Bytes,
+    body: Bytes,
 ) -> Response {
-    let email = match small_call(
+    let (email, who) = match small_call(
         &shared,
         conn.as_ref(),
+        HostLabel::of(&host),
         &headers,
         Endpoint::FetchAvailableModels,
         fast::MODELS,
     )
     .await
     {
-        Ok(email) => email,
+        Ok(c) => c,
         Err(resp) => return resp,
     };
-    let models = shared.with(|inner| inner.models_of(&email));
-    let mut out = Map::new();
-    for (model, q) in models {
-        out.insert(
-            model,
-            json!({"quotaInfo": {"remainingFraction": q.fraction, "resetTime": q.reset_time}}),
-        );
+    let note = who.note(false);
+    let v = match small_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return noted(resp, note),
+    };
+    let antigravity = is_antigravity(&who.client_id);
+    let answer_body = shared.with(|inner| {
+        if let Some(p) = v
+            .get("project")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            let own = inner.accounts.get(&email).and_then(|a| a.current_project());
+            if own != Some(p) {
+                return Err(answer(403, &permission_denied_project_body(p)));
+            }
+        }
+        let quotas = inner.models_of(&email);
+        let mut models = Map::new();
+        for m in catalogue::for_client(antigravity) {
+            let q = quotas.get(m.id).cloned().unwrap_or_else(Inner::full_quota);
+            let mut e = catalogue::entry_json(m);
+            e["quotaInfo"] = json!({"remainingFraction": q.fraction, "resetTime": q.reset_time});
+            models.insert(m.id.to_owned(), e);
+        }
+        for (id, q) in &quotas {
+            if models.contains_key(id) || (!antigravity && catalogue::is_antigravity_only(id)) {
+                continue;
+            }
+            models.insert(
+                id.clone(),
+                json!({"displayName": id,
+                       "quotaInfo": {"remainingFraction": q.fraction, "resetTime": q.reset_time}}),
+            );
+        }
+        let mut deprecated = Map::new();
+        if antigravity {
+            for (old, new) in catalogue::DEPRECATED {
+                deprecated.insert((*old).to_owned(), json!({ "newModelId": new }));
+            }
+        }
+        Ok(json!({"models": models, "deprecatedModelIds": deprecated}))
+    });
+    match answer_body {
+        Ok(b) => noted(json_answer(200, b.to_string()), note),
+        Err(resp) => noted(resp, note),
     }
-    json_answer(200, json!({ "models": out }).to_string())
 }

@@ -100,8 +100,6 @@ admin_key = "{ADMIN_KEY}"
 [oauth]
 token_url = "{fake}/token"
 userinfo_url = "{fake}/userinfo"
-client_id = "test-client"
-client_secret = "test-secret"
 refresh_skew_secs = 300
 
 [upstream]

@@ -1,0 +1,171 @@
+//! The model catalogue of `fetchAvailableModels`, per client, and which
+//! models only the Antigravity client may use.
+//!
+//! Ids and limits: facts §2.1 (CPA:internal/registry/models/models.json key
+//! `antigravity`: claude-* 64000 output tokens, gemini-3-flash 65536) and
+//! §4 (AM:modules/quota.rs `ModelInfo` field names). Display names and the
+//! other limits are the fake's own (unverified).
+
+use serde_json::{json, Value};
+
+/// One catalogue entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ModelEntry {
+    pub(crate) id: &'static str,
+    pub(crate) display_name: &'static str,
+    pub(crate) max_tokens: u64,
+    pub(crate) max_output_tokens: u64,
+    pub(crate) supports_thinking: bool,
+    /// Only for the Antigravity client.
+    pub(crate) antigravity_only: bool,
+}
+
+const fn entry(
+    id: &'static str,
+    display_name: &'static str,
+    max_tokens: u64,
+    max_output_tokens: u64,
+    antigravity_only: bool,
+) -> ModelEntry {
+    ModelEntry {
+        id,
+        display_name,
+        max_tokens,
+        max_output_tokens,
+        supports_thinking: true,
+        antigravity_only,
+    }
+}
+
+/// The catalogue (contract "fetchAvailableModels"), plus
+/// `gemini-2.5-flash-lite`, which the fake always listed.
+pub(crate) const CATALOGUE: &[ModelEntry] = &[
+    entry("gemini-2.5-pro", "Gemini 2.5 Pro", 1_048_576, 65_535, false),
+    entry(
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash",
+        1_048_576,
+        65_535,
+        false,
+    ),
+    entry(
+        "gemini-2.5-flash-lite",
+        "Gemini 2.5 Flash Lite",
+        1_048_576,
+        65_535,
+        false,
+    ),
+    entry(
+        "gemini-3-pro-preview",
+        "Gemini 3 Pro Preview",
+        1_048_576,
+        65_535,
+        false,
+    ),
+    entry("gemini-3-flash", "Gemini 3 Flash", 1_048_576, 65_536, false),
+    entry(
+        "claude-sonnet-4-6",
+        "Claude Sonnet 4.6",
+        200_000,
+        64_000,
+        true,
+    ),
+    entry(
+        "claude-opus-4-6-thinking",
+        "Claude Opus 4.6 (Thinking)",
+        200_000,
+        64_000,
+        true,
+    ),
+];
+
+/// `deprecatedModelIds` for the Antigravity client (contract; AM
+/// proxy/common/model_mapping.rs maps claude-sonnet-4-5* to 4-6).
+pub(crate) const DEPRECATED: &[(&str, &str)] = &[("claude-sonnet-4-5", "claude-sonnet-4-6")];
+
+/// Antigravity-only ids outside the catalogue (facts §2.1, CPA registry).
+const ANTIGRAVITY_ONLY_IDS: &[&str] = &[
+    "gemini-pro-agent",
+    "gemini-3-flash-agent",
+    "gemini-3.1-pro-low",
+    "gemini-3.1-flash-image",
+    "gemini-3.1-flash-lite",
+    "gemini-3.5-flash-low",
+    "gemini-3.5-flash-extra-low",
+    "gemini-3.6-flash-high",
+    "gemini-3.7-flash-high",
+];
+
+/// The output-token limit of a Claude model when the catalogue does not
+/// name it (contract: "default 64000").
+pub(crate) const DEFAULT_CLAUDE_MAX_OUTPUT: u64 = 64_000;
+
+/// The catalogue entry of `model`, if any.
+pub(crate) fn find(model: &str) -> Option<&'static ModelEntry> {
+    CATALOGUE.iter().find(|m| m.id == model)
+}
+
+/// Whether `model` is a Claude model (`claude-*`).
+pub(crate) fn is_claude(model: &str) -> bool {
+    model.starts_with("claude-")
+}
+
+/// Whether `model` is a Gemini 3 model (`gemini-3*`), whose function calls
+/// need thought signatures (contract "Thought signatures").
+pub(crate) fn is_gemini3(model: &str) -> bool {
+    model.starts_with("gemini-3")
+}
+
+/// Whether only the Antigravity client (with a recent enough User-Agent)
+/// may use `model`: claude-*, gpt-oss-*, and the Antigravity-only Gemini ids.
+pub(crate) fn is_antigravity_only(model: &str) -> bool {
+    is_claude(model)
+        || model.starts_with("gpt-oss-")
+        || ANTIGRAVITY_ONLY_IDS.contains(&model)
+        || find(model).is_some_and(|m| m.antigravity_only)
+}
+
+/// The output-token limit of a Claude model.
+pub(crate) fn max_output_tokens(model: &str) -> u64 {
+    find(model).map_or(DEFAULT_CLAUDE_MAX_OUTPUT, |m| m.max_output_tokens)
+}
+
+/// The JSON of one `models` entry, without `quotaInfo`.
+pub(crate) fn entry_json(m: &ModelEntry) -> Value {
+    json!({
+        "displayName": m.display_name,
+        "maxTokens": m.max_tokens,
+        "maxOutputTokens": m.max_output_tokens,
+        "supportsThinking": m.supports_thinking,
+    })
+}
+
+/// The catalogue a token of this client sees: everything for the
+/// Antigravity client, the Gemini models for any other.
+pub(crate) fn for_client(antigravity: bool) -> impl Iterator<Item = &'static ModelEntry> {
+    CATALOGUE
+        .iter()
+        .filter(move |m| antigravity || !m.antigravity_only)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_classes() {
+        assert!(is_antigravity_only("claude-sonnet-4-6"));
+        assert!(is_antigravity_only("claude-grantpool-test"));
+        assert!(is_antigravity_only("gemini-pro-agent"));
+        assert!(!is_antigravity_only("gemini-2.5-pro"));
+        assert!(!is_antigravity_only("gemini-3-flash"));
+        assert!(is_gemini3("gemini-3-pro-preview") && !is_gemini3("gemini-2.5-pro"));
+        assert_eq!(max_output_tokens("claude-sonnet-4-6"), 64_000);
+        assert_eq!(max_output_tokens("claude-unknown"), 64_000);
+        let cli: Vec<_> = for_client(false).map(|m| m.id).collect();
+        assert!(
+            cli.contains(&"gemini-3-pro-preview") && !cli.iter().any(|m| m.starts_with("claude"))
+        );
+        assert_eq!(for_client(true).count(), CATALOGUE.len());
+    }
+}
