@@ -257,6 +257,9 @@ impl Dispatcher {
             // are judged like any upstream failure (a 401 here is the same sign
             // of a revoked grant as on generate).
             let profile = acc.read(|f| self.profiles.of(f.token.oauth_client.as_deref()));
+            // A failure finding the project is the account's, never the
+            // client request's: it is not passed back to the client.
+            let mut finding_project = false;
             let sent = match self.project_of(profile, acc, &token).await {
                 Ok(project) => {
                     let body = envelope::build(&Outgoing {
@@ -282,9 +285,13 @@ impl Dispatcher {
                 }
                 Err(ProjectError::Call(UpstreamCallError::Status { status, body })) => {
                     tracing::warn!(account = %acc.id, email = %acc.email(), "cannot find the account's Code Assist project: HTTP {status}");
+                    finding_project = true;
                     Err((Some(status), Bytes::from(body), Vec::new()))
                 }
-                Err(ProjectError::Call(UpstreamCallError::Network(m))) => Err((None, Bytes::from(m), Vec::new())),
+                Err(ProjectError::Call(UpstreamCallError::Network(m))) => {
+                    finding_project = true;
+                    Err((None, Bytes::from(m), Vec::new()))
+                }
                 Err(ProjectError::Ineligible { code, message }) => {
                     // Google's word on the account, not an error of this
                     // request: off the proxy, and the request goes on.
@@ -333,6 +340,7 @@ impl Dispatcher {
                 .handle(policy, FailureReport { failure, account: acc, refresh_token: acc.token().refresh_token })
                 .await;
             match next {
+                Next::PassToClient if finding_project => return Err((Attempt::Next(Some(as_error())), status, None)),
                 Next::PassToClient => return Err((Attempt::Pass(as_error()), status, None)),
                 Next::RetryNext => return Err((Attempt::Next(Some(as_error())), status, None)),
                 Next::RetrySame(after) if same_retries < 2 => {

@@ -91,6 +91,14 @@ impl IneligibleTier {
     }
 }
 
+/// `error.message` of a Google error body, else the body.
+fn google_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string())
+}
+
 impl Upstream {
     /// The account's project: from `loadCodeAssist`, after onboarding it
     /// when it never was.
@@ -122,7 +130,15 @@ impl Upstream {
             });
         }
         tracing::info!(tier = %tier.id, "the account never used Code Assist: onboarding it");
-        self.onboard(profile, token, &tier.id, metadata).await
+        match self.onboard(profile, token, &tier.id, metadata).await {
+            // Google refuses to onboard it (the reason is its message):
+            // the account's standing, not this request's fault.
+            Err(ProjectError::Call(UpstreamCallError::Status { status: 400..=403, body })) => {
+                let code = ineligible.into_iter().next().map(|t| t.reason_code).filter(|c| !c.is_empty()).unwrap_or_else(|| "ONBOARDING_REFUSED".into());
+                Err(ProjectError::Ineligible { code, message: google_message(&body) })
+            }
+            other => other,
+        }
     }
 
     /// `onboardUser` for `tier` (no project: the free tier takes none), then

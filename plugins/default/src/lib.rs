@@ -109,7 +109,7 @@ impl Default_ {
                 let until_reset = g.reset_at_ms.map(|at| at.saturating_sub(now)).or(g.retry_delay_ms).or_else(|| retry_after_ms(f));
                 let ms = until_reset.unwrap_or(secs(self.config.quota_probe_after_secs)).min(secs(self.config.quota_probe_after_secs));
                 let reset = match until_reset {
-                    Some(r) if r > ms => format!(" (resets in {}h; probed again sooner)", r / 3_600_000),
+                    Some(r) if r > ms => format!(" (resets in {}h; probed again sooner)", (r + 1_800_000) / 3_600_000),
                     _ => String::new(),
                 };
                 cooldown(ms, CooldownScope::Model, format!("429 QUOTA_EXHAUSTED{reset}"))

@@ -59,6 +59,9 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Extra TOML appended to the config.
     pub extra_config: String,
+    /// The upstream hosts the config names, in order (`base_urls`); empty:
+    /// the fake's one URL as `base_url`.
+    pub upstream_hosts: Vec<String>,
 }
 
 impl Env {
@@ -66,7 +69,18 @@ impl Env {
     pub async fn new() -> Env {
         let fake = FakeGoogle::start().await.expect("start fake google");
         let dir = tempfile::tempdir().unwrap();
-        let env = Env { fake, dir, extra_config: String::new() };
+        let env = Env { fake, dir, extra_config: String::new(), upstream_hosts: Vec::new() };
+        env.write_config("");
+        env
+    }
+
+    /// A fake with these labelled hosts (e.g. `daily`, `prod`), and a config
+    /// that tries them in this order, as a profile's own hosts are tried.
+    pub async fn with_hosts(labels: &[&str]) -> Env {
+        let fake = FakeGoogle::start_with_hosts(labels).await.expect("start fake google");
+        let upstream_hosts = labels.iter().map(|l| fake.base_url_of(l).expect("host")).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { fake, dir, extra_config: String::new(), upstream_hosts };
         env.write_config("");
         env
     }
@@ -103,8 +117,9 @@ userinfo_url = "{fake}/userinfo"
 refresh_skew_secs = 300
 
 [upstream]
-base_url = "{fake}"
+{upstream}
 timeout_secs = 30
+onboard_poll_ms = 50
 
 [plugins]
 call_timeout_ms = 200
@@ -114,6 +129,11 @@ cache_dir = "{cache}"
             dir = self.dir.path().display(),
             cache = root().join("target/test-plugin-cache").display(),
             extra = self.extra_config,
+            upstream = if self.upstream_hosts.is_empty() {
+                format!("base_url = \"{fake}\"")
+            } else {
+                format!("base_urls = {:?}", self.upstream_hosts)
+            },
         );
         std::fs::write(self.config_path(), text).unwrap();
     }
