@@ -18,6 +18,11 @@ use crate::util::now_ms;
 
 /// Cooldown when a verdict gives no duration.
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+/// The first back-off of an account whose failure no classifier answered;
+/// it doubles with each such failure in a row, up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_STEPS: u32 = 9;
 
 /// How the request goes on after a failure.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,9 +93,10 @@ impl Actions {
     }
 
     /// Run the classifier chain of `policy` on a failure: the first plugin
-    /// (in `act` mode) with an answer wins; shadow plugins only log. No
-    /// answer at all means the safe default: another account, no penalty.
-    pub fn classify(&self, policy: &Policy, failure: &Failure) -> Verdict {
+    /// (in `act` mode) with an answer wins; shadow plugins only log. `None`:
+    /// no classifier answered (a plugin that trapped or timed out answers
+    /// nothing) — the host's safe fallbacks decide.
+    pub fn classify(&self, policy: &Policy, failure: &Failure) -> Option<Verdict> {
         for link in &policy.classifiers {
             match link.plugin.classify(failure) {
                 ClassifyOutcome::Verdict(v) if link.mode == ClassifierMode::Shadow => {
@@ -104,18 +110,46 @@ impl Actions {
                 }
                 ClassifyOutcome::Verdict(v) => {
                     tracing::debug!(plugin = link.plugin.name(), account = %failure.account_id, "verdict: {}", verdict_name(&v));
-                    return v;
+                    return Some(v);
                 }
                 ClassifyOutcome::Abstain | ClassifyOutcome::Failed(_) => {}
             }
         }
-        Verdict::RetryNextAccount
+        None
     }
 
-    /// Classify and carry the verdict out. Returns how the request goes on.
+    /// Classify and carry the verdict out (or, when no classifier answers,
+    /// the host's safe fallback). Returns how the request goes on.
     pub async fn handle(&self, policy: &Policy, report: FailureReport<'_>) -> Next {
-        let verdict = self.classify(policy, &report.failure);
-        self.act(policy, report, verdict).await
+        match self.classify(policy, &report.failure) {
+            Some(verdict) => self.act(policy, report, verdict).await,
+            None => self.fallback(report),
+        }
+    }
+
+    /// The host's safe fallbacks, whatever the policy: an upstream 401 (a
+    /// token the host held as valid was refused) → refresh it and retry once
+    /// on the same account, so a revoked grant is found under any policy;
+    /// anything else → another account, and this one backs off (a growing
+    /// cooldown, reset by its next success), so a broken account costs one
+    /// attempt per backoff window, not one per request. Never a disable.
+    fn fallback(&self, report: FailureReport<'_>) -> Next {
+        let f = &report.failure;
+        if f.phase == Phase::Upstream && f.status == Some(401) {
+            return Next::RefreshAndRetry;
+        }
+        let acc = report.account;
+        let level = acc.backoff.fetch_add(1, std::sync::atomic::Ordering::Relaxed).min(BACKOFF_STEPS);
+        let wait = (BACKOFF_BASE * 2u32.pow(level)).min(BACKOFF_MAX);
+        let what = match (f.phase, f.status) {
+            (Phase::TokenRefresh, _) => "token refresh failed".to_string(),
+            (_, Some(s)) => format!("HTTP {s}"),
+            (_, None) => "network error".to_string(),
+        };
+        tracing::warn!(account = %acc.id, email = %f.email, "no classifier answered ({what}); {} backs off for {:.0}s", f.email, wait.as_secs_f64());
+        self.pool.set_cooldown(&acc.id, &CooldownScope::Account, now_ms() + wait.as_millis() as u64, &format!("backing off: {what}, no classifier answered"));
+        self.counters.cooldowns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Next::RetryNext
     }
 
     async fn act(&self, policy: &Policy, report: FailureReport<'_>, verdict: Verdict) -> Next {

@@ -177,9 +177,16 @@ fn serve(config: Config) -> anyhow::Result<()> {
             "grantpool {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
-        let lanes = app.proxy.dispatcher.upstream.lanes();
+        let server = &app.proxy.config.server;
+        let fds = crate::proxy::listener::raise_fd_limit();
+        let options = crate::proxy::listener::ServeOptions {
+            lanes: app.proxy.dispatcher.upstream.lanes(),
+            grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
+            max_connections: if server.max_connections > 0 { server.max_connections } else { crate::proxy::listener::connections_for(fds) },
+        };
+        tracing::debug!(open_files = fds, max_connections = options.max_connections, "connection limit");
         let router = crate::proxy::router::router(app.proxy.clone());
-        crate::proxy::listener::serve(listener, router, lanes, shutdown_signal()).await?;
+        crate::proxy::listener::serve(listener, router, options, shutdown_signal()).await?;
         tracing::info!("grantpool stopped");
         Ok(())
     })

@@ -78,6 +78,12 @@ pub struct ServerConfig {
     /// Serving threads, each with its own single-threaded runtime
     /// (0 = one per core).
     pub workers: usize,
+    /// How long requests in flight (streams too) may run on after SIGTERM
+    /// before they are cut off, seconds.
+    pub shutdown_grace_secs: u64,
+    /// Most client connections open at once (0: what the open-file limit
+    /// allows, two descriptors per stream); more are answered 503.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +97,8 @@ impl Default for ServerConfig {
             max_body_bytes: 32 << 20,
             max_attempts: 4,
             workers: 0,
+            shutdown_grace_secs: 30,
+            max_connections: 0,
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct LiveAccount {
     pub refresh_lock: tokio::sync::Mutex<()>,
     /// Held while the account's project is found (or the account onboarded).
     pub project_lock: tokio::sync::Mutex<()>,
+    /// Failures in a row that no classifier answered (the host's back-off
+    /// grows with it); a success resets it.
+    pub backoff: AtomicU32,
 }
 
 impl LiveAccount {
@@ -302,6 +305,7 @@ impl Lease {
         acc.in_flight.fetch_sub(1, Ordering::Relaxed);
         if success {
             acc.successes.fetch_add(1, Ordering::Relaxed);
+            acc.backoff.store(0, Ordering::Relaxed);
             self.pool.success_ends_cooldown(acc.slot, &self.model, self.started_ms);
         } else {
             acc.failures.fetch_add(1, Ordering::Relaxed);
@@ -399,6 +403,7 @@ impl Pool {
                     failures: AtomicU32::new(0),
                     refresh_lock: tokio::sync::Mutex::new(()),
                     project_lock: tokio::sync::Mutex::new(()),
+                    backoff: AtomicU32::new(0),
                 });
                 inner.accounts.push(Some(acc.clone()));
                 inner.state.push(SlotState::default());

@@ -93,7 +93,7 @@ fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     crate::util::error_chain(e).any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
-pub(super) fn protocol_of(path: &str) -> Protocol {
+pub(crate) fn protocol_of(path: &str) -> Protocol {
     if path.starts_with("/v1beta") || (path.starts_with("/v1/models/") && path.contains(':')) {
         Protocol::Gemini
     } else if path.starts_with("/v1/messages") {

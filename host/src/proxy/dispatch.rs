@@ -352,7 +352,15 @@ impl Dispatcher {
                     match self.tokens.force_refresh(acc, &token).await {
                         Ok(t) => token = t,
                         Err(f) => {
+                            // Refused by the token endpoint: the account turned
+                            // out dead (or its client is wrong), which says
+                            // nothing of this request — it does not use up
+                            // one of the request's attempts.
+                            let refused = matches!(f.error, crate::oauth::RefreshError::Rejected { .. } | crate::oauth::RefreshError::Misconfigured(_));
                             self.actions.refresh_failed(policy, acc, f, Some(&call.model), attempt).await;
+                            if refused {
+                                return Err((Attempt::Next(None), None, None));
+                            }
                             return Err((Attempt::Next(Some(as_error())), status, None));
                         }
                     }

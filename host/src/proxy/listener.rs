@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,7 +24,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// How long in-flight requests may take to end after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(30);
+/// Descriptors kept free beside the connections (log files, the store,
+/// plugin files, the odd new upstream connection).
+const FD_RESERVE: u64 = 128;
 
 /// Period of each serving thread's standing timer (see `lane_loop`); far
 /// shorter than any upstream timeout.
@@ -49,10 +52,75 @@ pub fn lanes(configured: usize) -> usize {
     }
 }
 
-/// Serve `router` on `listener` with `lanes` serving threads until
-/// `shutdown` resolves, then let in-flight requests finish (up to 30 s).
-pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let lanes = lanes.max(1);
+/// How the listener runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Serving threads.
+    pub lanes: usize,
+    /// How long requests in flight may run on after shutdown begins.
+    pub grace: Duration,
+    /// Most client connections open at once; more are answered 503.
+    pub max_connections: usize,
+}
+
+/// Raises the soft open-file limit to the hard one (a stream holds two
+/// descriptors: the client's and the upstream's) and returns it.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur as u64
+}
+
+/// The connections the open-file limit `fds` leaves room for.
+pub fn connections_for(fds: u64) -> usize {
+    (fds.saturating_sub(FD_RESERVE) / 2).max(16) as usize
+}
+
+/// Open client connections, shared by the serving threads.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A client connection counted in [`OPEN`] while it lives.
+struct Counted;
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Answers a connection over the limit with a 503 in the shape of its
+/// route, then closes it (it never reaches the router, so streams in
+/// flight keep their descriptors).
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut head)).await.ok().and_then(Result::ok).unwrap_or(0);
+    let line = String::from_utf8_lossy(&head[..n]);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let protocol = super::auth::protocol_of(path);
+    let body = crate::translate::error_body(protocol, 503, "the proxy is at its connection limit (server.max_connections / the open-file limit): retry shortly").to_string();
+    let resp = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+    let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then let
+/// in-flight requests finish (up to the grace period).
+pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let lanes = options.lanes.max(1);
+    let grace = options.grace;
+    let max_connections = options.max_connections;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut queues = Vec::with_capacity(lanes);
     let mut threads = Vec::with_capacity(lanes);
@@ -65,7 +133,7 @@ pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown
             .spawn(move || {
                 LANE.with(|l| l.set(Some(lane)));
                 match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(lane_loop(rx, router, stop)),
+                    Ok(rt) => rt.block_on(lane_loop(rx, router, stop, grace)),
                     Err(e) => tracing::error!("serving thread {lane} cannot start its runtime: {e}"),
                 }
             })
@@ -80,6 +148,12 @@ pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if OPEN.fetch_add(1, Ordering::Relaxed) >= max_connections {
+                        OPEN.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(limit = max_connections, "connection limit reached: new connections get 503 until streams end");
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    }
                     // Hand the socket over: it leaves this runtime's reactor
                     // and joins the serving thread's.
                     match stream.into_std() {
@@ -87,7 +161,10 @@ pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown
                             let _ = queues[next % lanes].send(std);
                             next = next.wrapping_add(1);
                         }
-                        Err(e) => tracing::debug!("dropped an accepted connection: {e}"),
+                        Err(e) => {
+                            OPEN.fetch_sub(1, Ordering::Relaxed);
+                            tracing::debug!("dropped an accepted connection: {e}");
+                        }
                     }
                 }
                 // Out of file descriptors and the like: wait, don't spin.
@@ -112,7 +189,7 @@ pub async fn serve(listener: TcpListener, router: Router, lanes: usize, shutdown
     Ok(())
 }
 
-async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, router: Router, mut stop: watch::Receiver<bool>) {
+async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, router: Router, mut stop: watch::Receiver<bool>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     let builder = ConnBuilder::new(TokioExecutor::new());
     // A standing timer keeps the runtime's next wake-up earlier than any
@@ -129,6 +206,7 @@ async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, rout
         tokio::select! {
             next = queue.recv() => {
                 let Some(std) = next else { break };
+                let counted = Counted;
                 let stream = match tokio::net::TcpStream::from_std(std) {
                     Ok(s) => s,
                     Err(e) => {
@@ -141,6 +219,7 @@ async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, rout
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _counted = counted;
                     if let Err(e) = conn.await {
                         tracing::trace!("connection ended: {e}");
                     }
@@ -150,7 +229,7 @@ async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, rout
         }
     }
     heartbeat.abort();
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still running {}s after shutdown were cut off", DRAIN.as_secs());
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running {}s after shutdown were cut off (server.shutdown_grace_secs)", grace.as_secs());
     }
 }

@@ -5,7 +5,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::backend::{io_err, StoreError};
 
@@ -132,9 +131,20 @@ pub(crate) fn write_atomic(path: &Path, prefix: &str, bytes: &[u8]) -> Result<()
     sync_dir(dir)
 }
 
-/// Removes the `.*.tmp` files in `dir` older than `age` (left by a writer
-/// that died between creating and renaming them).
-pub(crate) fn remove_stale_tmp(dir: &Path, age: Duration) {
+/// Takes the lock on `path` only if nobody holds it (`None`: a writer
+/// holds it now).
+pub(crate) fn try_lock_file(path: &Path) -> Option<HeldLock> {
+    let file = open_private(path).ok()?;
+    file.try_lock().ok()?;
+    still_linked(path, &file).then(|| HeldLock { path: path.to_path_buf(), file: Some(file), unlink: false })
+}
+
+/// Removes the temporary files `.<id>.XXXXXX.tmp` in `dir` whose writer is
+/// gone: a writer holds the account's lock file (`lock_of(id)`) from
+/// creating its temporary file to renaming it, so a temporary file whose
+/// lock nobody holds was left by a process that died mid-write (SIGKILL,
+/// power loss). Those of live writers (another grantpool process) are left.
+pub(crate) fn remove_orphan_tmp(dir: &Path, lock_of: impl Fn(&str) -> PathBuf) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -142,16 +152,11 @@ pub(crate) fn remove_stale_tmp(dir: &Path, age: Duration) {
         let path = entry.path();
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+        let Some(id) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")).and_then(|n| n.rsplit_once('.')).map(|(id, _)| id) else {
             continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|a| a > age);
-        if old && fs::remove_file(&path).is_ok() {
+        };
+        let Some(_held) = try_lock_file(&lock_of(id)) else { continue };
+        if fs::remove_file(&path).is_ok() {
             tracing::info!(file = %path.display(), "removed a temporary file left by an interrupted write");
         }
     }

@@ -35,10 +35,6 @@ use super::backend::{io_err, Backend, Change, ChangeSink, LoadReport, SkippedFil
 /// Name of the folder, inside the data directory, that holds the account files.
 pub const ACCOUNTS_DIR_NAME: &str = "accounts";
 
-/// Temporary files older than this, left by a crashed writer, are removed by
-/// [`FileStore::open`].
-const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
-
 /// How long the watcher gathers changes before re-reading the files.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
@@ -69,8 +65,8 @@ enum Attempt {
 impl FileStore {
     /// Opens the store of `data_dir`, creating `data_dir` (mode 0700) and
     /// `data_dir/accounts` (mode 0700; an existing folder open to group or
-    /// others is tightened to 0700) when missing. Removes temporary files
-    /// older than an hour left by a crashed writer.
+    /// others is tightened to 0700) when missing. Removes the temporary
+    /// files of writers that died mid-write.
     pub fn open(data_dir: &Path) -> Result<FileStore, StoreError> {
         let dir = data_dir.join(ACCOUNTS_DIR_NAME);
         let mut builder = fs::DirBuilder::new();
@@ -92,8 +88,9 @@ impl FileStore {
                 tracing::info!(dir = %dir.display(), "accounts folder was open to other users; set to mode 0700");
             }
         }
-        durable::remove_stale_tmp(&dir, STALE_TMP_AGE);
-        Ok(FileStore { dir, id_locks: Mutex::new(HashMap::new()), upsert_lock: Mutex::new(()) })
+        let store = FileStore { dir, id_locks: Mutex::new(HashMap::new()), upsert_lock: Mutex::new(()) };
+        durable::remove_orphan_tmp(&store.dir, |id| store.lock_path(id));
+        Ok(store)
     }
 
     /// The folder holding the account files (`<data_dir>/accounts`).

@@ -5,12 +5,11 @@ use super::durable::set_mode;
 use super::file::{encode, redact_quoted, TRIM_MARKER};
 use super::*;
 use serde_json::Value;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
 
 /// A store over a file backend, with that backend (for its paths).
 #[derive(Clone)]
@@ -500,21 +499,21 @@ fn update_remove_and_ids() {
 }
 
 #[test]
-fn stale_temporary_files_are_cleaned_fresh_ones_kept() {
+fn orphaned_temporary_files_are_cleaned_a_live_writers_kept() {
     let (tmp, store) = open();
-    let old = store.accounts_dir().join(".a.XXXX.tmp");
-    let fresh = store.accounts_dir().join(".b.YYYY.tmp");
-    fs::write(&old, b"partial").unwrap();
-    fs::write(&fresh, b"partial").unwrap();
-    File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(7200))
-        .unwrap();
+    // A writer that died mid-write (SIGKILL) left `a`'s, however new; `b`'s
+    // writer is alive (it holds b's lock) and its file stays.
+    let orphan = store.accounts_dir().join(".a.XXXXXX.tmp");
+    let live = store.accounts_dir().join(".b.YYYYYY.tmp");
+    fs::write(&orphan, b"partial").unwrap();
+    fs::write(&live, b"partial").unwrap();
+    let writer = super::durable::try_lock_file(&store.accounts_dir().join(".b.lock")).expect("b's lock is free");
     let _ = TestStore::open(tmp.path()).unwrap();
-    assert!(!old.exists());
-    assert!(fresh.exists());
+    assert!(!orphan.exists());
+    assert!(live.exists());
+    drop(writer);
+    let _ = TestStore::open(tmp.path()).unwrap();
+    assert!(!live.exists(), "once its writer is gone it is an orphan too");
     assert!(store.load_all().skipped.is_empty());
 }
 

@@ -70,15 +70,15 @@ impl Classifier for Default_ {
 }
 
 fn token_refresh(f: &Failure) -> Option<Verdict> {
-    if f.network_error {
-        return Some(Verdict::RetryNextAccount);
-    }
-    let status = f.status?;
-    let err = oauth_error(&f.body)?;
-    if (400..500).contains(&status) && err.error == "invalid_grant" {
-        return Some(Verdict::Disable(err.summary()));
-    }
-    None
+    let invalid_grant = f.status.is_some_and(|s| (400..500).contains(&s)) && oauth_error(&f.body).is_some_and(|e| e.error == "invalid_grant");
+    Some(match oauth_error(&f.body) {
+        Some(err) if invalid_grant => Verdict::Disable(err.summary()),
+        // Anything else — a network error, a 5xx or 429 of the token
+        // endpoint, `invalid_client` / `unauthorized_client` (the OAuth
+        // client is wrong, not the account) — is no fault of the account:
+        // another account serves, and this one keeps no mark.
+        _ => Verdict::RetryNextAccount,
+    })
 }
 
 fn cooldown(ms: u64, scope: CooldownScope, reason: String) -> Option<Verdict> {

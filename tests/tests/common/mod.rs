@@ -300,6 +300,12 @@ impl Proxy {
         tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.ok().and_then(Result::ok)
     }
 
+    /// SIGKILL: the process dies at once, mid-write if it was writing.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
     /// POST a Gemini generateContent with `text`; (status, account header, JSON body).
     pub async fn gemini(&self, model: &str, text: &str) -> (u16, Option<String>, Value) {
         let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]});
