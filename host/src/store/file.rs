@@ -494,7 +494,7 @@ pub(crate) fn redact_quoted(msg: &str) -> String {
 
 /// Parses an account file's bytes. The error is a cause safe to show (no
 /// values from the file).
-pub(crate) fn parse_account(bytes: &[u8]) -> Result<AccountFile, String> {
+pub fn parse_account(bytes: &[u8]) -> Result<AccountFile, String> {
     serde_json::from_slice::<AccountFile>(bytes).map_err(|e| redact_quoted(&e.to_string()))
 }
 
@@ -505,7 +505,8 @@ pub(crate) fn peek_email(bytes: &[u8]) -> Option<String> {
     Some(v.get("email")?.as_str()?.to_string())
 }
 
-pub(crate) fn encode(account: &AccountFile) -> Vec<u8> {
+/// An account file's bytes: pretty JSON and a final newline.
+pub fn encode(account: &AccountFile) -> Vec<u8> {
     // Serialising plain data into memory cannot fail.
     let mut bytes = serde_json::to_vec_pretty(account).expect("account serialises");
     bytes.push(b'\n');

@@ -84,7 +84,9 @@ impl Source {
     }
 }
 
-pub(crate) fn imported_from_value(v: &Value) -> Result<ImportedAccount, String> {
+/// Reads one account from the JSON of an Antigravity-Manager (or grantpool)
+/// account file. The error names the field, never its value.
+pub fn imported_from_value(v: &Value) -> Result<ImportedAccount, String> {
     fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
         obj.get(name).filter(|v| !v.is_null())
     }

@@ -9,19 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use serde::Deserialize;
-use toml::Spanned;
 
 use crate::plugins::{ClassifierPlugin, PluginEngine, PluginError, PluginSource, SelectorPlugin};
 
-/// The policy grantpool runs when none is configured.
-pub const DEFAULT_POLICY: &str = r#"# grantpool's bundled default policy.
-[selector]
-plugin = "round-robin"
+pub mod spec;
 
-[[classifier]]
-plugin = "default"
-"#;
+pub use spec::{ClassifierMode, Entry, GuardSettings, QuotaProtection, SpecError, DEFAULT_POLICY};
 
 /// Why a policy was refused.
 #[derive(Debug, thiserror::Error)]
@@ -64,91 +57,6 @@ pub enum PolicyError {
     },
 }
 
-/// What a classifier's verdicts do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassifierMode {
-    /// Verdicts are carried out.
-    #[default]
-    Act,
-    /// Verdicts are logged ("would …") and nothing is done; the chain goes on
-    /// as if this classifier had no answer.
-    Shadow,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PluginSpec {
-    plugin: Spanned<String>,
-    #[serde(default)]
-    config: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    mode: ClassifierMode,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SelectorSpec {
-    plugin: Spanned<String>,
-    #[serde(default)]
-    config: Option<Spanned<toml::Value>>,
-}
-
-/// `[guard]`: the brake on disable storms. More than `max_disables`
-/// disables, or more than `max_fraction` of the pool, within `window_secs`
-/// turns further disable verdicts into cooldowns (and logs an error).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct GuardSettings {
-    /// Disables allowed in one window.
-    pub max_disables: u32,
-    /// Fraction of the pool that may be disabled in one window.
-    pub max_fraction: f64,
-    /// The window, seconds.
-    pub window_secs: u64,
-    /// Cooldown given instead of a refused disable, seconds.
-    pub cooldown_secs: u64,
-}
-
-impl Default for GuardSettings {
-    fn default() -> Self {
-        GuardSettings { max_disables: 10, max_fraction: 0.5, window_secs: 600, cooldown_secs: 1800 }
-    }
-}
-
-/// `[quota_protection]`: keep an account off a model whose remaining quota
-/// fraction is under `threshold`, until the quota resets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct QuotaProtection {
-    /// On or off.
-    pub enabled: bool,
-    /// Remaining fraction under which an account stops serving a model.
-    pub threshold: f64,
-    /// Models it applies to (empty: all).
-    pub models: Vec<String>,
-    /// How often quotas are fetched, seconds.
-    pub refresh_secs: u64,
-}
-
-impl Default for QuotaProtection {
-    fn default() -> Self {
-        QuotaProtection { enabled: false, threshold: 0.1, models: Vec::new(), refresh_secs: 600 }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
-    selector: Option<SelectorSpec>,
-    #[serde(default)]
-    classifier: Vec<PluginSpec>,
-    #[serde(default)]
-    guard: GuardSettings,
-    #[serde(default)]
-    quota_protection: Option<QuotaProtection>,
-}
-
 /// One classifier of the chain.
 pub struct ChainLink {
     /// The plugin.
@@ -179,18 +87,13 @@ impl Policy {
     pub fn load(engine: &Arc<PluginEngine>, text: &str, file: Option<&Path>) -> Result<Policy, PolicyError> {
         let file_desc = file.map(|f| f.display().to_string()).unwrap_or_else(|| "(bundled default)".into());
         let base = file.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let spec: PolicyFile = toml::from_str(text)
-            .map_err(|e| PolicyError::Parse { file: file_desc.clone(), cause: e.to_string().trim().to_string() })?;
-        let line_of = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].lines().count().max(1);
-        let invalid = |line: usize, cause: String| PolicyError::Invalid { file: file_desc.clone(), line, cause };
-
-        let guard = spec.guard;
-        if !(0.0..=1.0).contains(&guard.max_fraction) || guard.window_secs == 0 {
-            return Err(invalid(1, "[guard] max_fraction must be within 0..1 and window_secs above 0".into()));
-        }
+        let spec = spec::parse(text).map_err(|e| match e {
+            SpecError::Parse(cause) => PolicyError::Parse { file: file_desc.clone(), cause },
+            SpecError::Invalid { line, cause } => PolicyError::Invalid { file: file_desc.clone(), line, cause },
+        })?;
         let mut plugin_files = Vec::new();
-        let mut source_of = |spec: &Spanned<String>| {
-            let source = PluginSource::parse(spec.get_ref(), &base);
+        let mut source_of = |entry: &Entry| {
+            let source = PluginSource::parse(&entry.plugin, &base);
             if let PluginSource::File(p) = &source {
                 plugin_files.push(p.clone());
             }
@@ -198,47 +101,24 @@ impl Policy {
         };
         // A rejected config points at the config's line, anything else at
         // the plugin's.
-        let plugin_err = |plugin_span: std::ops::Range<usize>, config: &Option<Spanned<toml::Value>>, cause: PluginError| {
-            let span = match (&cause, config) {
-                (PluginError::ConfigRejected { .. }, Some(c)) => c.span(),
-                _ => plugin_span,
-            };
-            PolicyError::Plugin { file: file_desc.clone(), line: line_of(span), cause }
+        let plugin_err = |entry: &Entry, cause: PluginError| {
+            let line = if matches!(cause, PluginError::ConfigRejected { .. }) { entry.config_line } else { entry.line };
+            PolicyError::Plugin { file: file_desc.clone(), line, cause }
         };
-
-        let (selector, sel_config, sel_span) = match &spec.selector {
-            Some(s) => (source_of(&s.plugin), s.config.clone(), s.plugin.span()),
-            None => (PluginSource::Bundled("round-robin".into()), None, 0..0),
-        };
-        let config_json = to_json(sel_config.as_ref().map(|c| c.get_ref())).map_err(|c| invalid(line_of(sel_span.clone()), c))?;
-        let selector = SelectorPlugin::load(engine, &selector, &config_json).map_err(|e| plugin_err(sel_span.clone(), &sel_config, e))?;
-
+        let selector = SelectorPlugin::load(engine, &source_of(&spec.selector), &spec.selector.config_json).map_err(|e| plugin_err(&spec.selector, e))?;
         let mut classifiers = Vec::new();
-        let chain: Vec<&PluginSpec> = spec.classifier.iter().collect();
-        for c in chain {
-            let source = source_of(&c.plugin);
-            let config_json = to_json(c.config.as_ref().map(|c| c.get_ref())).map_err(|e| invalid(line_of(c.plugin.span()), e))?;
-            let plugin = ClassifierPlugin::load(engine, &source, &config_json).map_err(|e| plugin_err(c.plugin.span(), &c.config, e))?;
+        for c in &spec.classifiers {
+            let plugin = ClassifierPlugin::load(engine, &source_of(c), &c.config_json).map_err(|e| plugin_err(c, e))?;
             classifiers.push(ChainLink { plugin, mode: c.mode });
         }
         if classifiers.is_empty() {
             // No chain at all would mean no invalid_grant handling: run the
             // bundled default, as a policy without [[classifier]] expects.
             let plugin = ClassifierPlugin::load(engine, &PluginSource::Bundled("default".into()), "{}")
-                .map_err(|e| plugin_err(0..0, &None, e))?;
+                .map_err(|e| PolicyError::Plugin { file: file_desc.clone(), line: 1, cause: e })?;
             classifiers.push(ChainLink { plugin, mode: ClassifierMode::Act });
         }
-        let quota_protection = match spec.quota_protection {
-            Some(mut q) => {
-                q.enabled = true;
-                if !(0.0..=1.0).contains(&q.threshold) {
-                    return Err(invalid(1, "[quota_protection] threshold must be within 0..1".into()));
-                }
-                q
-            }
-            None => QuotaProtection::default(),
-        };
-        Ok(Policy { file: file.map(Path::to_path_buf), selector, classifiers, guard, quota_protection, plugin_files })
+        Ok(Policy { file: file.map(Path::to_path_buf), selector, classifiers, guard: spec.guard, quota_protection: spec.quota_protection, plugin_files })
     }
 
     /// Read and load a policy file, or the bundled default when `None`.
@@ -273,14 +153,6 @@ impl Policy {
             out.push_str(&format!("\nquota protection: under {:.0}%", self.quota_protection.threshold * 100.0));
         }
         out
-    }
-}
-
-fn to_json(config: Option<&toml::Value>) -> Result<String, String> {
-    match config {
-        None => Ok("{}".into()),
-        Some(v @ toml::Value::Table(_)) => serde_json::to_string(v).map_err(|e| format!("plugin config cannot be passed on: {e}")),
-        Some(_) => Err("`config` must be a table, e.g. config = { ttl_secs = 60 }".into()),
     }
 }
 
