@@ -146,7 +146,7 @@ impl FakeGoogle {
         shared.patch_settings(SettingsPatch {
             strict_envelope: Some(options.strict_envelope),
             accept_any_client: Some(options.accept_any_client),
-            max_recorded_requests: None,
+            ..SettingsPatch::default()
         });
         let hosts = if options.hosts.is_empty() {
             vec![DEFAULT_HOST.to_owned()]

@@ -494,6 +494,9 @@ impl Shared {
             if let Some(v) = patch.strict_envelope {
                 s.strict_envelope = v;
             }
+            if let Some(v) = patch.stream_hold_ms {
+                s.stream_hold_ms = v;
+            }
             if let Some(v) = patch.accept_any_client {
                 s.accept_any_client = v;
             }

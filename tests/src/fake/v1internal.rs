@@ -76,8 +76,16 @@ pub(crate) fn cut_json(full: String) -> Response {
 }
 
 /// An SSE answer of `events`.
-fn sse(events: Vec<Bytes>) -> Response {
-    let body = futures::stream::iter(events.into_iter().map(Ok::<_, io::Error>));
+fn sse(events: Vec<Bytes>, hold_ms: u64) -> Response {
+    use futures::StreamExt;
+    let hold = Duration::from_millis(hold_ms);
+    let body = futures::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
+        // A slow model: the first event at once, the rest after the hold.
+        if i == 1 && !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+        Ok::<_, io::Error>(e)
+    });
     let mut resp = Response::new(Body::from_stream(body));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
@@ -285,7 +293,7 @@ async fn content(
             return noted(cut_after(events[..n].to_vec(), SSE), note);
         }
         shared.record_served(served);
-        sse(events)
+        sse(events, shared.with(|inner| inner.settings.stream_hold_ms))
     } else {
         let full = composed.full(model, &response_id).to_string();
         if cut.is_some() {

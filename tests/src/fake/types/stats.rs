@@ -222,6 +222,10 @@ pub struct FakeSettings {
     pub accept_any_client: bool,
     /// How many requests [`Stats::requests`] keeps. Default 200.
     pub max_recorded_requests: usize,
+    /// Hold every stream open this long between its first event and the
+    /// rest (a slow model, for load tests of streams held open). Default 0.
+    #[serde(default)]
+    pub stream_hold_ms: u64,
 }
 
 impl Default for FakeSettings {
@@ -230,6 +234,7 @@ impl Default for FakeSettings {
             strict_envelope: true,
             accept_any_client: false,
             max_recorded_requests: 200,
+            stream_hold_ms: 0,
         }
     }
 }
@@ -247,6 +252,9 @@ pub struct SettingsPatch {
     /// See [`FakeSettings::max_recorded_requests`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_recorded_requests: Option<usize>,
+    /// See [`FakeSettings::stream_hold_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_hold_ms: Option<u64>,
 }
 
 /// An account as the fake holds it (`GET /_fake/accounts`).
