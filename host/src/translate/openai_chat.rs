@@ -29,7 +29,7 @@ use super::gemini::{
     self, Blob, FinishKind, FunctionCall, FunctionResponse, GenerateContentResponse,
     GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
-use super::schema::{function_declaration, sanitize_schema};
+use super::schema::function_declaration;
 use super::shared::{
     self, args_json, blob_from_data_url, function_tools, gemini_request, new_id, sign_first_call, unix_now, At,
     ContentsBuilder, Probe, TextOr,
@@ -616,21 +616,19 @@ fn response_format(format: Value, config: &mut GenerationConfig) -> Result<(), T
     let Value::Object(mut format) = format else {
         return Err(bad());
     };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => {}
-        Some("json_object") => config.response_mime_type = Some("application/json".to_owned()),
-        Some("json_schema") => {
-            let schema = format
+    let kind = format.get("type").and_then(Value::as_str).map(str::to_owned);
+    let schema = match kind.as_deref() {
+        Some("json_schema") => Some(
+            format
                 .get_mut("json_schema")
                 .and_then(|s| s.get_mut("schema"))
                 .map(Value::take)
-                .ok_or_else(|| {
-                    TranslateError::field("response_format.json_schema.schema", "is required")
-                })?;
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_schema = Some(sanitize_schema(schema));
-        }
-        _ => return Err(bad()),
+                .ok_or_else(|| TranslateError::field("response_format.json_schema.schema", "is required"))?,
+        ),
+        _ => None,
+    };
+    if !shared::json_output(config, kind.as_deref(), schema) {
+        return Err(bad());
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ use super::gemini::{
     Part, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
 use super::openai_chat;
-use super::schema::{function_declaration, sanitize_schema};
+use super::schema::function_declaration;
 use super::shared::{
     self, args_json, blob_from_data_url, function_tools, gemini_request, new_id, sign_first_call, unix_now, At,
     ContentsBuilder, Probe, TextOr,
@@ -752,19 +752,19 @@ fn text_format(format: Value, config: &mut GenerationConfig) -> Result<(), Trans
     let Value::Object(mut format) = format else {
         return Err(bad());
     };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => {}
-        Some("json_object") => config.response_mime_type = Some("application/json".to_owned()),
-        Some("json_schema") => {
-            let schema = format
+    let kind = format.get("type").and_then(Value::as_str).map(str::to_owned);
+    let schema = match kind.as_deref() {
+        Some("json_schema") => Some(
+            format
                 .get_mut("schema")
                 .map(Value::take)
                 .filter(|s| !s.is_null())
-                .ok_or_else(|| TranslateError::field("text.format.schema", "is required"))?;
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_schema = Some(sanitize_schema(schema));
-        }
-        _ => return Err(bad()),
+                .ok_or_else(|| TranslateError::field("text.format.schema", "is required"))?,
+        ),
+        _ => None,
+    };
+    if !shared::json_output(config, kind.as_deref(), schema) {
+        return Err(bad());
     }
     Ok(())
 }

@@ -221,6 +221,21 @@ pub(super) fn gemini_request(
     }
 }
 
+/// An OpenAI output format (`text`, `json_object`, or `json_schema` with
+/// its schema) as Gemini's JSON mode; `false` for a kind it is not.
+pub(super) fn json_output(config: &mut GenerationConfig, kind: Option<&str>, schema: Option<Value>) -> bool {
+    match kind {
+        Some("text") => {}
+        Some("json_object") => config.response_mime_type = Some("application/json".to_owned()),
+        Some("json_schema") => {
+            config.response_mime_type = Some("application/json".to_owned());
+            config.response_schema = schema.map(super::schema::sanitize_schema);
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// The client's functions as Gemini tools (none when there are none).
 pub(super) fn function_tools(decls: Vec<FunctionDeclaration>) -> Vec<Tool> {
     if decls.is_empty() {
