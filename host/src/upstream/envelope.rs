@@ -69,7 +69,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
     let session = match o.session {
         Some(s) => s,
         None => {
-            fresh = format!("-{}", uuid::Uuid::new_v4().as_u64_pair().0 & 0x7fff_ffff_ffff_ffff);
+            fresh = format!("-{}", random_u64() & 0x7fff_ffff_ffff_ffff);
             &fresh
         }
     };
@@ -80,7 +80,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
             let _ = serde_json::to_writer(&mut w, o.project);
             let _ = w.write_all(b",\"model\":");
             let _ = serde_json::to_writer(&mut w, o.model);
-            let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", uuid::Uuid::new_v4());
+            let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", request_uuid());
             splice_first(&mut w, request, "sessionId", session);
         }
         Envelope::GeminiCli => {
@@ -88,12 +88,22 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
             let _ = serde_json::to_writer(&mut w, o.model);
             let _ = w.write_all(b",\"project\":");
             let _ = serde_json::to_writer(&mut w, o.project);
-            let _ = write!(w, ",\"user_prompt_id\":\"{}\",\"request\":", uuid::Uuid::new_v4().simple());
+            let _ = write!(w, ",\"user_prompt_id\":\"{}\",\"request\":", request_uuid().simple());
             splice_first(&mut w, request, "session_id", session);
         }
     }
     let _ = w.write_all(b"}");
     w.into_inner().freeze()
+}
+
+/// A fresh random id from the thread's generator (a getrandom system call
+/// per request for `Uuid::new_v4` would be on the hot path).
+fn request_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
+fn random_u64() -> u64 {
+    rand::random()
 }
 
 /// Writes the JSON object `object` with `"key": value` as its first member,
