@@ -120,9 +120,22 @@ impl Catalogue {
         self.by_profile.read().values().find_map(|l| l.models.get(model)?.max_output_tokens)
     }
 
-    /// What a deprecated id is served as now.
+    /// What a model id is served as now, when not as itself: a deprecated
+    /// id's replacement; else, for a Claude id Google does not list (Claude
+    /// Code asks for Anthropic's newest names), the listed Claude model of
+    /// the same family (opus, sonnet; haiku is served by sonnet), newest
+    /// first. `None`: serve the id as it is.
     pub fn replacement(&self, model: &str) -> Option<String> {
-        self.by_profile.read().values().find_map(|l| l.deprecated.get(model).cloned())
+        let map = self.by_profile.read();
+        if let Some(new) = map.values().find_map(|l| l.deprecated.get(model).cloned()) {
+            return Some(new);
+        }
+        let family = ["claude-opus", "claude-sonnet", "claude-haiku"].into_iter().find(|f| model.starts_with(f))?;
+        if map.values().any(|l| l.models.contains_key(model)) {
+            return None;
+        }
+        let wanted = if family == "claude-haiku" { "claude-sonnet" } else { family };
+        map.values().flat_map(|l| l.models.keys()).filter(|m| m.starts_with(wanted)).max().cloned()
     }
 }
 
@@ -158,6 +171,12 @@ mod tests {
         cat.update("antigravity", l);
         assert_eq!(cat.max_output_tokens("claude-sonnet-4-6"), Some(64000));
         assert_eq!(cat.replacement("claude-sonnet-4-5").as_deref(), Some("claude-sonnet-4-6"));
+        // Anthropic's newer names find their family; a listed id is itself.
+        assert_eq!(cat.replacement("claude-sonnet-5").as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!(cat.replacement("claude-haiku-4-5").as_deref(), Some("claude-sonnet-4-6"));
+        assert_eq!(cat.replacement("claude-opus-4-8"), None, "no opus listed here");
+        assert_eq!(cat.replacement("claude-sonnet-4-6"), None);
+        assert_eq!(cat.replacement("gemini-2.5-pro"), None);
         assert_eq!(cat.models().len(), 3);
     }
 }
