@@ -863,3 +863,17 @@ fn unknown_numbers_survive_a_rewrite() {
     assert_eq!(back, a);
     assert_eq!(encode(&back), encode(&a));
 }
+
+/// Found by fuzzing (target `import`): an imported file that was disabled
+/// without a time got one only on its second import, so importing the same
+/// file twice changed it.
+#[test]
+fn importing_the_same_file_twice_changes_nothing() {
+    let bytes = include_bytes!("../../fuzz/corpus/import/regression-disabled-without-time");
+    let v: Value = serde_json::from_slice(bytes).unwrap();
+    let src = crate::store::import::imported_from_value(&v).unwrap();
+    let created = crate::store::upsert::import_decision(None, &src, 1_700_000_000);
+    assert_eq!(created.account.proxy_disabled_at, Some(1_700_000_000));
+    let again = crate::store::upsert::import_decision(Some(&created.account), &src, 1_700_000_001);
+    assert!(!again.created && !again.changed);
+}

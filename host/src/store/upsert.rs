@@ -166,11 +166,15 @@ pub fn import_decision(
             src.created_at.unwrap_or(now),
         );
         account.disabled = src.disabled;
-        account.disabled_at = src.disabled_at;
+        // A state without its time gets the import's, as an update would
+        // give it: importing the same file again then changes nothing.
+        account.disabled_at = src.disabled_at.or(src.disabled.then_some(now));
         account.disabled_reason = src.disabled_reason.clone();
         account.proxy_disabled = src.proxy_disabled;
         account.proxy_disabled_reason = src.proxy_disabled_reason.clone();
-        account.proxy_disabled_at = src.proxy_disabled_at;
+        account.proxy_disabled_at = src
+            .proxy_disabled_at
+            .or(src.proxy_disabled.then_some(now));
         account.last_used = src.last_used;
         return UpsertOutcome::created(account);
     };

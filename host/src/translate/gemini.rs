@@ -636,7 +636,8 @@ pub fn response_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
                 // To the closing quote, over escapes.
                 j += 1;
                 loop {
-                    j += memchr::memchr2(b'"', b'\\', &body[j..])?;
+                    // `get`: an escape as the last byte runs past the end.
+                    j += memchr::memchr2(b'"', b'\\', body.get(j..)?)?;
                     if body[j] == b'\\' {
                         j += 2;
                     } else {
@@ -713,6 +714,9 @@ mod tests {
         assert_eq!(span(r#"{"response":{"a":"unterminated}"#), None);
         assert_eq!(span(r#"{"response":{"a":1"#), None);
         assert_eq!(span(""), None);
+        // Found by fuzzing (target `gemini_answers`): an escape as the last
+        // byte of a cut body ran the scan past the end.
+        assert_eq!(span(r#"{"response":{"a":""#), None);
     }
 
     #[test]
