@@ -297,7 +297,9 @@ pub(crate) fn describe_trap(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => "timed out (call deadline reached)".to_string(),
-            wasmtime::Trap::UnreachableCodeReached => "trapped: it panicked or aborted (unreachable reached)".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => {
+                "trapped: it panicked, raised an uncaught exception or aborted (unreachable reached; the plugin's own log lines before this one may say why)".to_string()
+            }
             other => format!("trapped: {other}"),
         };
     }
