@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from . import duration, log
-from .config import ConfigError
+from .config import ConfigError, parse
 
 #: Where a failure happened: refreshing the access token at the OAuth token
 #: endpoint, or calling the upstream API.
@@ -113,8 +113,6 @@ class Classifier:
     raising :class:`~grantpool_plugin.config.ConfigError` refuses the policy."""
 
     def __init__(self, config: str) -> None:
-        from .config import parse
-
         parse(config, {})
 
     def classify(self, failure: Failure) -> Optional[Verdict]:

@@ -1,6 +1,7 @@
 """Durations as people and Google write them: ``"1.5s"``, ``"500ms"``,
 ``"3m"``, ``"1h"``, ``"2h30m"``, or a bare number of seconds."""
 
+import datetime
 import math
 from typing import Optional
 
@@ -43,8 +44,6 @@ def parse_ms(text: str) -> Optional[int]:
 def timestamp_ms(text: str) -> Optional[int]:
     """Unix milliseconds of an RFC 3339 timestamp (``2025-12-18T20:18:34Z``,
     optional fraction and offset), or ``None``."""
-    import datetime
-
     text = (text or "").strip()
     if not text:
         return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, NamedTuple, Optional
 
 from . import log
-from .config import ConfigError
+from .config import ConfigError, parse
 
 #: What a selector may ask the host to send (see :attr:`Strategy.interests`).
 INTERESTS = ("outcomes", "sessions", "quota")
@@ -215,8 +215,6 @@ class Strategy:
     interests = frozenset({"outcomes", "sessions"})
 
     def __init__(self, config: str) -> None:
-        from .config import parse
-
         parse(config, {})
 
     def select(self, pool: Pool, request: Request) -> Optional[int]:
