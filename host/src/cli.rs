@@ -261,6 +261,8 @@ fn plugin_new(name: &str, kind: crate::plugins::PluginKind, lang: crate::plugins
             "case.json" => "a case for `grantpool plugin test`",
             "policy-snippet.toml" => "the lines for policy.toml",
             "grantpool-plugin.toml" => "what `grantpool plugin build` builds",
+            "Cargo.lock" => "the crate versions, pinned",
+            "README.md" => "build, try, use; what a plugin may do",
             _ => "",
         };
         println!("  {f:<24} {note}");

@@ -45,6 +45,7 @@ fn build_rust(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     if !dir.join("Cargo.toml").is_file() {
         anyhow::bail!("{}: a Rust plugin project needs a Cargo.toml there", dir.display());
     }
+    toolchain::ensure_host_linker()?;
     toolchain::ensure_wasm_target(dir)?;
     eprintln!("==> cargo build --release --target {WASM_TARGET} (in {})", dir.display());
     let mut cmd = Command::new("cargo");

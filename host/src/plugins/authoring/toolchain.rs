@@ -44,6 +44,22 @@ pub fn spawn_error(program: &str, e: std::io::Error) -> anyhow::Error {
     }
 }
 
+/// Cargo links the build scripts and proc macros of the SDK's dependencies
+/// for the machine itself, with the C linker `cc` on Linux: say so before
+/// cargo fails on it.
+pub fn ensure_host_linker() -> anyhow::Result<()> {
+    if !cfg!(target_os = "linux") || std::env::var_os("RUSTFLAGS").is_some() {
+        return Ok(());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join("cc").is_file()) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no C linker (`cc`) on PATH: cargo needs one to link the build scripts of the SDK's dependencies; install gcc (Debian/Ubuntu: apt install gcc) or put its folder on PATH"
+    )
+}
+
 /// Make sure rustup has the `wasm32-wasip2` target for the toolchain that
 /// builds `dir` (a `rust-toolchain.toml` there is honoured). Without rustup
 /// on PATH nothing is checked: cargo's own error then names the target.
