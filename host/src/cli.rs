@@ -1,4 +1,5 @@
-//! The command line: `serve`, `accounts …`, `policy check`, `plugin test`.
+//! The command line: `serve`, `accounts …`, `policy check`, `plugin new |
+//! build | test`.
 //! Thin: each command calls into the library and prints what happened.
 
 use std::path::{Path, PathBuf};
@@ -118,6 +119,25 @@ pub enum PolicyCmd {
 /// `grantpool plugin …`.
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
+    /// Write a new plugin project (standalone: the SDK and the WIT are copied in).
+    New {
+        /// The plugin's name (lowercase letters, digits, `-`), e.g. `my-selector`.
+        name: String,
+        /// Which decision it makes.
+        #[arg(long, value_parser = parse_kind)]
+        kind: crate::plugins::PluginKind,
+        /// The language to write it in.
+        #[arg(long, default_value = "rust", value_parser = parse_lang)]
+        lang: crate::plugins::authoring::Lang,
+        /// The project folder (default: ./NAME); created, must be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project; prints the .wasm path and the policy line.
+    Build {
+        /// The project folder (default: the current one).
+        dir: Option<PathBuf>,
+    },
     /// Run one decision of a plugin and print the answer.
     Test {
         /// The plugin: a .wasm file or a bundled name.
@@ -148,6 +168,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCmd::Check { file }) => {
             let _log = crate::logging::init("warn", None, 0);
             policy_check(&config, file.as_deref().or(config.policy.as_deref()))
+        }
+        Command::Plugin(PluginCmd::New { name, kind, lang, dir }) => plugin_new(&name, kind, lang, dir),
+        Command::Plugin(PluginCmd::Build { dir }) => {
+            let _log = crate::logging::init("warn", None, 0);
+            plugin_build(dir.as_deref().unwrap_or(Path::new(".")))
         }
         Command::Plugin(PluginCmd::Test { plugin, input }) => {
             let _log = crate::logging::init("info", None, 0);
@@ -213,6 +238,59 @@ fn policy_check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
         }
         Err(e) => bail!("{e}"),
     }
+}
+
+fn parse_kind(s: &str) -> Result<crate::plugins::PluginKind, String> {
+    s.parse()
+}
+
+fn parse_lang(s: &str) -> Result<crate::plugins::authoring::Lang, String> {
+    s.parse()
+}
+
+fn plugin_new(name: &str, kind: crate::plugins::PluginKind, lang: crate::plugins::authoring::Lang, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let shown = dir.display().to_string();
+    let p = crate::plugins::authoring::write_project(name, kind, lang, &dir, &shown)?;
+    println!("wrote {} ({lang} {kind} `{name}`):", p.dir.display());
+    let mut sdk_shown = false;
+    for f in &p.files {
+        if f.starts_with("sdk/") || f.starts_with("lib/") {
+            if !sdk_shown {
+                let sdk = if lang == crate::plugins::authoring::Lang::Rust { "sdk/" } else { "lib/grantpool_plugin/" };
+                println!("  {sdk:<24} the guest SDK and its WIT, vendored");
+                sdk_shown = true;
+            }
+            continue;
+        }
+        let note = match f.as_str() {
+            s if s == p.source => "the decision: edit this",
+            "case.json" => "a case for `grantpool plugin test`",
+            "policy-snippet.toml" => "the lines for policy.toml",
+            "grantpool-plugin.toml" => "what `grantpool plugin build` builds",
+            "Cargo.lock" => "the crate versions, pinned",
+            "README.md" => "build, try, use; what a plugin may do",
+            _ => "",
+        };
+        println!("  {f:<24} {note}");
+    }
+    println!("next:\n  grantpool plugin build {shown}\n  grantpool plugin test <the .wasm it prints> --input {shown}/case.json");
+    Ok(())
+}
+
+fn plugin_build(dir: &Path) -> anyhow::Result<()> {
+    let built = crate::plugins::authoring::build(dir)?;
+    eprintln!(
+        "==> {} {} in {:.1} s",
+        if built.rebuilt { "built" } else { "kept" },
+        built.wasm.display(),
+        built.took.as_secs_f64()
+    );
+    println!("{}", built.wasm.display());
+    println!();
+    println!("# policy.toml:");
+    print!("{}", crate::plugins::authoring::policy_snippet(built.manifest.kind, &built.wasm));
+    Ok(())
 }
 
 fn fmt_time(secs: i64) -> String {

@@ -94,10 +94,50 @@ impl selector_world::grantpool::plugin::host::Host for HostState {
 
 impl selector_world::grantpool::plugin::types::Host for HostState {}
 
+/// The `wasi:io/streams` version wasmtime-wasi 48 defines (components
+/// importing an older 0.2 release are matched to it).
+const WASI_IO_STREAMS: &str = "wasi:io/streams@0.2.12";
+
+/// wasmtime-wasi's synchronous `blocking-write-and-flush` / `blocking-flush`
+/// run the stream's async code with `block_on` on the current tokio
+/// runtime, which panics on a thread that is already driving one — every
+/// serving thread of the proxy. A guest reaches them by writing to stdout or
+/// stderr: a Rust panic message, a Python traceback. In the sandbox stdio is
+/// a sink, so these write what the stream takes now and never wait.
+fn stdio_without_blocking(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::bindings::sync::io::streams::StreamError as WitStreamError;
+    use wasmtime_wasi::p2::DynOutputStream;
+
+    linker.allow_shadowing(true);
+    let mut streams = linker.instance(WASI_IO_STREAMS)?;
+    streams.func_wrap(
+        "[method]output-stream.blocking-write-and-flush",
+        |mut store: wasmtime::StoreContextMut<'_, HostState>, (stream, bytes): (Resource<DynOutputStream>, Vec<u8>)| {
+            let s = store.data_mut().table.get_mut(&stream)?;
+            if let Ok(room) = s.check_write() {
+                let n = room.min(bytes.len());
+                let _ = s.write(bytes::Bytes::copy_from_slice(&bytes[..n])).and_then(|()| s.flush());
+            }
+            Ok((Ok::<(), WitStreamError>(()),))
+        },
+    )?;
+    streams.func_wrap(
+        "[method]output-stream.blocking-flush",
+        |mut store: wasmtime::StoreContextMut<'_, HostState>, (stream,): (Resource<DynOutputStream>,)| {
+            let _ = store.data_mut().table.get_mut(&stream)?.flush();
+            Ok((Ok::<(), WitStreamError>(()),))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// A linker with WASI (empty context) and the host imports.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<wasmtime::component::Linker<HostState>> {
     let mut linker = wasmtime::component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    stdio_without_blocking(&mut linker)?;
     selector_world::grantpool::plugin::host::add_to_linker::<HostState, HasSelf<HostState>>(
         &mut linker,
         |s| s,

@@ -79,8 +79,9 @@ pub enum PluginError {
         /// wasmtime's message.
         cause: String,
     },
-    /// A component, but not one of the world it is used as.
-    #[error("{source_desc} does not implement the world {expected}: {cause}. Build it against wit/grantpool-plugin.wit (world `{kind}`), e.g. with grantpool-plugin-sdk's export_{kind}! macro")]
+    /// A component, but not one of the world it is used as (another world,
+    /// another version, a missing export, an import the sandbox lacks).
+    #[error("{source_desc} does not fit the world {expected}: {cause}")]
     WrongWorld {
         /// The plugin as named.
         source_desc: String,
@@ -206,12 +207,20 @@ impl PluginEngine {
             },
         };
         let component = self.compile_cached(source, &bytes)?;
-        self.linker.instantiate_pre(&component).map_err(|e| PluginError::WrongWorld {
+        self.linker.instantiate_pre(&component).map_err(|e| self.wrong_world(source, &component, kind, &e))
+    }
+
+    /// The error for a component that does not fit `kind`'s world, with the
+    /// cause read from the component itself.
+    pub(crate) fn wrong_world(&self, source: &PluginSource, component: &Component, kind: PluginKind, e: &wasmtime::Error) -> PluginError {
+        let says = format!("{e:#}");
+        tracing::debug!(plugin = %source.name(), wasmtime = %says, "component refused");
+        PluginError::WrongWorld {
             source_desc: source.describe(),
             expected: kind.world(),
             kind,
-            cause: format!("{e:#}"),
-        })
+            cause: super::diagnose::mismatch(&self.engine, component, kind, &says),
+        }
     }
 
     fn compile_cached(&self, source: &PluginSource, bytes: &[u8]) -> Result<Component, PluginError> {
@@ -288,7 +297,9 @@ pub(crate) fn describe_trap(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => "timed out (call deadline reached)".to_string(),
-            wasmtime::Trap::UnreachableCodeReached => "trapped: it panicked or aborted (unreachable reached)".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => {
+                "trapped: it panicked, raised an uncaught exception or aborted (unreachable reached; the plugin's own log lines before this one may say why)".to_string()
+            }
             other => format!("trapped: {other}"),
         };
     }

@@ -29,6 +29,17 @@ impl std::fmt::Display for PluginKind {
     }
 }
 
+impl std::str::FromStr for PluginKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "selector" => Ok(PluginKind::Selector),
+            "classifier" => Ok(PluginKind::Classifier),
+            other => Err(format!("unknown plugin kind `{other}`: selector or classifier")),
+        }
+    }
+}
+
 mod bundled {
     use super::PluginKind;
     include!(concat!(env!("OUT_DIR"), "/bundled_plugins.rs"));

@@ -8,9 +8,11 @@
 //! name and reported as a failure so the caller falls back to a safe
 //! built-in decision. The runtime knows nothing of accounts or HTTP.
 
+pub mod authoring;
 mod bindings;
 pub mod cli_test;
 mod classifier;
+mod diagnose;
 mod engine;
 mod kind;
 mod selector;

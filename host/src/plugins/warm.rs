@@ -129,12 +129,8 @@ impl<W: World> Warm<W> {
     /// it is missing, of another world, or refuses the config.
     pub fn load(engine: &Arc<PluginEngine>, source: &PluginSource, config: &str) -> Result<Self, PluginError> {
         let pre = engine.prepare(source, W::KIND)?;
-        let pre = W::pre(pre).map_err(|e| PluginError::WrongWorld {
-            source_desc: source.describe(),
-            expected: W::KIND.world(),
-            kind: W::KIND,
-            cause: format!("{e:#}"),
-        })?;
+        let component = pre.component().clone();
+        let pre = W::pre(pre).map_err(|e| engine.wrong_world(source, &component, W::KIND, &e))?;
         let name: Arc<str> = source.name().into();
         let (instance, configured) = instantiate::<W>(engine, &name, source, &pre, config)?;
         Ok(Warm {
