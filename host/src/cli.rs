@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
-use crate::store::{NewAccount, Store, TokenData};
+use crate::store::{NewAccount, Store};
 
 /// grantpool: one local API over a pool of Google OAuth accounts.
 #[derive(Parser, Debug)]
@@ -418,17 +418,8 @@ async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser:
     })
     .await
     .map_err(|_| anyhow::anyhow!("no sign-in within 10 minutes; run `grantpool accounts login` again"))??;
-    let tokens = oauth
-        .exchange_code(&client, &code, &verifier, &redirect_uri)
-        .await
-        .map_err(|e| anyhow::anyhow!("exchanging the sign-in code failed: {e}; nothing was written"))?;
-    let Some(refresh_token) = tokens.refresh_token.clone() else {
-        bail!("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and run login again");
-    };
-    let email = oauth.userinfo_email(&tokens.access_token).await?;
-    let mut token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
-    token.oauth_client = Some(client.name.clone());
-    upsert_and_report(store, NewAccount { email, token })
+    let new = oauth.account_from_code(&client, &code, &verifier, &redirect_uri).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    upsert_and_report(store, new)
 }
 
 /// Entry point of the binary.

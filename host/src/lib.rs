@@ -13,6 +13,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod manage;
 pub mod metrics;
 pub mod oauth;
 pub mod plugins;
