@@ -178,8 +178,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION")
         );
         let lanes = app.proxy.dispatcher.upstream.lanes();
-        let router = crate::proxy::router::router(app.proxy.clone());
-        crate::proxy::listener::serve(listener, router, lanes, shutdown_signal()).await?;
+        if app.ui.access() == crate::ui::Access::Closed {
+            tracing::warn!("the accounts page (/ui) is off: no admin key is set and {addr} can be reached from other machines; set server.admin_key to use it");
+        } else {
+            tracing::info!("accounts page: http://{addr}/ui");
+        }
+        let router = crate::proxy::router::router(app.proxy.clone(), app.ui.clone());
+        let ui = app.ui.clone();
+        // The page's event streams end first, so the drain waits only on requests.
+        let shutdown = async move {
+            shutdown_signal().await;
+            ui.close_streams();
+        };
+        crate::proxy::listener::serve(listener, router, lanes, shutdown).await?;
         tracing::info!("grantpool stopped");
         Ok(())
     })

@@ -25,5 +25,6 @@ pub mod quota;
 pub mod store;
 pub mod tokens;
 pub mod translate;
+pub mod ui;
 pub mod upstream;
 pub mod util;
