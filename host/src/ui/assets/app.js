@@ -28,7 +28,6 @@ const ui = {
   overview: null,
   policyGen: null,
   chart: null,
-  recent: [],
   es: null,
   why: null,
   whyEvents: [],
@@ -262,11 +261,6 @@ function onActivity(t) {
     c.errors[c.errors.length - 1] += t.errors / c.step_secs;
     drawChart();
   }
-  ui.recent.push([t.requests, t.errors]);
-  if (ui.recent.length > 60) ui.recent.shift();
-  const n = ui.recent.length || 1;
-  $('rate-req').textContent = (ui.recent.reduce((x, r) => x + r[0], 0) / n).toFixed(2);
-  $('rate-err').textContent = (ui.recent.reduce((x, r) => x + r[1], 0) / n).toFixed(2);
   for (const [id, [req, fail, lastMs]] of Object.entries(t.accounts || {})) {
     const a = ui.accounts.get(id);
     if (!a) continue;
@@ -357,6 +351,10 @@ function drawChart() {
     s('path', { d: line(c.errors), class: 'stroke err' }),
   );
   $('chart-max').textContent = `${+top.toFixed(2)}/s`;
+  // The rates of the last minute (six steps of the chart).
+  const last = (arr) => arr.slice(-6).reduce((x, y) => x + y, 0) / Math.min(6, arr.length);
+  $('rate-req').textContent = last(c.requests).toFixed(2);
+  $('rate-err').textContent = last(c.errors).toFixed(2);
 }
 
 // ---- the table ---------------------------------------------------------------
@@ -422,8 +420,9 @@ function queueRender() {
 function changed(id, stateChanged) {
   const a = ui.accounts.get(id);
   const known = ui.rowsEl.has(id);
+  // Only a change of state flashes the row (quota and token refreshes do not).
   if (!known || stateChanged || !matches(a)) queueRender();
-  else patchRow(a, true);
+  else patchRow(a, false);
   if (stateChanged) {
     queueRender();
     requestAnimationFrame(() => flash(id));
@@ -462,11 +461,11 @@ function stateDetail(a) {
   const out = [];
   if (a.reason) out.push(h('div', { class: 'reason', title: a.reason }, a.reason));
   if (a.state === 'disabled' || a.state === 'off_proxy') {
-    if (a.since) out.push(h('div', { class: 'muted small' }, when(a.since * 1000, 'since ')));
+    if (a.since) out.push(h('div', { class: 'muted small' }, when(a.since * 1000, 'set ')));
   }
-  if (a.until_ms) out.push(h('div', { class: 'muted small' }, 'all models ', when(a.until_ms, 'until '), h('span', { class: 'abs' }, ` (${new Date(a.until_ms).toLocaleTimeString()})`)));
+  if (a.until_ms) out.push(h('div', { class: 'muted small' }, 'all models, ', when(a.until_ms, 'ends '), h('span', { class: 'abs' }, ` (${new Date(a.until_ms).toLocaleTimeString()})`)));
   for (const c of a.cooldowns || []) {
-    out.push(h('div', { class: 'small cool', title: c.reason }, h('span', { class: 'mono' }, c.model), ' ', when(c.until_ms, 'until '), h('span', { class: 'muted' }, ` · ${c.reason}`)));
+    out.push(h('div', { class: 'small cool', title: c.reason }, h('span', { class: 'mono' }, c.model), ', ', when(c.until_ms, 'ends '), h('span', { class: 'muted' }, ` · ${c.reason}`)));
   }
   return out;
 }
