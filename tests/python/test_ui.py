@@ -640,6 +640,17 @@ def test_screenshot_of_accounts_in_each_state(make_world, tmp_path):
             wait(driver, lambda d: "disable (invalid_grant" in d.find_element(By.ID, "why-events").text)
             time.sleep(0.5)
             driver.save_screenshot(str(dest.with_name(dest.stem + "-why.png")))
+            close_dialogs(driver)
+
+        # A policy saved broken: the overview says so, with file and line,
+        # and Reload says it again; the running policy stays.
+        (w.dir / "policy.toml").write_text('[selector]\nplugin = "weighted"\nconfig = { use_quota = "yes" }\n')
+        result = driver.find_element(By.ID, "reload-result")
+        wait(driver, lambda d: "refused" in result.text, timeout=15, what="the refused reload in the overview")
+        assert "policy.toml:3" in result.text and "the running policy stays" in result.text, result.text
+        click(driver, lambda d: d.find_element(By.ID, "reload"))
+        wait(driver, lambda d: any("Reload refused" in t.text and "line 3" in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast")), what="the Reload button's answer")
+        assert "selector: weighted" in driver.find_element(By.ID, "policy-text").text
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

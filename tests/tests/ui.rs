@@ -266,3 +266,39 @@ async fn a_google_redirect_for_no_sign_in_is_refused() {
     assert_eq!(env.account_files().len(), 1);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_the_policy_in_force_and_a_refused_reload_with_its_line() {
+    let env = Env::new().await;
+    env.use_policy("[selector]\nplugin = \"least-busy\"\n");
+    env.add_account("hal@example.com", "rt-hal").await;
+    let proxy = env.start().await;
+    let http = client();
+    let url = &proxy.url;
+    let (cookie, csrf) = sign_in(&http, url).await;
+    let overview = || async {
+        http.get(format!("{url}/ui/api/overview")).header("cookie", &cookie).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    let o = overview().await;
+    assert!(o["policy"]["describe"].as_str().unwrap().starts_with("selector: least-busy"), "{o}");
+    assert!(o["policy"]["file"].as_str().unwrap().ends_with("policy.toml"), "{o}");
+    assert_eq!(o["policy"]["last_reload"], Value::Null);
+    assert_eq!(o["clients"], json!(["antigravity", "gemini-cli"]));
+
+    // Saved broken: the watcher refuses it and the overview says where.
+    env.write_policy("[selector]\nplugin = \"no-such-plugin\"\n");
+    assert!(common::eventually(Duration::from_secs(10), || async { overview().await["policy"]["last_reload"]["ok"] == false }).await);
+    let o = overview().await;
+    let r = &o["policy"]["last_reload"];
+    assert_eq!(r["line"], 2, "{o}");
+    assert!(r["file"].as_str().unwrap().ends_with("policy.toml") && r["error"].as_str().unwrap().contains("no-such-plugin"), "{o}");
+    assert!(o["policy"]["describe"].as_str().unwrap().starts_with("selector: least-busy"), "the running policy stays: {o}");
+    let reload = http.post(format!("{url}/ui/api/reload")).header("cookie", &cookie).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(reload.status().as_u16(), 422);
+    assert!(reload.text().await.unwrap().contains("line 2"));
+
+    env.write_policy("[selector]\nplugin = \"fill-first\"\n");
+    assert!(common::eventually(Duration::from_secs(10), || async { overview().await["policy"]["last_reload"]["ok"] == true }).await);
+    assert!(overview().await["policy"]["describe"].as_str().unwrap().starts_with("selector: fill-first"));
+    proxy.stop().await;
+}
