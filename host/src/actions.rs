@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::oauth::{RefreshError, RefreshFailure};
 use crate::plugins::{ClassifyOutcome, CooldownScope as WitScope, Failure, Phase, Verdict};
 use crate::policy::{ClassifierMode, Policy};
-use crate::pool::{CooldownScope, LiveAccount, Pool};
+use crate::pool::{CooldownScope, EventKind, LiveAccount, Pool};
 use crate::store::{PersistedCooldown, Store};
 use crate::util::now_ms;
 
@@ -97,6 +97,10 @@ impl Actions {
     /// no classifier answered (a plugin that trapped or timed out answers
     /// nothing) — the host's safe fallbacks decide.
     pub fn classify(&self, policy: &Policy, failure: &Failure) -> Option<Verdict> {
+        // The account's history says what failed, what was decided and by
+        // whom (the failure path only: a served request records nothing).
+        let what = failure_words(failure);
+        let detail = Some(body_summary(&failure.body));
         for link in &policy.classifiers {
             match link.plugin.classify(failure) {
                 ClassifyOutcome::Verdict(v) if link.mode == ClassifierMode::Shadow => {
@@ -107,9 +111,13 @@ impl Actions {
                         "shadow classifier would decide: {} (not acted on)",
                         verdict_name(&v)
                     );
+                    let text = format!("{what}: would {} (shadow, not acted on)", verdict_name(&v));
+                    self.pool.note(&failure.account_id, EventKind::Shadow, text, Some(link.plugin.name()), detail.clone());
                 }
                 ClassifyOutcome::Verdict(v) => {
                     tracing::debug!(plugin = link.plugin.name(), account = %failure.account_id, "verdict: {}", verdict_name(&v));
+                    let text = format!("{what}: {}", verdict_name(&v));
+                    self.pool.note(&failure.account_id, EventKind::Verdict, text, Some(link.plugin.name()), detail);
                     return Some(v);
                 }
                 ClassifyOutcome::Abstain | ClassifyOutcome::Failed(_) => {}
@@ -136,6 +144,8 @@ impl Actions {
     fn fallback(&self, report: FailureReport<'_>) -> Next {
         let f = &report.failure;
         if f.phase == Phase::Upstream && f.status == Some(401) {
+            let text = format!("{}: no classifier answered, so the token is refreshed and the request retried once", failure_words(f));
+            self.pool.note(&f.account_id, EventKind::Verdict, text, None, Some(body_summary(&f.body)));
             return Next::RefreshAndRetry;
         }
         let acc = report.account;
@@ -147,6 +157,12 @@ impl Actions {
             (_, None) => "network error".to_string(),
         };
         tracing::warn!(account = %acc.id, email = %f.email, "no classifier answered ({what}); {} backs off for {:.0}s", f.email, wait.as_secs_f64());
+        let text = format!(
+            "{}: no classifier answered, so another account was tried and this one backs off for {:.0}s (nothing else is held against it)",
+            failure_words(f),
+            wait.as_secs_f64()
+        );
+        self.pool.note(&acc.id, EventKind::Verdict, text, None, Some(body_summary(&f.body)));
         self.pool.set_cooldown(&acc.id, &CooldownScope::Account, now_ms() + wait.as_millis() as u64, &format!("backing off: {what}, no classifier answered"));
         self.counters.cooldowns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Next::RetryNext
@@ -169,6 +185,7 @@ impl Actions {
                         "disable storm guard engaged: {why}; NOT disabling {email} ({reason}); cooling it down for {}s instead. Check the OAuth client settings and the classifier rules; accounts already disabled stay as they are",
                         policy.guard.cooldown_secs
                     );
+                    self.pool.note(&acc.id, EventKind::Note, format!("disable storm guard: {why}; not disabled ({reason}), cooled down instead"), None, None);
                     self.cooldown(acc, CooldownScope::Account, Duration::from_secs(policy.guard.cooldown_secs), &format!("guard: disable refused ({reason})")).await;
                     return Next::RetryNext;
                 }
@@ -338,6 +355,44 @@ fn scope_name(s: &CooldownScope) -> String {
     match s {
         CooldownScope::Account => "whole account".into(),
         CooldownScope::Model(m) => format!("model {m}"),
+    }
+}
+
+/// A failure in a few words, for the account's history.
+fn failure_words(f: &Failure) -> String {
+    let how = match (f.status, f.network_error) {
+        (Some(s), _) => format!("HTTP {s}"),
+        (None, true) => "network error".to_string(),
+        (None, false) => "error".to_string(),
+    };
+    match (f.phase, &f.model) {
+        (Phase::TokenRefresh, _) => format!("token refresh failed ({how})"),
+        (Phase::Upstream, Some(m)) => format!("Google answered {how} on {m}"),
+        (Phase::Upstream, None) => format!("Google answered {how}"),
+    }
+}
+
+/// What an error body says, shortened: the OAuth `error: description`,
+/// Google's `status: message`, else the start of the text.
+pub fn body_summary(body: &str) -> String {
+    let short = |s: &str| crate::util::truncate_utf8(s.trim(), 300).to_string();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else { return short(body) };
+    match v.get("error") {
+        Some(serde_json::Value::String(code)) => match v.get("error_description").and_then(|d| d.as_str()) {
+            Some(d) => short(&format!("{code}: {d}")),
+            None => short(code),
+        },
+        Some(serde_json::Value::Object(e)) => {
+            let status = e.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            let message = e.get("message").and_then(|s| s.as_str()).unwrap_or("");
+            let reason = e
+                .get("details")
+                .and_then(|d| d.as_array())
+                .and_then(|d| d.iter().find_map(|x| x.get("reason").and_then(|r| r.as_str())));
+            let head = [status, reason.unwrap_or("")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+            short(&if head.is_empty() { message.to_string() } else { format!("{head}: {message}") })
+        }
+        _ => short(body),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Wiring only: builds every part of a running proxy from a [`Config`] and
 //! starts the background tasks (store watch, policy watch, token refresher,
-//! quota poller).
+//! quota poller, the accounts page's sampler).
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct App {
     pub policy: Arc<PolicyHandle>,
     /// What the HTTP side shares (settings, the request path, the store).
     pub proxy: Arc<ProxyState>,
+    /// The accounts page.
+    pub ui: Arc<crate::ui::Ui>,
 }
 
 /// The background work of a running [`App`]; the store watch ends when it
@@ -68,11 +70,13 @@ impl App {
         };
         let loopback = config.listens_on_loopback();
         let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), oauth, loopback });
-        Ok(App { store, policy, proxy })
+        let ui = crate::ui::Ui::new(proxy.clone());
+        Ok(App { store, policy, proxy, ui })
     }
 
     /// Start the background tasks: the store watch (every change reaches
-    /// the pool), the policy watch, the token refresher, the quota poller.
+    /// the pool), the policy watch, the token refresher, the quota poller,
+    /// the accounts page's once-a-second sampler.
     pub fn start_background(&self) -> anyhow::Result<Background> {
         let pool = self.proxy.dispatcher.pool.clone();
         let watch = self.store.watch(move |change| pool.apply(change))?;
@@ -80,6 +84,7 @@ impl App {
         let d = &self.proxy.dispatcher;
         tokio::spawn(crate::tokens::refresher(d.tokens.clone(), d.actions.clone(), self.policy.clone()));
         tokio::spawn(d.quota.clone().run(self.policy.clone()));
+        self.ui.start();
         Ok(Background { _watch: watch })
     }
 }

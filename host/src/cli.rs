@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
-use crate::store::{NewAccount, Store, TokenData};
+use crate::store::{NewAccount, Store};
 
 /// grantpool: one local API over a pool of Google OAuth accounts.
 #[derive(Parser, Debug)]
@@ -210,8 +210,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
             max_connections: if server.max_connections > 0 { server.max_connections } else { crate::proxy::listener::connections_for(fds) },
         };
         tracing::debug!(open_files = fds, max_connections = options.max_connections, "connection limit");
-        let router = crate::proxy::router::router(app.proxy.clone());
-        crate::proxy::listener::serve(listener, router, options, shutdown_signal()).await?;
+        if app.ui.access() == crate::ui::Access::Closed {
+            tracing::warn!("the accounts page (/ui) is off: no admin key is set and {addr} can be reached from other machines; set server.admin_key to use it");
+        } else {
+            tracing::info!("accounts page: http://{addr}/ui");
+        }
+        let router = crate::proxy::router::router(app.proxy.clone(), app.ui.clone());
+        let ui = app.ui.clone();
+        // The page's event streams end first, so the drain waits only on requests.
+        let shutdown = async move {
+            shutdown_signal().await;
+            ui.close_streams();
+        };
+        crate::proxy::listener::serve(listener, router, options, shutdown).await?;
         tracing::info!("grantpool stopped");
         Ok(())
     })
@@ -503,17 +514,8 @@ async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser:
     })
     .await
     .map_err(|_| anyhow::anyhow!("no sign-in within 10 minutes; run `grantpool accounts login` again"))??;
-    let tokens = oauth
-        .exchange_code(&client, &code, &verifier, &redirect_uri)
-        .await
-        .map_err(|e| anyhow::anyhow!("exchanging the sign-in code failed: {e}; nothing was written"))?;
-    let Some(refresh_token) = tokens.refresh_token.clone() else {
-        bail!("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and run login again");
-    };
-    let email = oauth.userinfo_email(&tokens.access_token).await?;
-    let mut token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
-    token.oauth_client = Some(client.name.clone());
-    upsert_and_report(store, NewAccount { email, token })
+    let new = oauth.account_from_code(&client, &code, &verifier, &redirect_uri).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    upsert_and_report(store, new)
 }
 
 /// Entry point of the binary.

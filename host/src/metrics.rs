@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::RwLock;
 
 use crate::plugins::Protocol;
@@ -62,6 +64,11 @@ pub struct Metrics {
     /// [`protocol_index`]) and model: a served request costs no label
     /// strings.
     served: [RwLock<HashMap<String, ServedCounters>>; 3],
+    /// Client requests answered, and those answered with an error: what the
+    /// accounts page samples once a second for its chart (two relaxed
+    /// increments, no labels).
+    answered: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// The counters a served request increments.
@@ -119,11 +126,17 @@ impl Metrics {
             refresh_failures,
             accounts,
             served: Default::default(),
+            answered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
         }
     }
 
     /// A client request answered with `status`.
     pub fn request(&self, protocol: &'static str, model: &str, status: u16) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        if status >= 400 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
         self.requests
             .get_or_create(&RequestLabels { protocol, model: model.to_string(), status })
             .inc();
@@ -131,6 +144,7 @@ impl Metrics {
 
     /// A request served: the upstream answered 2xx and the client gets 200.
     pub fn served(&self, protocol: Protocol, model: &str) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
         let cache = &self.served[protocol_index(protocol)];
         if let Some(c) = cache.read().get(model) {
             c.request.inc();
@@ -167,6 +181,11 @@ impl Metrics {
 
     pub(crate) fn refresh_failed(&self) {
         self.refresh_failures.inc();
+    }
+
+    /// Client requests answered so far, and how many of them with an error.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.answered.load(Ordering::Relaxed), self.errors.load(Ordering::Relaxed))
     }
 
     /// Set the accounts-by-state gauges.

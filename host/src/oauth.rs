@@ -224,6 +224,29 @@ impl OAuth {
         Ok(crate::store::NewAccount { email, token })
     }
 
+    /// An account for an authorization code (the end of a browser sign-in):
+    /// the code is exchanged with `client` (PKCE) and the email is the one
+    /// userinfo returns. `Err` says why nothing may be written.
+    pub async fn account_from_code(
+        &self,
+        client: &ResolvedClient,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<crate::store::NewAccount, String> {
+        let tokens = self.exchange_code(client, code, verifier, redirect_uri).await.map_err(|e| {
+            let why = e.oauth_error().map(|o| format!("the token endpoint answered {o}")).unwrap_or_else(|| e.to_string());
+            format!("exchanging the sign-in code failed: {why}; nothing was written")
+        })?;
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            return Err("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and sign in again".into());
+        };
+        let email = self.userinfo_email(&tokens.access_token).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
+        let mut token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
+        token.oauth_client = Some(client.name.clone());
+        Ok(crate::store::NewAccount { email, token })
+    }
+
     /// The email an access token belongs to.
     pub async fn userinfo_email(&self, access_token: &str) -> anyhow::Result<String> {
         #[derive(Deserialize)]

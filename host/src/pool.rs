@@ -11,6 +11,13 @@
 //! ([`EventFeed`]): an account joins when it becomes selectable, leaves when
 //! it is disabled, taken off the proxy, cooled down or removed, and every
 //! finished request is reported. A selector that falls behind gets a reset.
+//!
+//! People learn about it through two more channels, both off the request
+//! path: each account keeps a short history of what happened to it in words
+//! ([`AccountEvent`]: verdicts and the classifier that gave them, disables,
+//! cooldowns, recoveries), and every change of an account's state is
+//! broadcast as [`PoolNews`] (the accounts page's live updates). A served
+//! request touches neither.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -25,6 +32,75 @@ use crate::util::now_ms;
 
 /// Events kept for selectors that are behind; older ones mean a reset.
 const EVENT_LOG_CAP: usize = 1024;
+
+/// Entries kept in each account's history (the page's "why" panel).
+pub const HISTORY_CAP: usize = 64;
+
+/// Pool news buffered for a slow listener before it must read everything
+/// again.
+const NEWS_CAP: usize = 1024;
+
+/// What kind of thing happened to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The account joined the pool (start-up or a new record).
+    Added,
+    /// A classifier judged a failure (the verdict, and which classifier).
+    Verdict,
+    /// A shadow classifier said what it would have done.
+    Shadow,
+    /// Disabled (dead refresh token).
+    Disabled,
+    /// Taken off the proxy.
+    OffProxy,
+    /// Back on the proxy.
+    BackOnProxy,
+    /// A cooldown was set.
+    Cooldown,
+    /// A cooldown ended.
+    CooldownOver,
+    /// Enabled again after being disabled (a new refresh token).
+    Recovered,
+    /// Anything else worth a line (labels changed, the guard intervened).
+    Note,
+}
+
+/// One line of an account's history, in words. Never holds a token: texts
+/// are built from verdicts, reasons and Google's error messages, and the
+/// account's own tokens are scrubbed from them on the way in.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountEvent {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// What kind of thing.
+    pub kind: EventKind,
+    /// What happened.
+    pub text: String,
+    /// The classifier plugin that decided, for verdicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What the failure said (Google's message, the OAuth error), shortened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A change for whoever watches the pool (the accounts page). Sent only
+/// while someone listens.
+#[derive(Debug, Clone)]
+pub enum PoolNews {
+    /// The account's state or record changed: read it again.
+    Changed(String),
+    /// The account left the pool (its record was removed).
+    Removed(String),
+    /// A new line in the account's history.
+    Event {
+        /// The account.
+        id: String,
+        /// The line.
+        event: AccountEvent,
+    },
+}
 
 /// One account known to the pool. Shared (`Arc`) with requests in flight.
 pub struct LiveAccount {
@@ -48,6 +124,8 @@ pub struct LiveAccount {
     /// Failures in a row that no classifier answered (the host's back-off
     /// grows with it); a success resets it.
     pub backoff: AtomicU32,
+    /// What happened to it, oldest first, at most [`HISTORY_CAP`] lines.
+    history: Mutex<VecDeque<AccountEvent>>,
 }
 
 impl LiveAccount {
@@ -96,6 +174,11 @@ impl LiveAccount {
     /// Last use, Unix ms (0 = never in this process).
     pub fn last_used_ms(&self) -> u64 {
         self.last_used_ms.load(Ordering::Relaxed)
+    }
+
+    /// Requests that ended well and badly on it in this process.
+    pub fn outcomes(&self) -> (u32, u32) {
+        (self.successes.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed))
     }
 }
 
@@ -192,6 +275,7 @@ pub struct Pool {
     inner: RwLock<Inner>,
     log: Mutex<EventLog>,
     next_expiry_ms: AtomicU64,
+    news: tokio::sync::broadcast::Sender<PoolNews>,
 }
 
 impl Default for Pool {
@@ -253,6 +337,9 @@ pub struct AccountView {
     pub quota: std::collections::BTreeMap<String, crate::store::ModelQuota>,
     /// Project id, if known.
     pub project_id: Option<String>,
+    /// The OAuth client that issued its refresh token (`None`: the default
+    /// client).
+    pub oauth_client: Option<String>,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
 }
@@ -368,6 +455,7 @@ impl Pool {
             inner: RwLock::new(Inner { accounts: Vec::new(), state: Vec::new(), by_id: HashMap::new(), next_expiry_ms: u64::MAX, blocked: Default::default() }),
             log: Mutex::new(EventLog { first_seq: 0, events: VecDeque::new() }),
             next_expiry_ms: AtomicU64::new(u64::MAX),
+            news: tokio::sync::broadcast::channel(NEWS_CAP).0,
         }
     }
 
@@ -404,6 +492,7 @@ impl Pool {
                     refresh_lock: tokio::sync::Mutex::new(()),
                     project_lock: tokio::sync::Mutex::new(()),
                     backoff: AtomicU32::new(0),
+                    history: Mutex::new(VecDeque::new()),
                 });
                 inner.accounts.push(Some(acc.clone()));
                 inner.state.push(SlotState::default());
@@ -411,11 +500,12 @@ impl Pool {
                 (acc, true)
             }
         };
-        let labels_changed = {
+        let (labels_changed, transitions) = {
             let mut current = acc.file.write();
             let changed = is_new || current.labels != file.labels || current.email != file.email || current.quota != file.quota;
+            let transitions = if is_new { joined(&file) } else { transitions(&current, &file) };
             *current = file.clone();
-            changed
+            (changed, transitions)
         };
         // Persisted cooldowns still in the future come back (restart).
         let slot = acc.slot as usize;
@@ -438,6 +528,11 @@ impl Pool {
         inner.state[slot].quota_blocks = quota_blocks(&file, rule.as_ref(), now);
         inner.reindex(slot);
         self.publish(&mut inner, slot, labels_changed, now);
+        drop(inner);
+        for (kind, text) in transitions {
+            self.record(&acc, kind, text, None, None);
+        }
+        self.changed(&acc.id);
         acc
     }
 
@@ -503,6 +598,11 @@ impl Pool {
             inner.state[slot].quota_blocks = blocks;
             inner.reindex(slot);
         }
+        let ids: Vec<String> = inner.by_id.keys().cloned().collect();
+        drop(inner);
+        for id in ids {
+            self.changed(&id);
+        }
     }
 
     /// Forget an account (its file was removed).
@@ -516,6 +616,10 @@ impl Pool {
         inner.state[slot] = SlotState::default();
         inner.accounts[slot] = None;
         inner.reindex(slot);
+        drop(inner);
+        if self.news.receiver_count() > 0 {
+            let _ = self.news.send(PoolNews::Removed(id.to_string()));
+        }
         true
     }
 
@@ -555,12 +659,67 @@ impl Pool {
         self.next_expiry_ms.store(u64::MAX, Ordering::Relaxed);
         // Only accounts under an account-wide cooldown can change here.
         let cooling: Vec<usize> = (0..inner.state.len()).filter(|s| inner.state[*s].account_cooldown.is_some()).collect();
+        let mut ended = Vec::new();
         for slot in cooling {
             let due = inner.state[slot].account_cooldown.as_ref().is_some_and(|b| b.until_ms <= now);
             if due {
                 inner.state[slot].account_cooldown = None;
+                ended.extend(inner.accounts[slot].clone());
             }
             self.publish(&mut inner, slot, false, now);
+        }
+        drop(inner);
+        for acc in ended {
+            self.record(&acc, EventKind::CooldownOver, "cooldown over (whole account): back in the pool".into(), None, None);
+            self.changed(&acc.id);
+        }
+    }
+
+    /// Forget model cooldowns and quota blocks that have run out, so that
+    /// whoever watches the pool hears of it (requests ignore them either
+    /// way), and end account cooldowns that are due. Cheap: only accounts
+    /// with a block are looked at. Called once a second by the page's task.
+    pub fn sweep(&self, now: u64) {
+        self.expire(now);
+        let due: Vec<u32> = {
+            let inner = self.inner.read();
+            inner
+                .blocked
+                .iter()
+                .copied()
+                .filter(|s| {
+                    let st = &inner.state[*s as usize];
+                    st.model_cooldowns.values().chain(st.quota_blocks.values()).any(|b| b.until_ms <= now)
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let mut over = Vec::new();
+        {
+            let mut inner = self.inner.write();
+            for slot in due {
+                let st = &mut inner.state[slot as usize];
+                let mut models: Vec<String> = st.model_cooldowns.iter().filter(|(_, b)| b.until_ms <= now).map(|(m, _)| m.clone()).collect();
+                st.model_cooldowns.retain(|_, b| b.until_ms > now);
+                let quota: Vec<String> = st.quota_blocks.iter().filter(|(_, b)| b.until_ms <= now).map(|(m, _)| m.clone()).collect();
+                st.quota_blocks.retain(|_, b| b.until_ms > now);
+                inner.reindex(slot as usize);
+                models.sort();
+                if let Some(acc) = inner.accounts[slot as usize].clone() {
+                    over.push((acc, models, quota));
+                }
+            }
+        }
+        for (acc, models, quota) in over {
+            if !models.is_empty() {
+                self.record(&acc, EventKind::CooldownOver, format!("cooldown over for {}", models.join(", ")), None, None);
+            }
+            if !quota.is_empty() {
+                self.record(&acc, EventKind::CooldownOver, format!("quota protection over for {} (quota reset)", quota.join(", ")), None, None);
+            }
+            self.changed(&acc.id);
         }
     }
 
@@ -605,6 +764,17 @@ impl Pool {
         }
         inner.reindex(slot);
         self.publish(&mut inner, slot, false, now);
+        let acc = inner.accounts[slot].clone();
+        drop(inner);
+        if let Some(acc) = acc {
+            let what = match scope {
+                CooldownScope::Account => "whole account".to_string(),
+                CooldownScope::Model(m) => m.clone(),
+            };
+            let secs = until_ms.saturating_sub(now) as f64 / 1000.0;
+            self.record(&acc, EventKind::Cooldown, format!("cooling down ({what}) for {secs:.1}s: {reason}"), None, None);
+            self.changed(&acc.id);
+        }
     }
 
     /// Quota protection: keep `id` off `model` until `until_ms` (or lift it
@@ -622,6 +792,8 @@ impl Pool {
             }
         }
         inner.reindex(slot as usize);
+        drop(inner);
+        self.changed(id);
     }
 
     fn success_ends_cooldown(&self, slot: u32, model: &str, started_ms: u64) {
@@ -634,14 +806,23 @@ impl Pool {
         if ends {
             let mut inner = self.inner.write();
             let st = &mut inner.state[slot as usize];
+            let mut lifted = Vec::new();
             if st.model_cooldowns.get(model).is_some_and(|b| b.since_ms <= started_ms) {
                 st.model_cooldowns.remove(model);
+                lifted.push(model.to_string());
             }
             if st.account_cooldown.as_ref().is_some_and(|b| b.since_ms <= started_ms) {
                 st.account_cooldown = None;
+                lifted.push("whole account".to_string());
             }
             inner.reindex(slot as usize);
             self.publish(&mut inner, slot as usize, false, now_ms());
+            let acc = inner.accounts[slot as usize].clone();
+            drop(inner);
+            if let Some(acc) = acc.filter(|_| !lifted.is_empty()) {
+                self.record(&acc, EventKind::CooldownOver, format!("a request on {model} succeeded: cooldown lifted ({})", lifted.join(", ")), None, None);
+                self.changed(&acc.id);
+            }
         }
     }
 
@@ -704,6 +885,67 @@ impl Pool {
             log_outcome,
             done: false,
         })
+    }
+
+    /// One account as listings show it.
+    pub fn view(&self, id: &str) -> Option<AccountView> {
+        let now = now_ms();
+        let inner = self.inner.read();
+        let slot = *inner.by_id.get(id)?;
+        let acc = inner.accounts[slot as usize].as_ref()?;
+        let file = acc.file.read();
+        Some(view_of(acc, &file, &inner.state[slot as usize], now))
+    }
+
+    /// Call `f` on every account (under the pool's read lock: keep it short).
+    pub fn for_each_account(&self, mut f: impl FnMut(&LiveAccount)) {
+        let inner = self.inner.read();
+        for acc in inner.accounts.iter().flatten() {
+            f(acc);
+        }
+    }
+
+    /// Hear of every change from now on (see [`PoolNews`]). A listener that
+    /// falls more than 1024 changes behind is told it lagged and should read
+    /// the pool again.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolNews> {
+        self.news.subscribe()
+    }
+
+    /// Add a line to the history of account `id` (no-op for an unknown id).
+    pub fn note(&self, id: &str, kind: EventKind, text: String, source: Option<&str>, detail: Option<String>) {
+        if let Some(acc) = self.get(id) {
+            self.record(&acc, kind, text, source, detail);
+        }
+    }
+
+    /// The history of account `id`, oldest first.
+    pub fn history(&self, id: &str) -> Vec<AccountEvent> {
+        self.get(id).map(|a| a.history.lock().iter().cloned().collect()).unwrap_or_default()
+    }
+
+    fn record(&self, acc: &LiveAccount, kind: EventKind, text: String, source: Option<&str>, detail: Option<String>) {
+        let (text, detail) = {
+            let file = acc.file.read();
+            (scrub(text, &file.token), detail.map(|d| scrub(d, &file.token)))
+        };
+        let event = AccountEvent { at_ms: now_ms(), kind, text, source: source.map(str::to_string), detail };
+        {
+            let mut h = acc.history.lock();
+            if h.len() >= HISTORY_CAP {
+                h.pop_front();
+            }
+            h.push_back(event.clone());
+        }
+        if self.news.receiver_count() > 0 {
+            let _ = self.news.send(PoolNews::Event { id: acc.id.clone(), event });
+        }
+    }
+
+    fn changed(&self, id: &str) {
+        if self.news.receiver_count() > 0 {
+            let _ = self.news.send(PoolNews::Changed(id.to_string()));
+        }
     }
 
     /// Every account as listings show it, sorted by email.
@@ -845,8 +1087,55 @@ fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> A
         },
         quota: file.quota.clone(),
         project_id: file.token.project_id.clone(),
+        oauth_client: file.token.oauth_client.clone(),
         labels: file.labels.clone(),
     }
+}
+
+/// The account's own tokens, cut out of a text for its history (Google's
+/// messages never carry them; this makes sure).
+fn scrub(mut text: String, token: &TokenData) -> String {
+    for secret in [&token.refresh_token, &token.access_token] {
+        if secret.len() >= 8 && text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "[token]");
+        }
+    }
+    text
+}
+
+/// The history line of an account that joins the pool.
+fn joined(file: &AccountFile) -> Vec<(EventKind, String)> {
+    let state = if file.disabled {
+        format!("disabled: {}", file.disabled_reason.as_deref().unwrap_or("no reason recorded"))
+    } else if file.proxy_disabled {
+        format!("off the proxy: {}", file.proxy_disabled_reason.as_deref().unwrap_or("no reason recorded"))
+    } else {
+        "active".to_string()
+    };
+    vec![(EventKind::Added, format!("in the pool ({state})"))]
+}
+
+/// History lines for the state changes between two records of an account.
+fn transitions(before: &AccountFile, after: &AccountFile) -> Vec<(EventKind, String)> {
+    let mut out = Vec::new();
+    match (before.disabled, after.disabled) {
+        (false, true) => out.push((EventKind::Disabled, format!("disabled: {}", after.disabled_reason.as_deref().unwrap_or("no reason recorded")))),
+        (true, false) if before.token.refresh_token != after.token.refresh_token => {
+            out.push((EventKind::Recovered, "enabled again: re-added with a new refresh token".to_string()))
+        }
+        (true, false) => out.push((EventKind::Recovered, "enabled again (the record's disabled flag was cleared)".to_string())),
+        _ => {}
+    }
+    match (before.proxy_disabled, after.proxy_disabled) {
+        (false, true) => out.push((EventKind::OffProxy, format!("taken off the proxy: {}", after.proxy_disabled_reason.as_deref().unwrap_or("no reason recorded")))),
+        (true, false) => out.push((EventKind::BackOnProxy, "back on the proxy".to_string())),
+        _ => {}
+    }
+    if before.labels != after.labels {
+        let labels: Vec<String> = after.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push((EventKind::Note, format!("labels now: {}", if labels.is_empty() { "none".to_string() } else { labels.join(", ") })));
+    }
+    out
 }
 
 impl EventFeed for Pool {

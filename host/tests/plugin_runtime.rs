@@ -18,7 +18,10 @@ use grantpool::store::{AccountFile, TokenData};
 fn engine(cache: Option<std::path::PathBuf>) -> Arc<PluginEngine> {
     PluginEngine::new(EngineOptions {
         cache_dir: cache,
-        call_timeout: Duration::from_millis(50),
+        // Long enough that the memory bomb meets the memory limit before
+        // the deadline even on a loaded machine (at 50 ms it often did not);
+        // the endless loop is still cut well within the 5 s bound.
+        call_timeout: Duration::from_secs(1),
         memory_limit: 32 << 20,
         ..Default::default()
     })

@@ -120,7 +120,7 @@ class World:
     """A fake Google, a data directory with a config pointing at it, some
     accounts, and `grantpool serve` on a free loopback port."""
 
-    def __init__(self, accounts: int = 2, server: str = "", extra: str = ""):
+    def __init__(self, accounts: int = 2, server: str = "", extra: str = "", policy: str | None = None, emails: list[str] | None = None):
         ensure_binaries()
         self._tmp = tempfile.TemporaryDirectory(prefix="grantpool-py-")
         self.dir = Path(self._tmp.name)
@@ -128,9 +128,14 @@ class World:
         self.logs: list[str] = []
         self.fake = Fake(self.dir)
         try:
+            top = ""
+            if policy is not None:
+                (self.dir / "policy.toml").write_text(policy)
+                top = 'policy = "policy.toml"'
             self.config = self.dir / "grantpool.toml"
             self.config.write_text(
                 f'''data_dir = "{self.dir}"
+{top}
 
 [server]
 listen = "127.0.0.1:0"
@@ -150,7 +155,7 @@ cache_dir = "{PLUGIN_CACHE}"
 {extra}
 '''
             )
-            self.emails = [f"user{i}@example.com" for i in range(1, accounts + 1)]
+            self.emails = emails or [f"user{i}@example.com" for i in range(1, accounts + 1)]
             self.ids: dict[str, str] = {}
             for i, email in enumerate(self.emails, 1):
                 rt = f"1//refresh-{i}-{email}"

@@ -57,6 +57,43 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// The file the error is in.
+    pub fn file(&self) -> &str {
+        match self {
+            PolicyError::Read { file, .. } | PolicyError::Parse { file, .. } | PolicyError::Plugin { file, .. } | PolicyError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// The line the error points at, when it points at one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            PolicyError::Read { .. } => None,
+            // toml says "TOML parse error at line 3, column 5".
+            PolicyError::Parse { cause, .. } => {
+                let rest = &cause[cause.find("line ")? + 5..];
+                rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())].parse().ok()
+            }
+            PolicyError::Plugin { line, .. } | PolicyError::Invalid { line, .. } => Some(*line),
+        }
+    }
+}
+
+/// How the last reload of the policy went (the accounts page shows it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadRecord {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// The new policy is in force.
+    pub ok: bool,
+    /// Why it was refused (file, line and cause), when it was.
+    pub error: Option<String>,
+    /// The file the error is in.
+    pub file: Option<String>,
+    /// The line the error points at.
+    pub line: Option<usize>,
+}
+
 /// One classifier of the chain.
 pub struct ChainLink {
     /// The plugin.
@@ -164,13 +201,14 @@ pub struct PolicyHandle {
     engine: Arc<PluginEngine>,
     file: Option<PathBuf>,
     generation: std::sync::atomic::AtomicU64,
+    last_reload: RwLock<Option<ReloadRecord>>,
 }
 
 impl PolicyHandle {
     /// Wrap a loaded policy.
     pub fn new(engine: Arc<PluginEngine>, policy: Policy) -> Self {
         let file = policy.file.clone();
-        PolicyHandle { current: RwLock::new(Arc::new(policy)), engine, file, generation: 0.into() }
+        PolicyHandle { current: RwLock::new(Arc::new(policy)), engine, file, generation: 0.into(), last_reload: RwLock::new(None) }
     }
 
     /// The policy in force.
@@ -178,7 +216,7 @@ impl PolicyHandle {
         self.current.read().clone()
     }
 
-    /// How many times the policy was swapped.
+    /// Counts reloads, swapped or refused (a change means: look again).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -188,19 +226,29 @@ impl PolicyHandle {
         self.file.as_deref()
     }
 
+    /// How the last reload went (`None`: no reload since start).
+    pub fn last_reload(&self) -> Option<ReloadRecord> {
+        self.last_reload.read().clone()
+    }
+
     /// Re-read the file and swap if it loads; on error the running policy
     /// stays and the error is returned (and logged).
     pub fn reload(&self) -> Result<Arc<Policy>, PolicyError> {
+        let at_ms = crate::util::now_ms();
         match Policy::load_file(&self.engine, self.file.as_deref()) {
             Ok(p) => {
                 let p = Arc::new(p);
                 *self.current.write() = p.clone();
+                *self.last_reload.write() = Some(ReloadRecord { at_ms, ok: true, error: None, file: p.file.as_ref().map(|f| f.display().to_string()), line: None });
                 self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!("policy reloaded:\n{}", p.describe());
                 Ok(p)
             }
             Err(e) => {
                 tracing::error!("policy refused, the running policy stays: {e}");
+                *self.last_reload.write() = Some(ReloadRecord { at_ms, ok: false, error: Some(e.to_string()), file: Some(e.file().to_string()), line: e.line() });
+                // Watchers of the policy hear of a refusal too.
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Err(e)
             }
         }

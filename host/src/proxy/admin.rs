@@ -12,6 +12,7 @@ use axum::Json;
 
 use super::auth::admin_error;
 use super::state::ProxyState;
+use crate::manage::{ManageError, Manager};
 
 /// `GET /` and `HEAD /`: the proxy is up (clients probe the root).
 pub(super) async fn root() -> Json<serde_json::Value> {
@@ -51,58 +52,31 @@ pub(super) async fn admin_upsert(State(app): State<Arc<ProxyState>>, body: axum:
         Ok(b) => b,
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"refresh_token\", \"client\"?, \"email\"?, \"project_id\"?}}: {e}")),
     };
-    let mut new = match app.oauth.verify_refresh_token(body.client.as_deref(), &body.refresh_token).await {
-        Ok(n) => n,
-        Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, &e),
-    };
-    if let Some(given) = body.email.filter(|e| !e.trim().eq_ignore_ascii_case(new.email.trim())) {
-        return admin_error(
-            StatusCode::CONFLICT,
-            &format!("the token belongs to {}, not {given}; nothing was written", new.email),
-        );
-    }
-    new.token.project_id = body.project_id.filter(|p| !p.is_empty());
-    let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.upsert(new)).await {
-        Ok(Ok(outcome)) => {
-            app.dispatcher.pool.upsert_file(outcome.account.clone());
-            tracing::info!(account = %outcome.account.id, email = %outcome.account.email, created = outcome.created, recovered = outcome.recovered, "account upserted through the admin API");
-            let view = app.dispatcher.pool.views().into_iter().find(|v| v.id == outcome.account.id);
+    let manager = Manager::new(&app.store, &app.dispatcher.pool, &app.oauth);
+    match manager.add_refresh_token(body.client.as_deref(), &body.refresh_token, body.email.as_deref(), body.project_id).await {
+        Ok(outcome) => {
+            let view = app.dispatcher.pool.view(&outcome.account.id);
             Json(serde_json::json!({"created": outcome.created, "recovered": outcome.recovered, "account": view})).into_response()
         }
-        Ok(Err(e)) => admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => manage_error(&e),
     }
 }
 
+fn manage_error(e: &ManageError) -> Response {
+    admin_error(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST), &e.to_string())
+}
+
 async fn set_proxy_disabled(app: Arc<ProxyState>, id: String, disable: bool) -> Response {
-    let store = app.store.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(file) = store.find(&id)? else { return Ok(None) };
-        let now = crate::util::now_secs();
-        store
-            .update(&file.id, |f| {
-                if disable {
-                    f.proxy_disable("disabled by hand (admin API)", now)
-                } else {
-                    f.clear_proxy_disabled()
-                }
-            })
-            .map(Some)
-    })
-    .await;
-    match result {
-        Ok(Ok(Some(file))) => {
-            app.dispatcher.pool.upsert_file(file.clone());
+    let manager = Manager::new(&app.store, &app.dispatcher.pool, &app.oauth);
+    match manager.set_on_proxy(&id, !disable, "disabled by hand (admin API)").await {
+        Ok(file) => {
             let note = (!disable && file.disabled).then_some(
                 "the account is still disabled (dead refresh token): re-add it with a new refresh token to recover it",
             );
-            let view = app.dispatcher.pool.views().into_iter().find(|v| v.id == file.id);
+            let view = app.dispatcher.pool.view(&file.id);
             Json(serde_json::json!({"account": view, "note": note})).into_response()
         }
-        Ok(Ok(None)) => admin_error(StatusCode::NOT_FOUND, "no account with that id or email"),
-        Ok(Err(e)) => admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => manage_error(&e),
     }
 }
 

@@ -104,7 +104,7 @@ pub(crate) fn protocol_of(path: &str) -> Protocol {
 }
 
 /// Loopback names and addresses.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host }),
@@ -119,7 +119,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// DNS-rebinding guard: on a loopback listener a web page could reach us
 /// through a name it controls; only loopback names or configured ones pass.
-fn host_refused(app: &ProxyState, headers: &HeaderMap, path: &str) -> Option<Response> {
+pub(crate) fn host_refused(app: &ProxyState, headers: &HeaderMap, path: &str) -> Option<Response> {
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let allowed = &app.config.server.allowed_hosts;
     let name_only = host.rsplit_once(':').map_or(host, |(h, _)| h);

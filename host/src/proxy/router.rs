@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::Router;
 
 use super::state::ProxyState;
@@ -16,8 +16,9 @@ use super::{admin, auth, models, routes};
 /// The whole router. The API routes carry no middleware: their handlers
 /// take [`auth::Admitted`] and [`auth::ClientBody`], which do the same checks without a
 /// boxed layer per request. Health, admin and the fallback keep layers
-/// (off the hot path).
-pub fn router(app: Arc<ProxyState>) -> Router {
+/// (off the hot path). The accounts page (`/ui`, and `GET /` that leads
+/// to it) brings its own routes and guard.
+pub fn router(app: Arc<ProxyState>, ui: Arc<crate::ui::Ui>) -> Router {
     let api = Router::new()
         .route("/v1beta/models", get(models::gemini_models))
         .route("/v1beta/models/{model_action}", post(routes::gemini_generate))
@@ -36,12 +37,14 @@ pub fn router(app: Arc<ProxyState>) -> Router {
         .route("/metrics", get(admin::metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth::admin_auth));
     Router::new()
-        // Clients probe the root (Claude Code sends `HEAD /`).
-        .route("/", get(admin::root).head(admin::root))
+        // Clients probe the root (Claude Code sends `HEAD /`); `GET /` is
+        // the page's.
+        .route("/", head(admin::root))
         .route("/health", get(admin::health))
         .layer(middleware::from_fn_with_state(app.clone(), auth::health_auth))
         .merge(api)
         .merge(admin)
+        .merge(crate::ui::routes(ui))
         .fallback(not_found)
         .with_state(app)
 }
