@@ -347,6 +347,13 @@ async fn a_conversation_stays_on_one_account_whichever_node_gets_it() {
         c.add_account(&format!("{e}@example.com"), &format!("rt-{e}")).await;
     }
     let nodes = [c.start(0).await, c.start(1).await, c.start(2).await];
+    // Each node's own round-robin stands somewhere else: left to itself,
+    // each would bind a new conversation to a different account.
+    for (i, node) in nodes.iter().enumerate() {
+        for k in 0..i {
+            assert_eq!(ask(node, format!("no session {k}"), None).await.0, 200);
+        }
+    }
     for session in ["conversation-1", "conversation-2", "conversation-3"] {
         let (s, first, _) = ask(&nodes[0], "first turn", Some(session)).await;
         assert_eq!(s, 200);
