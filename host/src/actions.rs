@@ -13,7 +13,7 @@ use crate::oauth::{RefreshError, RefreshFailure};
 use crate::plugins::{ClassifyOutcome, CooldownScope as WitScope, Failure, Phase, Verdict};
 use crate::policy::{ClassifierMode, Policy};
 use crate::pool::{CooldownScope, EventKind, LiveAccount, Pool};
-use crate::store::{PersistedCooldown, Store};
+use crate::store::{Cluster, GuardLimits, PersistedCooldown, Store};
 use crate::util::now_ms;
 
 /// Cooldown when a verdict gives no duration.
@@ -64,6 +64,10 @@ pub struct ActionCounters {
 pub struct Actions {
     store: Store,
     pool: Arc<Pool>,
+    /// The cluster's shared services: there the storm guard's window is
+    /// the whole cluster's (`None`: one node).
+    cluster: Option<Arc<dyn Cluster>>,
+    /// This node's window (the cluster's while Redis is away).
     recent_disables: Mutex<VecDeque<(u64, String)>>,
     /// What was done.
     pub counters: ActionCounters,
@@ -89,7 +93,7 @@ fn verdict_name(v: &Verdict) -> String {
 impl Actions {
     /// An executor writing through `store` and updating `pool`.
     pub fn new(store: Store, pool: Arc<Pool>) -> Self {
-        Actions { store, pool, recent_disables: Mutex::new(VecDeque::new()), counters: ActionCounters::default() }
+        Actions { cluster: store.cluster(), store, pool, recent_disables: Mutex::new(VecDeque::new()), counters: ActionCounters::default() }
     }
 
     /// Run the classifier chain of `policy` on a failure: the first plugin
@@ -178,7 +182,7 @@ impl Actions {
                     // Already disabled, or re-added with a new token since.
                     return Next::RetryNext;
                 }
-                if let Some(why) = self.guard_refuses(policy, &acc.id) {
+                if let Some(why) = self.guard_refuses(policy, &acc.id).await {
                     self.counters.guarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(
                         account = %acc.id, email = %email,
@@ -247,8 +251,34 @@ impl Actions {
         .await;
     }
 
-    /// True (with the reason) when one more disable would be a storm.
-    fn guard_refuses(&self, policy: &Policy, id: &str) -> Option<String> {
+    /// True (with the reason) when one more disable would be a storm. In a
+    /// cluster the window is the cluster's (counted in Redis); with Redis
+    /// away, this node's own.
+    async fn guard_refuses(&self, policy: &Policy, id: &str) -> Option<String> {
+        let g = &policy.guard;
+        if let Some(cluster) = &self.cluster {
+            let limits = GuardLimits { window_ms: g.window_secs * 1000, max_disables: g.max_disables, max_fraction: g.max_fraction, pool_size: self.pool.len() };
+            let (c, a) = (cluster.clone(), id.to_string());
+            match tokio::task::spawn_blocking(move || c.admit_disable(&a, limits)).await {
+                Ok(Ok(None)) => return None,
+                Ok(Ok(Some(count))) => return Some(self.refusal(policy, count)),
+                _ => {}
+            }
+        }
+        self.local_guard(policy, id)
+    }
+
+    /// Why one more disable is refused, `count` having gone in the window.
+    fn refusal(&self, policy: &Policy, count: u32) -> String {
+        let g = &policy.guard;
+        if count >= g.max_disables {
+            return format!("{count} accounts disabled in the last {}s (max_disables = {})", g.window_secs, g.max_disables);
+        }
+        format!("{} of {} accounts would be disabled within {}s (max_fraction = {})", count + 1, self.pool.len().max(1), g.window_secs, g.max_fraction)
+    }
+
+    /// The guard over this node's own window.
+    fn local_guard(&self, policy: &Policy, id: &str) -> Option<String> {
         let g = &policy.guard;
         let now = now_ms();
         let mut recent = self.recent_disables.lock();
@@ -261,20 +291,11 @@ impl Actions {
             return None;
         }
         let count = recent.len() as u32;
-        if count >= g.max_disables {
-            return Some(format!("{count} accounts disabled in the last {}s (max_disables = {})", g.window_secs, g.max_disables));
-        }
         // The fraction applies once a few accounts went: a pool of one or
         // two must still be able to lose a dead account.
         let size = self.pool.len().max(1) as f64;
-        if count >= 3 && (count + 1) as f64 / size > g.max_fraction {
-            return Some(format!(
-                "{} of {} accounts would be disabled within {}s (max_fraction = {})",
-                count + 1,
-                size,
-                g.window_secs,
-                g.max_fraction
-            ));
+        if count >= g.max_disables || (count >= 3 && (count + 1) as f64 / size > g.max_fraction) {
+            return Some(self.refusal(policy, count));
         }
         // Checked and counted under one lock: concurrent disables cannot
         // all slip under the limit.

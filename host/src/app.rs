@@ -14,6 +14,7 @@ use crate::pool::Pool;
 use crate::proxy::dispatch::Dispatcher;
 use crate::proxy::state::ProxyState;
 use crate::quota::Quota;
+use crate::store::cluster::{ClusterOptions, ClusterStore, Role};
 use crate::store::{Store, Watch};
 use crate::tokens::TokenManager;
 use crate::upstream::Upstream;
@@ -36,12 +37,32 @@ pub struct Background {
     _watch: Watch,
 }
 
+/// The store `config` names: the cluster's (Redis) when `[cluster]
+/// redis_url` is set, else the account files of the data directory. A
+/// `Role::Node` may start from its snapshot while Redis is away; a
+/// `Role::Tool` (the CLI) needs Redis to answer.
+pub fn open_store(config: &Config, role: Role) -> anyhow::Result<Store> {
+    match &config.cluster.redis_url {
+        Some(url) => {
+            let options = ClusterOptions { url: url.clone(), key_prefix: config.cluster.key_prefix.clone(), data_dir: config.data_dir.clone(), role };
+            Ok(Store::with_backend(Arc::new(ClusterStore::open(options)?)))
+        }
+        None => Ok(Store::open(&config.data_dir)?),
+    }
+}
+
 impl App {
     /// Open the store, load the pool and the policy, build the request path.
     pub fn build(config: Config) -> anyhow::Result<App> {
         let config = Arc::new(config);
-        let store = Store::open(&config.data_dir)?;
+        let store = open_store(&config, Role::Node)?;
         let pool = Arc::new(Pool::new());
+        if let Some(cluster) = store.cluster() {
+            // Sticky sessions hold across nodes: bindings go out through Redis.
+            pool.share_sessions(std::time::Duration::from_secs(config.cluster.session_ttl_secs), move |session, account, until| {
+                cluster.bind_session(session, account, until)
+            });
+        }
         let report = store.load_all();
         let (loaded, skipped) = (report.accounts.len(), report.skipped.len());
         pool.load(report);

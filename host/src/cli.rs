@@ -84,10 +84,17 @@ pub enum AccountsCmd {
         #[arg(long)]
         no_browser: bool,
     },
-    /// Import accounts from an Antigravity-Manager data directory.
+    /// Import accounts: a folder of account files, or an Antigravity-Manager
+    /// data directory (in cluster mode this seeds the cluster).
     Import {
-        /// The directory (holding accounts/*.json).
+        /// The directory (holding accounts/*.json, or the files themselves).
         path: PathBuf,
+    },
+    /// Write every account as an account file (`DIR/<id>.json`), from any
+    /// store (in cluster mode: the cluster's records).
+    Export {
+        /// The directory to write to (created if missing).
+        dir: PathBuf,
     },
     /// Put an account back on the proxy (clears proxy_disabled).
     Enable {
@@ -318,7 +325,7 @@ fn fmt_time(secs: i64) -> String {
 }
 
 fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
-    let store = Store::open(&config.data_dir)?;
+    let store = crate::app::open_store(&config, crate::store::cluster::Role::Tool)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match cmd {
         AccountsCmd::List { json } => {
@@ -395,6 +402,17 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                 report.unchanged(),
                 report.failed.len()
             );
+            Ok(())
+        }
+        AccountsCmd::Export { dir } => {
+            let report = store.export(&dir)?;
+            for a in &report.accounts {
+                println!("exported {} {}", a.id, a.email);
+            }
+            for s in &report.skipped {
+                eprintln!("skipped  {}: {}", s.path.display(), s.cause);
+            }
+            println!("exported {} accounts from the {} to {}", report.accounts.len(), store.location(), dir.display());
             Ok(())
         }
         AccountsCmd::Enable { account } => {

@@ -359,6 +359,38 @@ impl Default for PluginsConfig {
     }
 }
 
+/// `[cluster]`: several grantpool instances serve one pool through Redis.
+/// Without `redis_url` nothing changes: the account files are the store.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS); also
+    /// `$GRANTPOOL_REDIS_URL`. May hold a password: never logged whole.
+    pub redis_url: Option<String>,
+    /// Prefix of every key and channel, so several pools can share a server.
+    pub key_prefix: String,
+    /// How long a conversation stays bound to its account across nodes, s.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { redis_url: None, key_prefix: "grantpool".into(), session_ttl_secs: 3600 }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .finish()
+    }
+}
+
+pub use crate::util::redact_url;
+
 /// The file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -370,6 +402,7 @@ struct FileConfig {
     upstream: UpstreamConfig,
     log: LogConfig,
     plugins: PluginsConfig,
+    cluster: ClusterConfig,
     /// Client model name → upstream model; `*` wildcards allowed.
     models: BTreeMap<String, String>,
 }
@@ -393,6 +426,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[plugins]`.
     pub plugins: PluginsConfig,
+    /// `[cluster]`.
+    pub cluster: ClusterConfig,
     /// `[models]`: client model name → upstream model.
     pub models: BTreeMap<String, String>,
 }
@@ -484,6 +519,12 @@ impl Config {
             upstream.base_url = Some(url);
         }
 
+        let mut cluster = file.cluster;
+        if let Some(url) = env("GRANTPOOL_REDIS_URL") {
+            cluster.redis_url = Some(url);
+        }
+        cluster.redis_url = cluster.redis_url.filter(|u| !u.trim().is_empty());
+
         let mut plugins = file.plugins;
         plugins.cache_dir = plugins.cache_dir.as_deref().map(relative);
         let config = Config {
@@ -495,6 +536,7 @@ impl Config {
             upstream,
             log: file.log,
             plugins,
+            cluster,
             models: file.models,
         };
         config.validate()?;
@@ -516,6 +558,24 @@ impl Config {
         }
         if let Err(cause) = self.oauth.client(None) {
             return Err(ConfigError::Invalid { what: "oauth.client".into(), cause });
+        }
+        if let Some(url) = &self.cluster.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+                return Err(ConfigError::Invalid {
+                    what: "cluster.redis_url".into(),
+                    cause: format!("`{}` is not a Redis URL: expected redis://host:port[/db] (rediss:// for TLS)", redact_url(url)),
+                });
+            }
+            let p = &self.cluster.key_prefix;
+            if p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '?' || c == '[') {
+                return Err(ConfigError::Invalid {
+                    what: "cluster.key_prefix".into(),
+                    cause: format!("{p:?}: use a non-empty name without spaces or glob characters (e.g. \"grantpool\")"),
+                });
+            }
+            if self.cluster.session_ttl_secs == 0 {
+                return Err(ConfigError::Invalid { what: "cluster.session_ttl_secs".into(), cause: "must be at least 1".into() });
+            }
         }
         if self.server.max_attempts == 0 {
             return Err(ConfigError::Invalid { what: "server.max_attempts".into(), cause: "must be at least 1".into() });

@@ -269,8 +269,36 @@ pub struct QuotaRule {
     pub unknown_reset_ms: u64,
 }
 
+/// Most session bindings kept (a cluster's shared sticky sessions).
+const SESSIONS_CAP: usize = 200_000;
+
+/// Conversations bound to accounts across the nodes of a cluster: learned
+/// from the store's change feed into this map, so that following a
+/// binding costs no round trip; a new or moved binding (and one past half
+/// its time) goes out through `sink`.
+struct Sessions {
+    ttl_ms: u64,
+    /// Session key → (account id, until Unix ms).
+    map: Mutex<HashMap<String, (String, u64)>>,
+    sink: Box<dyn Fn(&str, &str, u64) + Send + Sync>,
+}
+
+impl Sessions {
+    fn insert(&self, key: &str, account: &str, until_ms: u64, now: u64) {
+        let mut map = self.map.lock();
+        if map.len() >= SESSIONS_CAP && !map.contains_key(key) {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= SESSIONS_CAP {
+                map.clear();
+            }
+        }
+        map.insert(key.to_string(), (account.to_string(), until_ms));
+    }
+}
+
 /// The live pool.
 pub struct Pool {
+    sessions: std::sync::OnceLock<Sessions>,
     quota_rule: RwLock<Option<QuotaRule>>,
     inner: RwLock<Inner>,
     log: Mutex<EventLog>,
@@ -451,6 +479,7 @@ impl Pool {
     /// An empty pool.
     pub fn new() -> Self {
         Pool {
+            sessions: std::sync::OnceLock::new(),
             quota_rule: RwLock::new(None),
             inner: RwLock::new(Inner { accounts: Vec::new(), state: Vec::new(), by_id: HashMap::new(), next_expiry_ms: u64::MAX, blocked: Default::default() }),
             log: Mutex::new(EventLog { first_seq: 0, events: VecDeque::new() }),
@@ -565,7 +594,67 @@ impl Pool {
             Change::Unreadable { id, cause } => {
                 tracing::warn!(account = %id, "account changed but cannot be read, keeping what the pool had: {cause}");
             }
+            Change::Reloaded(report) => {
+                tracing::debug!(accounts = report.accounts.len(), "every account read again: pool resynced");
+                self.resync(report);
+            }
+            Change::SessionBound { session, account, until_ms } => {
+                let now = now_ms();
+                if let Some(s) = self.sessions.get().filter(|_| until_ms > now) {
+                    s.insert(&session, &account, until_ms, now);
+                }
+            }
         }
+    }
+
+    /// Share session bindings with the other nodes of a cluster: each lasts
+    /// `ttl`, and `sink(session key, account id, until ms)` tells the others
+    /// of a new one. Once, at start.
+    pub fn share_sessions(&self, ttl: std::time::Duration, sink: impl Fn(&str, &str, u64) + Send + Sync + 'static) {
+        let _ = self.sessions.set(Sessions { ttl_ms: ttl.as_millis() as u64, map: Mutex::new(HashMap::new()), sink: Box::new(sink) });
+    }
+
+    /// Whether session bindings are shared ([`Pool::share_sessions`]).
+    pub fn sessions_shared(&self) -> bool {
+        self.sessions.get().is_some()
+    }
+
+    /// The key a session is known by between nodes: a hash of its id (the
+    /// id may be a conversation's text or a user's name).
+    pub fn session_key(session_id: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(session_id.as_bytes());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The slot the session `key` is bound to, while the binding lasts and
+    /// the account is known.
+    pub fn bound_slot(&self, key: &str) -> Option<u32> {
+        let s = self.sessions.get()?;
+        let id = {
+            let map = s.map.lock();
+            let (id, until) = map.get(key)?;
+            if *until <= now_ms() {
+                return None;
+            }
+            id.clone()
+        };
+        self.inner.read().by_id.get(&id).copied()
+    }
+
+    /// The session `key` is served by `slot`: a new or moved binding — or
+    /// one past half its time — is kept and told to the other nodes.
+    pub fn bind_session(&self, key: &str, slot: u32) {
+        let Some(s) = self.sessions.get() else { return };
+        let Some(acc) = self.by_slot(slot) else { return };
+        let now = now_ms();
+        let fresh = s.map.lock().get(key).is_some_and(|(id, until)| *id == acc.id && until.saturating_sub(now) > s.ttl_ms / 2);
+        if fresh {
+            return;
+        }
+        let until = now + s.ttl_ms;
+        s.insert(key, &acc.id, until, now);
+        (s.sink)(key, &acc.id, until);
     }
 
     /// Re-read everything (`POST /admin/reload`): accounts no longer stored

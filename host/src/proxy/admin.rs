@@ -19,9 +19,20 @@ pub(super) async fn root() -> Json<serde_json::Value> {
     Json(serde_json::json!({"name": "grantpool", "version": env!("CARGO_PKG_VERSION"), "health": "/health"}))
 }
 
-/// `GET /health`.
-pub(super) async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// `GET /health`: always 200; in cluster mode `"degraded"` with the cause
+/// while Redis is unreachable (the node serves from its last known pool).
+pub(super) async fn health(State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
+    let version = env!("CARGO_PKG_VERSION");
+    Json(match app.store.cluster().map(|c| c.status()) {
+        Some(s) if !s.connected => serde_json::json!({
+            "status": "degraded",
+            "version": version,
+            "cause": s.cause,
+            "journal": s.journal_len,
+        }),
+        Some(_) => serde_json::json!({"status": "ok", "version": version, "cluster": "connected"}),
+        None => serde_json::json!({"status": "ok", "version": version}),
+    })
 }
 
 /// `GET /admin/accounts`.
@@ -125,6 +136,21 @@ pub(super) async fn metrics(State(app): State<Arc<ProxyState>>) -> Response {
         load(&c.cooldowns),
         load(&c.proxy_disables),
     );
+    let mut extra = extra;
+    if let Some(s) = app.store.cluster().map(|c| c.status()) {
+        extra.push_str(&format!(
+            "# HELP grantpool_cluster_connected Whether Redis (the cluster store) answers.\n# TYPE grantpool_cluster_connected gauge\ngrantpool_cluster_connected {}\n\
+             # HELP grantpool_cluster_sync_lag_milliseconds Last change from another node: sent to applied here.\n# TYPE grantpool_cluster_sync_lag_milliseconds gauge\ngrantpool_cluster_sync_lag_milliseconds {}\n\
+             # HELP grantpool_cluster_journal_entries Decisions kept locally until Redis is back.\n# TYPE grantpool_cluster_journal_entries gauge\ngrantpool_cluster_journal_entries {}\n\
+             # TYPE grantpool_cluster_changes_applied counter\ngrantpool_cluster_changes_applied_total {}\n\
+             # TYPE grantpool_cluster_disconnects counter\ngrantpool_cluster_disconnects_total {}\n",
+            u8::from(s.connected),
+            s.sync_lag_ms,
+            s.journal_len,
+            s.changes_applied,
+            s.disconnects,
+        ));
+    }
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         Body::from(app.dispatcher.metrics.render(&extra)),

@@ -99,15 +99,30 @@ impl Dispatcher {
     /// choice when the selector fails), skipping accounts that can no
     /// longer be held. `None` when no account fits.
     fn next_lease(&self, policy: &Policy, req: &mut SelectRequest) -> Option<Lease> {
+        // In a cluster, a conversation's binding is shared by every node
+        // (learned by subscription: no round trip here); it is offered
+        // first while its account can serve, else the selector decides.
+        let shared_session = req
+            .session_id
+            .as_deref()
+            .filter(|_| self.pool.sessions_shared() && policy.selector.wants_sessions())
+            .map(Pool::session_key);
         loop {
             let now = now_ms();
             self.pool.expire(now);
             req.unavailable = self.pool.unavailable_for(&req.model, now);
-            let slot = match policy.selector.select(&*self.pool, req, |s| self.pool.is_candidate(s, req)) {
-                SelectOutcome::Picked(s) => s,
-                SelectOutcome::NoneFits => return None,
-                SelectOutcome::Failed(_) => self.pool.least_recently_used(req)?,
+            let bound = shared_session.as_deref().and_then(|k| self.pool.bound_slot(k)).filter(|s| self.pool.is_candidate(*s, req));
+            let slot = match bound {
+                Some(s) => s,
+                None => match policy.selector.select(&*self.pool, req, |s| self.pool.is_candidate(s, req)) {
+                    SelectOutcome::Picked(s) => s,
+                    SelectOutcome::NoneFits => return None,
+                    SelectOutcome::Failed(_) => self.pool.least_recently_used(req)?,
+                },
             };
+            if let Some(k) = &shared_session {
+                self.pool.bind_session(k, slot);
+            }
             req.tried.push(slot);
             if let Some(lease) = self.pool.begin(slot, &req.model, req.session_id.as_deref(), policy.selector.wants_outcomes()) {
                 return Some(lease);

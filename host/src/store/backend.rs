@@ -56,6 +56,24 @@ pub enum StoreError {
         /// What is missing or wrong.
         reason: String,
     },
+    /// The cluster store (Redis) could not be reached or refused a command.
+    #[error("cannot reach the cluster store at {place}: {cause}; check that Redis runs there and that [cluster] redis_url (or $GRANTPOOL_REDIS_URL) points at it")]
+    Cluster {
+        /// The Redis URL, password hidden.
+        place: String,
+        /// What failed.
+        cause: String,
+    },
+    /// A record in the cluster store does not parse; it was left untouched.
+    #[error("account record {key} does not parse ({cause}); it was left untouched and the account is skipped: fix it or delete the key (`grantpool accounts remove {id}`)")]
+    CorruptRecord {
+        /// The account id.
+        id: String,
+        /// The Redis key holding it.
+        key: String,
+        /// Why it does not parse (without values from the record).
+        cause: String,
+    },
     /// Taking the lock that serialises writes failed.
     #[error("could not lock {}: {error}; if another grantpool process hangs, stop it", path.display())]
     Lock {
@@ -112,6 +130,18 @@ pub enum Change {
         /// Why it cannot be read (no values from the record).
         cause: String,
     },
+    /// Everything was read again (a cluster node after a reconnect): this is
+    /// the whole store now; accounts not in it (nor unreadable) are gone.
+    Reloaded(LoadReport),
+    /// A cluster node bound a conversation to an account.
+    SessionBound {
+        /// The session's key (a hash of its id, see `Pool::session_key`).
+        session: String,
+        /// The account id.
+        account: String,
+        /// Until when, Unix ms.
+        until_ms: u64,
+    },
 }
 
 /// What an update came to.
@@ -131,6 +161,64 @@ impl Watch {
     pub fn new(guard: impl Send + 'static) -> Watch {
         Watch(Box::new(guard))
     }
+}
+
+/// How the link to the cluster store stands, for `/health` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStatus {
+    /// Redis answers.
+    pub connected: bool,
+    /// Why not, when it does not (no secrets).
+    pub cause: Option<String>,
+    /// Decisions waiting in the local journal for Redis to come back.
+    pub journal_len: usize,
+    /// The last change from another node: publish → applied here, ms.
+    pub sync_lag_ms: u64,
+    /// Changes from other nodes applied here.
+    pub changes_applied: u64,
+    /// Times the link was lost.
+    pub disconnects: u64,
+}
+
+/// The disable-storm limits, for a window shared by the nodes of a cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardLimits {
+    /// The window, ms.
+    pub window_ms: u64,
+    /// Most disables per window.
+    pub max_disables: u32,
+    /// Largest share of the pool per window (once 3 went).
+    pub max_fraction: f64,
+    /// Accounts in the pool.
+    pub pool_size: usize,
+}
+
+/// What the nodes of a cluster share besides account records: leases
+/// (one token refresh for the whole cluster), short-lived notes (a refresh's
+/// failure, for the nodes that waited on it), the storm guard's window, and
+/// session bindings. Only a cluster backend has one ([`Backend::cluster`]).
+/// Every call is a Redis round trip: none is on the steady-state request path.
+pub trait Cluster: Send + Sync {
+    /// Takes the lease `name` for `ttl_ms` unless another holder has it:
+    /// `Some(token)` (for [`Cluster::release`]) when taken.
+    fn try_lease(&self, name: &str, ttl_ms: u64) -> Result<Option<String>, StoreError>;
+    /// Whether someone holds the lease `name` now.
+    fn lease_held(&self, name: &str) -> Result<bool, StoreError>;
+    /// Gives the lease back, if `token` still holds it.
+    fn release(&self, name: &str, token: &str);
+    /// Leaves `value` under `name` for `ttl_ms`.
+    fn put_note(&self, name: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError>;
+    /// The note `name`, if one is there.
+    fn note(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// The storm guard, counted cluster-wide: `None` when one more disable of
+    /// `account` fits (and it is counted now), else `Some(disables in the
+    /// window)`. The same account twice counts once.
+    fn admit_disable(&self, account: &str, limits: GuardLimits) -> Result<Option<u32>, StoreError>;
+    /// Tells every node that `session` is bound to `account` until
+    /// `until_ms` (queued: never waits on Redis).
+    fn bind_session(&self, session: &str, account: &str, until_ms: u64);
+    /// How the link stands.
+    fn status(&self) -> ClusterStatus;
 }
 
 /// Receives the changes a watch sees.
@@ -166,4 +254,9 @@ pub trait Backend: Send + Sync {
     fn remove(&self, id: &str) -> Result<bool, StoreError>;
     /// Calls `sink` with every change from now on, until the [`Watch`] is dropped.
     fn watch(&self, sink: ChangeSink) -> Result<Watch, StoreError>;
+    /// What the nodes of a cluster share besides records; `None` for a
+    /// store of one machine.
+    fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        None
+    }
 }

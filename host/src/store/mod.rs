@@ -9,6 +9,8 @@
 //! - [`durable`]: atomic, durable writes and cross-process locks.
 //! - [`files`]: the embedded backend, one JSON file per account in
 //!   `<data_dir>/accounts/` (mode 0600, folder 0700).
+//! - [`cluster`]: the cluster backend, the same records in Redis, shared by
+//!   several nodes (changes published, a local journal while Redis is away).
 //!
 //! [`Store`] is what the rest of the host uses: it applies the rules
 //! (validation, upsert decisions, the precondition of an update) and leaves
@@ -18,6 +20,7 @@
 //! tokio's blocking pool.
 
 pub mod backend;
+pub mod cluster;
 mod durable;
 pub mod file;
 pub mod files;
@@ -31,7 +34,9 @@ pub use file::{
     is_valid_id, new_account_id, trim_reason, unix_now, AccountFile, ModelQuota, PersistedCooldown, TokenData,
     REASON_MAX_BYTES,
 };
-pub use backend::{Backend, Change, ChangeSink, LoadReport, SkippedFile, StoreError, Updated, Watch};
+pub use backend::{
+    Backend, Change, ChangeSink, Cluster, ClusterStatus, GuardLimits, LoadReport, SkippedFile, StoreError, Updated, Watch,
+};
 pub use files::FileStore;
 pub use import::{ImportEntry, ImportReport};
 pub use upsert::{import_decision, upsert_decision, ImportedAccount, NewAccount, UpsertOutcome};
@@ -165,6 +170,32 @@ impl Store {
         }
         report.failed = source.failed;
         report
+    }
+
+    /// What the nodes of a cluster share besides records (leases, the storm
+    /// guard's window, session bindings); `None` for the file store.
+    pub fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.backend.cluster()
+    }
+
+    /// Writes every account to `dir/<id>.json` in the account-file format
+    /// (atomic, mode 0600; `dir` created with mode 0700), whatever the
+    /// backend: `accounts export`. Returns the accounts written and the
+    /// records that could not be read (not written).
+    pub fn export(&self, dir: &Path) -> Result<LoadReport, StoreError> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(backend::io_err("create directory", dir))?;
+        let report = self.backend.load_all();
+        for account in &report.accounts {
+            durable::write_atomic(&dir.join(format!("{}.json", account.id)), &account.id, &file::encode(account))?;
+        }
+        Ok(report)
     }
 
     fn check_id(&self, id: &str) -> Result<(), StoreError> {

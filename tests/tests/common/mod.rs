@@ -232,9 +232,14 @@ pub struct Proxy {
 
 impl Proxy {
     async fn start(env: &Env) -> Proxy {
+        Proxy::start_config(&env.config_path()).await
+    }
+
+    /// Start `grantpool serve` with this config file.
+    pub async fn start_config(config: &Path) -> Proxy {
         let mut child = Command::new(binary())
             .arg("--config")
-            .arg(env.config_path())
+            .arg(config)
             .arg("serve")
             .env("RUST_LOG", "info,grantpool=debug")
             .stdout(Stdio::null())
