@@ -52,7 +52,9 @@ impl Default for Config {
     }
 }
 
-struct Default_ {
+/// The default classifier and its settings (public for the fuzz target in
+/// plugins/fuzz).
+pub struct Default_ {
     config: Config,
 }
 

@@ -431,8 +431,8 @@ impl Matcher {
     }
 }
 
-/// The compiled rule table.
-struct Rules {
+/// The compiled rule table (public for the fuzz target in plugins/fuzz).
+pub struct Rules {
     rules: Vec<Rule>,
 }
 

@@ -58,9 +58,13 @@ pub mod bindings {
     }
 }
 
-/// Wall-clock time from the host, Unix milliseconds.
+/// Wall-clock time from the host, Unix milliseconds (outside a component,
+/// in a plugin's native tests or the fuzz targets, the system's clock).
 pub fn now_ms() -> u64 {
-    bindings::selector::grantpool::plugin::host::now_ms()
+    #[cfg(target_arch = "wasm32")]
+    return bindings::selector::grantpool::plugin::host::now_ms();
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
 }
 
 #[doc(hidden)]
