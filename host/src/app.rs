@@ -87,6 +87,7 @@ impl App {
             quota,
             metrics: Arc::new(Metrics::new()),
             max_attempts: config.server.max_attempts,
+            max_wait: std::time::Duration::from_secs(config.server.max_wait_secs),
             profiles: config.profile_map(),
         };
         let loopback = config.listens_on_loopback();

@@ -75,6 +75,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most accounts tried for one request.
     pub max_attempts: u32,
+    /// When every account that could serve is only resting (a cooldown,
+    /// whole or for the model) and the first is back within this many
+    /// seconds, a request waits for it instead of failing; at most this
+    /// long in all per request (0: never wait).
+    pub max_wait_secs: u64,
     /// Serving threads, each with its own single-threaded runtime
     /// (0 = one per core).
     pub workers: usize,
@@ -96,6 +101,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             max_body_bytes: 32 << 20,
             max_attempts: 4,
+            max_wait_secs: 10,
             workers: 0,
             shutdown_grace_secs: 30,
             max_connections: 0,

@@ -58,6 +58,8 @@ pub struct Metrics {
     upstream_errors: Family<StatusLabels, Counter>,
     latency: Histogram,
     retries: Counter,
+    waits: Counter,
+    waited: Counter<f64, std::sync::atomic::AtomicU64>,
     refresh_failures: Counter,
     accounts: Family<StateLabels, Gauge>,
     /// Handles of the success path, per protocol (indexed by
@@ -112,6 +114,10 @@ impl Metrics {
         registry.register("upstream_latency_seconds", "Time to the upstream's response headers", latency.clone());
         let retries = Counter::default();
         registry.register("retries", "Requests moved to another account", retries.clone());
+        let waits = Counter::default();
+        registry.register("waits", "Times a request waited for a resting account to be back", waits.clone());
+        let waited = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register("waited_seconds", "Time requests waited for resting accounts", waited.clone());
         let refresh_failures = Counter::default();
         registry.register("token_refresh_failures", "Failed access token refreshes", refresh_failures.clone());
         let accounts = Family::<StateLabels, Gauge>::default();
@@ -123,6 +129,8 @@ impl Metrics {
             upstream_errors,
             latency,
             retries,
+            waits,
+            waited,
             refresh_failures,
             accounts,
             served: Default::default(),
@@ -177,6 +185,11 @@ impl Metrics {
 
     pub(crate) fn retry(&self) {
         self.retries.inc();
+    }
+
+    pub(crate) fn waited(&self, d: std::time::Duration) {
+        self.waits.inc();
+        self.waited.inc_by(d.as_secs_f64());
     }
 
     pub(crate) fn refresh_failed(&self) {

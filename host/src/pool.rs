@@ -1065,29 +1065,7 @@ impl Pool {
         if total == 0 {
             return "no accounts in the pool: add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`".into();
         }
-        let (mut disabled, mut grant, mut proxy, mut cooling, mut model_blocked) = (0, 0, 0, 0, 0);
-        let mut soonest: Option<u64> = None;
-        for v in &views {
-            match &v.state {
-                AccountState::Disabled { reason, .. } => {
-                    disabled += 1;
-                    if reason.as_deref().is_some_and(|r| r.starts_with("invalid_grant")) {
-                        grant += 1;
-                    }
-                }
-                AccountState::ProxyDisabled { .. } => proxy += 1,
-                AccountState::CoolingDown { until_ms, .. } => {
-                    cooling += 1;
-                    soonest = Some(soonest.map_or(*until_ms, |s| s.min(*until_ms)));
-                }
-                AccountState::Active => {
-                    if let Some(b) = v.model_cooldowns.iter().find(|b| b.model == model && b.until_ms > now) {
-                        model_blocked += 1;
-                        soonest = Some(soonest.map_or(b.until_ms, |s| s.min(b.until_ms)));
-                    }
-                }
-            }
-        }
+        let Tally { disabled, grant, proxy, cooling, model_blocked, soonest } = Tally::of(&views, model, now);
         let all = if total == 1 { "the only account is".to_string() } else { format!("all {total} accounts are") };
         if grant == total {
             return format!("{all} disabled by invalid_grant (refresh token revoked or expired): re-add them with a new refresh token (`grantpool accounts add --refresh-token …` or `grantpool accounts login`)");
@@ -1119,6 +1097,51 @@ impl Pool {
             .map(|t| format!("; the first one is back in {}s", t.saturating_sub(now).div_ceil(1000)))
             .unwrap_or_default();
         format!("no account can serve {model} now: of {total} accounts, {}{when}", parts.join(", "))
+    }
+
+    /// When the first account that is only resting (cooling down, whole or
+    /// for `model`) can serve `model` again, Unix ms; `None` when none is.
+    pub fn soonest_back(&self, model: &str) -> Option<u64> {
+        Tally::of(&self.views(), model, now_ms()).soonest
+    }
+}
+
+/// The pool counted by why its accounts cannot serve a model.
+struct Tally {
+    disabled: usize,
+    grant: usize,
+    proxy: usize,
+    cooling: usize,
+    model_blocked: usize,
+    /// When the first resting account is back, Unix ms.
+    soonest: Option<u64>,
+}
+
+impl Tally {
+    fn of(views: &[AccountView], model: &str, now: u64) -> Tally {
+        let mut t = Tally { disabled: 0, grant: 0, proxy: 0, cooling: 0, model_blocked: 0, soonest: None };
+        for v in views {
+            match &v.state {
+                AccountState::Disabled { reason, .. } => {
+                    t.disabled += 1;
+                    if reason.as_deref().is_some_and(|r| r.starts_with("invalid_grant")) {
+                        t.grant += 1;
+                    }
+                }
+                AccountState::ProxyDisabled { .. } => t.proxy += 1,
+                AccountState::CoolingDown { until_ms, .. } => {
+                    t.cooling += 1;
+                    t.soonest = Some(t.soonest.map_or(*until_ms, |s| s.min(*until_ms)));
+                }
+                AccountState::Active => {
+                    if let Some(b) = v.model_cooldowns.iter().find(|b| b.model == model && b.until_ms > now) {
+                        t.model_blocked += 1;
+                        t.soonest = Some(t.soonest.map_or(b.until_ms, |s| s.min(b.until_ms)));
+                    }
+                }
+            }
+        }
+        t
     }
 }
 

@@ -66,13 +66,23 @@ class Counts:
                 self.failed.append(f"{kind}: {error}")
 
 
-def one_request(world: World, rng: random.Random, counts: Counts) -> None:
+def one_request(world: World, rng: random.Random, counts: Counts, clients: dict) -> None:
+    """One request of a random kind, on this worker's own SDK clients (kept
+    across requests, as a long-running tool keeps its client: the proxy's
+    descriptors then measure the proxy, not the garbage collector's pace at
+    closing clients dropped by the test)."""
+
+    def client(name, make):
+        if name not in clients:
+            clients[name] = make()
+        return clients[name]
+
     kind = rng.choice(["openai", "openai-stream", "anthropic", "anthropic-stream", "gemini", "gemini-stream"])
     text = f"soak {rng.randrange(10**6)}"
     got_bytes = False
     try:
         if kind.startswith("openai"):
-            c = openai_client(world.url, timeout=30)
+            c = client("openai", lambda: openai_client(world.url, timeout=30))
             if kind.endswith("stream"):
                 out = ""
                 for chunk in c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}], stream=True):
@@ -84,7 +94,7 @@ def one_request(world: World, rng: random.Random, counts: Counts) -> None:
                 r = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}])
                 assert text in r.choices[0].message.content
         elif kind.startswith("anthropic"):
-            c = anthropic_client(world.url, timeout=30)
+            c = client("anthropic", lambda: anthropic_client(world.url, timeout=30))
             if kind.endswith("stream"):
                 out = ""
                 with c.messages.stream(model=MODEL, max_tokens=128, messages=[{"role": "user", "content": text}]) as s:
@@ -96,7 +106,7 @@ def one_request(world: World, rng: random.Random, counts: Counts) -> None:
                 m = c.messages.create(model=MODEL, max_tokens=128, messages=[{"role": "user", "content": text}])
                 assert text in m.content[0].text
         else:
-            c = genai_client(world.url)
+            c = client("genai", lambda: genai_client(world.url))
             if kind.endswith("stream"):
                 out = ""
                 for chunk in c.models.generate_content_stream(model=MODEL, contents=text):
@@ -158,8 +168,9 @@ def main() -> int:
 
         def load():
             r = random.Random(rng.random())
+            clients: dict = {}
             while not stop.is_set():
-                one_request(world, r, counts)
+                one_request(world, r, counts, clients)
 
         threads = [threading.Thread(target=load, daemon=True) for _ in range(WORKERS)]
         threads.append(threading.Thread(target=faults, args=(world, random.Random(rng.random()), healthy, stop, fault_log), daemon=True))

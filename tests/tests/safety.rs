@@ -227,3 +227,38 @@ async fn a_kill_in_a_disable_storm_leaves_whole_files_and_no_temporaries() {
         proxy.stop().await;
     }
 }
+
+/// Every account cools down for a second (Google's 429 RATE_LIMIT_EXCEEDED
+/// with a retryDelay): the client waits for the first one back and gets its
+/// answer, not the 429; a cooldown longer than `server.max_wait_secs`, or
+/// `max_wait_secs = 0`, is answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_rest_of_every_account_is_waited_out_not_passed_on() {
+    for (max_wait, delay, waits) in [(None, "1s", true), (Some(0), "1s", false), (None, "30s", false)] {
+        let mut env = Env::new().await;
+        if let Some(secs) = max_wait {
+            env.server_config = format!("max_wait_secs = {secs}\n");
+            env.write_config("");
+        }
+        env.add_account("ann@example.com", "rt-ann").await;
+        env.add_account("bob@example.com", "rt-bob").await;
+        let proxy = env.start().await;
+        for email in ["ann@example.com", "bob@example.com"] {
+            env.fake.push_fault(FaultSpec::rate_limit_exceeded(Endpoint::Generate, delay).for_email(email).times(1)).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        let (status, _, body) = proxy.gemini(MODEL, "x").await;
+        let took = started.elapsed();
+        if waits {
+            assert_eq!(status, 200, "waited for the first account back: {body}");
+            assert!(took >= Duration::from_millis(900), "it did wait ({took:?})");
+            let metrics = proxy.http.get(format!("{}/metrics", proxy.url)).bearer_auth(ADMIN_KEY).send().await.unwrap().text().await.unwrap();
+            assert!(metrics.contains("grantpool_waits_total 1"), "{metrics}");
+        } else {
+            assert_eq!(status, 429, "max_wait_secs = {max_wait:?}, retryDelay {delay}: answered at once: {body}");
+            assert!(took < Duration::from_secs(1), "no wait ({took:?})");
+        }
+        assert_eq!(env.fake.stats().await.content_calls_for("ann@example.com") + env.fake.stats().await.content_calls_for("bob@example.com"), if waits { 3 } else { 2 });
+        proxy.stop().await;
+    }
+}

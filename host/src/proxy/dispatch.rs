@@ -90,6 +90,9 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     /// Upstream calls one request may make (`server.max_attempts`).
     pub max_attempts: u32,
+    /// Longest a request waits in all for a resting account to be back
+    /// (`server.max_wait_secs`).
+    pub max_wait: Duration,
     /// Each account's profile, from its OAuth client.
     pub profiles: ProfileMap,
 }
@@ -192,10 +195,16 @@ impl Dispatcher {
         // candidates when every account was tried).
         let mut upstream_calls = 0;
         let mut attempt = 0;
+        let mut waited = Duration::ZERO;
         while upstream_calls < max_attempts {
             attempt += 1;
             req.attempt = attempt;
             let Some(lease) = self.next_lease(policy, &mut req) else {
+                if self.wait_for_one_back(&call.model, &mut waited).await {
+                    // Those tried before may serve again once rested.
+                    req.tried.clear();
+                    continue;
+                }
                 break;
             };
             let acc = lease.account().clone();
@@ -244,6 +253,24 @@ impl Dispatcher {
                 Err(DispatchError::NoAccount(why))
             }
         }
+    }
+
+    /// No account can take the request now. When the first one only
+    /// resting (a short cooldown) is back before this request has waited
+    /// `max_wait` in all, wait for it and say so (`true`): a client should
+    /// not see a 429 or 503 for a pause of a second or two.
+    async fn wait_for_one_back(&self, model: &str, waited: &mut Duration) -> bool {
+        let Some(back) = self.pool.soonest_back(model) else { return false };
+        // A little past the moment, so the cooldown is over when we look.
+        let pause = Duration::from_millis(back.saturating_sub(now_ms()) + 20);
+        if *waited + pause > self.max_wait {
+            return false;
+        }
+        tracing::debug!(model, wait_ms = pause.as_millis() as u64, "every account that could serve is resting: waiting for the first one back");
+        self.metrics.waited(pause);
+        tokio::time::sleep(pause).await;
+        *waited += pause;
+        true
     }
 
     /// Everything done on one account for one attempt (token, project,

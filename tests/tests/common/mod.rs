@@ -59,6 +59,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Extra TOML appended to the config.
     pub extra_config: String,
+    /// Lines added to `[server]` (e.g. `max_wait_secs = 0`).
+    pub server_config: String,
     /// The upstream hosts the config names, in order (`base_urls`); empty:
     /// the fake's one URL as `base_url`.
     pub upstream_hosts: Vec<String>,
@@ -69,7 +71,7 @@ impl Env {
     pub async fn new() -> Env {
         let fake = FakeGoogle::start().await.expect("start fake google");
         let dir = tempfile::tempdir().unwrap();
-        let env = Env { fake, dir, extra_config: String::new(), upstream_hosts: Vec::new() };
+        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts: Vec::new() };
         env.write_config("");
         env
     }
@@ -80,7 +82,7 @@ impl Env {
         let fake = FakeGoogle::start_with_hosts(labels).await.expect("start fake google");
         let upstream_hosts = labels.iter().map(|l| fake.base_url_of(l).expect("host")).collect();
         let dir = tempfile::tempdir().unwrap();
-        let env = Env { fake, dir, extra_config: String::new(), upstream_hosts };
+        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts };
         env.write_config("");
         env
     }
@@ -110,7 +112,7 @@ impl Env {
 [server]
 listen = "127.0.0.1:0"
 admin_key = "{ADMIN_KEY}"
-
+{server}
 [oauth]
 token_url = "{fake}/token"
 userinfo_url = "{fake}/userinfo"
@@ -129,6 +131,7 @@ cache_dir = "{cache}"
             dir = self.dir.path().display(),
             cache = root().join("target/test-plugin-cache").display(),
             extra = self.extra_config,
+            server = self.server_config,
             upstream = if self.upstream_hosts.is_empty() {
                 format!("base_url = \"{fake}\"")
             } else {
