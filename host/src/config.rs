@@ -290,6 +290,12 @@ pub struct UpstreamConfig {
     pub onboard_timeout_secs: u64,
     /// Pause between two polls of an onboarding operation, milliseconds.
     pub onboard_poll_ms: u64,
+    /// Speak HTTP/2 to a plain-`http://` upstream without asking first
+    /// (h2c prior knowledge): a local gateway or the benchmarks' fake that
+    /// serves h2 as Google does. `https://` hosts (Google's) choose HTTP/2
+    /// by ALPN whatever this says; then each serving thread keeps one
+    /// multiplexed connection instead of one connection per stream.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -309,6 +315,7 @@ impl Default for UpstreamConfig {
             ],
             onboard_timeout_secs: 60,
             onboard_poll_ms: 2000,
+            http2_prior_knowledge: false,
         }
     }
 }

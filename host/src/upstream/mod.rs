@@ -215,6 +215,7 @@ impl Upstream {
                 hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                     .pool_max_idle_per_host(256)
                     .pool_idle_timeout(Duration::from_secs(90))
+                    .http2_only(config.http2_prior_knowledge)
                     .build(https.clone())
             })
             .collect();

@@ -37,6 +37,10 @@ struct Args {
     /// Sequential requests for the time-to-first-byte medians.
     #[arg(long, default_value_t = 100)]
     ttfb_runs: usize,
+    /// Proxy to the fake over HTTP/1.1, one connection per stream, instead
+    /// of HTTP/2 (h2c), which is what the proxy speaks to Google (ALPN).
+    #[arg(long)]
+    upstream_http1: bool,
 }
 
 const MODEL: &str = "gemini-2.5-pro";
@@ -106,10 +110,11 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = \"{d}\"\n[server]\nlisten = \"127.0.0.1:0\"\nmax_attempts = 2\n[oauth]\ntoken_url = \"{f}/token\"\nuserinfo_url = \"{f}/userinfo\"\n[upstream]\nbase_url = \"{f}\"\ntimeout_secs = {t}\n[log]\nlevel = \"warn\"\n",
+            "data_dir = \"{d}\"\n[server]\nlisten = \"127.0.0.1:0\"\nmax_attempts = 2\n[oauth]\ntoken_url = \"{f}/token\"\nuserinfo_url = \"{f}/userinfo\"\n[upstream]\nbase_url = \"{f}\"\ntimeout_secs = {t}\nhttp2_prior_knowledge = {h2}\n[log]\nlevel = \"warn\"\n",
             d = dir.path().display(),
             f = fake.base_url(),
             t = args.hold_secs + 120,
+            h2 = !args.upstream_http1,
         ),
     )?;
     for i in 0..args.accounts {
@@ -212,7 +217,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss_after = rss_kib(pid);
     let per_stream = peak_rss.saturating_sub(rss_idle) as f64 / args.streams as f64;
-    println!("\n### {} streams held open {} s (`streams --streams {} --hold-secs {}`)\n", args.streams, args.hold_secs, args.streams, args.hold_secs);
+    let (hop, flag) = if args.upstream_http1 { ("HTTP/1.1, a connection per stream", " --upstream-http1") } else { ("HTTP/2 (h2c)", "") };
+    println!(
+        "\n### {} streams held open {} s, proxy → fake over {hop} (`streams --streams {} --hold-secs {}{flag}`)\n",
+        args.streams, args.hold_secs, args.streams, args.hold_secs
+    );
     println!("| figure | value |\n|---|---|");
     println!("| complete streams | {ok} of {} |", args.streams);
     println!("| errors / incomplete | {} / {incomplete} |", errors.len());

@@ -236,7 +236,10 @@ async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router, labe
             label.clone(),
         )
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Many streams on one HTTP/2 connection, as a proxy holding thousands
+    // of slow streams sends them (hyper's default would queue past 200).
+    builder.http2().max_concurrent_streams(100_000);
     let conn = builder.serve_connection(io, service);
     tokio::select! {
         _ = conn => {}
