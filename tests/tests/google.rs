@@ -331,3 +331,28 @@ async fn googles_error_bodies_decide_what_happens_to_the_account() {
     assert!(metrics.contains("grantpool_disables_total 0"), "no account was disabled:\n{metrics}");
     proxy.stop().await;
 }
+
+/// `upstream.http2_prior_knowledge`: generate calls to a plain-http
+/// upstream go out in HTTP/2 (h2c) and are answered; without it, HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_speaks_h2c_to_a_plain_http_upstream() {
+    for (h2, version) in [(false, "HTTP/1.1"), (true, "HTTP/2.0")] {
+        let env = Env::new().await;
+        env.add_account("h2@example.com", "rt-h2").await;
+        let text = std::fs::read_to_string(env.config_path()).unwrap();
+        std::fs::write(env.config_path(), text.replace("timeout_secs = 30\n", &format!("timeout_secs = 30\nhttp2_prior_knowledge = {h2}\n"))).unwrap();
+        let proxy = env.start().await;
+        let (status, _, body) = proxy.gemini(MODEL, "hi").await;
+        assert_eq!(status, 200, "{body}");
+        let generate: Vec<String> = env
+            .fake
+            .requests()
+            .await
+            .into_iter()
+            .filter(|r| r.endpoint == Some(Endpoint::Generate))
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(generate, [version], "http2_prior_knowledge = {h2}");
+        proxy.stop().await;
+    }
+}

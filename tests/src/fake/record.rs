@@ -96,6 +96,8 @@ pub(crate) fn message_of(body: &[u8]) -> Option<String> {
 pub(crate) struct Arrival<'a> {
     pub(crate) host: &'a str,
     pub(crate) method: &'a str,
+    /// `HTTP/1.1`, `HTTP/2.0`, …
+    pub(crate) version: &'a str,
     pub(crate) path: &'a str,
     pub(crate) endpoint: Option<Endpoint>,
     pub(crate) headers: &'a HeaderMap,
@@ -108,6 +110,7 @@ impl RequestLog {
         let Arrival {
             host,
             method,
+            version,
             path,
             endpoint,
             headers,
@@ -120,6 +123,7 @@ impl RequestLog {
             seq: self.next_seq,
             host: host.to_owned(),
             method: method.to_owned(),
+            version: version.to_owned(),
             path: path.to_owned(),
             endpoint,
             email: None,
@@ -199,6 +203,7 @@ mod tests {
         let arrival = |host, path, endpoint, headers, body| Arrival {
             host,
             method: "POST",
+            version: "HTTP/1.1",
             path,
             endpoint: Some(endpoint),
             headers,

@@ -298,6 +298,7 @@ async fn handle_request(
         let arrival = Arrival {
             host: &label.0,
             method: parts.method.as_str(),
+            version: &format!("{:?}", parts.version),
             path: &path,
             endpoint,
             headers: &parts.headers,

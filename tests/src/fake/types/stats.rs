@@ -158,6 +158,9 @@ pub struct RecordedRequest {
     pub host: String,
     /// `POST`, `GET`, …
     pub method: String,
+    /// The protocol it came in: `HTTP/1.1`, `HTTP/2.0`.
+    #[serde(default)]
+    pub version: String,
     /// Path and query, e.g. `/v1internal:streamGenerateContent?alt=sse`.
     pub path: String,
     /// The endpoint, if the path is one.
