@@ -23,6 +23,9 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_STEPS: u32 = 9;
+/// The longest back-off a bare 429 (no reason) costs an account: such an
+/// answer is as often the request's fault as the account's.
+pub const WEAK_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How the request goes on after a failure.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +173,26 @@ impl Actions {
         self.pool.set_cooldown(&acc.id, &CooldownScope::Account, now_ms() + wait.as_millis() as u64, &format!("backing off: {what}, no classifier answered"));
         self.counters.cooldowns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Next::RetryNext
+    }
+
+    /// A line in the account's history (no verdict: what the host did).
+    pub fn note(&self, acc: &LiveAccount, text: &str, body: &str) {
+        self.pool.note(&acc.id, EventKind::Note, text.to_string(), None, Some(body_summary(body)));
+    }
+
+    /// A bare 429 (no reason) the request then got past on another
+    /// account: this account backs off briefly — 1 s, doubling while it
+    /// keeps getting them, reset by its next success — never longer than
+    /// [`WEAK_BACKOFF_MAX`], and never out of the pool.
+    pub fn weak_backoff(&self, acc: &Arc<LiveAccount>) {
+        let level = acc.backoff.fetch_add(1, std::sync::atomic::Ordering::Relaxed).min(BACKOFF_STEPS);
+        let wait = (BACKOFF_BASE * 2u32.pow(level)).min(WEAK_BACKOFF_MAX);
+        let email = acc.email();
+        tracing::info!(account = %acc.id, email = %email, "Google answered {email} HTTP 429 with no reason and another account served the request: {email} backs off for {:.0}s", wait.as_secs_f64());
+        let text = format!("a bare 429 (no reason) that another account got past: backs off for {:.0}s (growing only while it keeps getting them)", wait.as_secs_f64());
+        self.pool.note(&acc.id, EventKind::Note, text, None, None);
+        self.pool.set_cooldown(&acc.id, &CooldownScope::Account, now_ms() + wait.as_millis() as u64, "backing off: HTTP 429 with no reason");
+        self.counters.cooldowns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn act(&self, policy: &Policy, report: FailureReport<'_>, verdict: Verdict) -> Next {
@@ -329,11 +352,22 @@ impl Actions {
         self.counters.proxy_disables.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Keep the account's Code Assist project (found by `loadCodeAssist`).
-    pub async fn remember_project(&self, acc: &Arc<LiveAccount>, project: &str) {
-        let p = project.to_string();
-        if self.write(acc, move |f| f.token.project_id = Some(p.clone())).await.is_some() {
-            tracing::info!(account = %acc.id, project = %project, "found the account's Code Assist project");
+    /// Keep what `loadCodeAssist` said of the account: its project (when
+    /// the record has none) and its tier.
+    pub async fn remember_code_assist(&self, acc: &Arc<LiveAccount>, found: &crate::upstream::onboarding::CodeAssist) {
+        let f = found.clone();
+        let written = self
+            .write(acc, move |rec| {
+                if rec.token.project_id.is_none() {
+                    rec.token.project_id = f.project.clone();
+                }
+                rec.token.tier = f.tier.clone().or(rec.token.tier.take());
+                rec.token.gcp_managed = f.gcp_managed.or(Some(false));
+            })
+            .await;
+        if written.is_some() {
+            let kind = if found.gcp_managed == Some(true) { "enterprise" } else { "consumer" };
+            tracing::info!(account = %acc.id, email = %acc.email(), project = ?found.project, tier = ?found.tier, "the account's Code Assist project and tier: {kind}");
         }
     }
 

@@ -84,10 +84,13 @@ pub enum AccountsCmd {
         #[arg(long)]
         no_browser: bool,
     },
-    /// Import accounts: a folder of account files, or an Antigravity-Manager
-    /// data directory (in cluster mode this seeds the cluster).
+    /// Import accounts: a folder of account files, an Antigravity-Manager
+    /// data directory (in cluster mode this seeds the cluster), or the
+    /// Antigravity CLI's sign-in: `agy` (its keyring entry, else
+    /// ~/.gemini/antigravity-cli/antigravity-oauth-token) or that token file.
     Import {
-        /// The directory (holding accounts/*.json, or the files themselves).
+        /// The directory (holding accounts/*.json, or the files themselves),
+        /// agy's token file, or `agy` (a folder named agy: `./agy`).
         path: PathBuf,
     },
     /// Write every account as an account file (`DIR/<id>.json`), from any
@@ -364,6 +367,9 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                 for (model, q) in &v.quota {
                     println!("{:<36} {:<32}   quota {model}: {:.0}% left", "", "", q.remaining_fraction * 100.0);
                 }
+                for line in crate::quota::describe_windows(&v.quota_windows) {
+                    println!("{:<36} {:<32}   windows {line}", "", "");
+                }
             }
             for s in &report.skipped {
                 println!("UNREADABLE {}: {}", s.path.display(), s.cause);
@@ -380,6 +386,15 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
         }),
         AccountsCmd::Login { client, no_browser } => rt.block_on(login(&config, &store, client.as_deref(), no_browser)),
         AccountsCmd::Import { path } => {
+            // The Antigravity CLI's sign-in: `agy`, or its token file by content.
+            let agy = if path.as_os_str() == "agy" {
+                Some(crate::agy::find_here()?)
+            } else {
+                crate::agy::read_token_file(&path)?.map(|t| (crate::agy::AgySource::File(path.clone()), t))
+            };
+            if let Some((source, token)) = agy {
+                return rt.block_on(import_agy(&config, &store, source, token));
+            }
             let report = store.import_antigravity(&path);
             for e in &report.imported {
                 let what = if e.created {
@@ -441,6 +456,21 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `accounts import agy` / `accounts import <agy token file>`: agy's
+/// refresh token is refreshed with Antigravity's client and upserted by the
+/// email Google's userinfo names (as `accounts add` does).
+async fn import_agy(config: &Config, store: &Store, source: crate::agy::AgySource, token: crate::agy::AgyToken) -> anyhow::Result<()> {
+    println!("agy sign-in found in {source}");
+    let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+    let new = oauth
+        .verify_refresh_token(Some(crate::agy::OAUTH_CLIENT), &token.refresh_token)
+        .await
+        .map_err(|e| anyhow::anyhow!("agy's sign-in from {source}: {e}; if agy's token is stale, sign in with `agy` again and re-run this, or add the account with `grantpool accounts login`"))?;
+    upsert_and_report(store, new).with_context(|| format!("importing agy's sign-in from {source}"))?;
+    println!("imported from agy: an Antigravity account (OAuth client `{}`)", crate::agy::OAUTH_CLIENT);
+    Ok(())
 }
 
 fn find(store: &Store, account: &str) -> anyhow::Result<crate::store::AccountFile> {

@@ -283,6 +283,18 @@ pub struct UpstreamConfig {
     pub connect_timeout_secs: u64,
     /// `User-Agent` for every profile (default: each profile's own).
     pub user_agent: Option<String>,
+    /// The Antigravity version the Antigravity User-Agent reports (default:
+    /// the profile's own; Google serves Gemini 3.8 only to 2.11 or later).
+    pub antigravity_version: Option<String>,
+    /// Which accounts may move on to a profile's later hosts (prod) after a
+    /// failure of the first (daily): `enterprise` (default: `gcpManaged`
+    /// accounts; a consumer account stays on the daily host, where Google
+    /// serves it), `all`, or `none`.
+    pub fallback_hosts: FallbackHosts,
+    /// The tier a model family named without one resolves to
+    /// (`gemini-3.8-flash` → `gemini-3.8-flash-high`): `high` (Google's
+    /// default agent model), `medium` or `low`.
+    pub default_tier: String,
     /// Models listed by `/v1beta/models` and `/v1/models` until Google's
     /// list is known (`fetchAvailableModels`), and next to it.
     pub models: Vec<String>,
@@ -307,6 +319,9 @@ impl Default for UpstreamConfig {
             timeout_secs: 600,
             connect_timeout_secs: 10,
             user_agent: None,
+            antigravity_version: None,
+            fallback_hosts: FallbackHosts::Enterprise,
+            default_tier: "high".into(),
             models: vec![
                 "gemini-2.5-pro".into(),
                 "gemini-2.5-flash".into(),
@@ -336,6 +351,20 @@ impl UpstreamConfig {
     pub fn forced_profile(&self) -> Option<&'static Profile> {
         crate::profiles::by_name(&self.profile)
     }
+}
+
+/// Which accounts may use a profile's later hosts (`[upstream] fallback_hosts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackHosts {
+    /// Enterprise (`gcpManaged`) accounts only; consumer accounts, and
+    /// accounts whose tier is not known yet, stay on the first host.
+    Enterprise,
+    /// Every account (grantpool before 2026; Google refuses consumer
+    /// accounts on prod).
+    All,
+    /// No account: the first host only.
+    None,
 }
 
 /// `[log]`.
@@ -571,6 +600,20 @@ impl Config {
         }
         if let Err(cause) = self.oauth.client(None) {
             return Err(ConfigError::Invalid { what: "oauth.client".into(), cause });
+        }
+        if !crate::profiles::ANTIGRAVITY.tiers.contains(&self.upstream.default_tier.as_str()) {
+            return Err(ConfigError::Invalid {
+                what: "upstream.default_tier".into(),
+                cause: format!("`{}`: expected one of {}", self.upstream.default_tier, crate::profiles::ANTIGRAVITY.tiers.join(", ")),
+            });
+        }
+        if let Some(v) = &self.upstream.antigravity_version {
+            if v.is_empty() || !v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                return Err(ConfigError::Invalid {
+                    what: "upstream.antigravity_version".into(),
+                    cause: format!("`{v}` is not a version like 2.13.0"),
+                });
+            }
         }
         if let Some(url) = &self.cluster.redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {

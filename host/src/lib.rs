@@ -9,6 +9,7 @@
 //! of accounts or HTTP; [`app`] only wires the parts together.
 
 pub mod actions;
+pub mod agy;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod pool;
 pub mod profiles;
 pub mod proxy;
 pub mod quota;
+pub mod request_fault;
 pub mod store;
 pub mod tokens;
 pub mod translate;

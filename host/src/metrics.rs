@@ -50,6 +50,17 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
+/// Labels of a quota window gauge (Google's 5-hour and weekly windows).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabels {
+    /// The account id.
+    pub account: String,
+    /// Google's bucket id (`gemini-weekly`, `3p-5h`, …).
+    pub bucket: String,
+    /// `5h`, `weekly`, or Google's word for another window.
+    pub window: String,
+}
+
 /// Every metric grantpool exports.
 pub struct Metrics {
     registry: Registry,
@@ -58,10 +69,13 @@ pub struct Metrics {
     upstream_errors: Family<StatusLabels, Counter>,
     latency: Histogram,
     retries: Counter,
+    refused: Counter,
     waits: Counter,
     waited: Counter<f64, std::sync::atomic::AtomicU64>,
     refresh_failures: Counter,
     accounts: Family<StateLabels, Gauge>,
+    quota_window_remaining: Family<WindowLabels, Gauge<f64, AtomicU64>>,
+    quota_window_reset: Family<WindowLabels, Gauge>,
     /// Handles of the success path, per protocol (indexed by
     /// [`protocol_index`]) and model: a served request costs no label
     /// strings.
@@ -114,6 +128,8 @@ impl Metrics {
         registry.register("upstream_latency_seconds", "Time to the upstream's response headers", latency.clone());
         let retries = Counter::default();
         registry.register("retries", "Requests moved to another account", retries.clone());
+        let refused = Counter::default();
+        registry.register("refused_requests", "Requests Google refused on two accounts for their content (nobody rested)", refused.clone());
         let waits = Counter::default();
         registry.register("waits", "Times a request waited for a resting account to be back", waits.clone());
         let waited = Counter::<f64, std::sync::atomic::AtomicU64>::default();
@@ -122,6 +138,18 @@ impl Metrics {
         registry.register("token_refresh_failures", "Failed access token refreshes", refresh_failures.clone());
         let accounts = Family::<StateLabels, Gauge>::default();
         registry.register("accounts", "Accounts by state", accounts.clone());
+        let quota_window_remaining = Family::<WindowLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "quota_window_remaining",
+            "Remaining share (0..1) of Google's 5-hour and weekly quota windows, by account and bucket, as last fetched",
+            quota_window_remaining.clone(),
+        );
+        let quota_window_reset = Family::<WindowLabels, Gauge>::default();
+        registry.register(
+            "quota_window_reset_timestamp_seconds",
+            "When each quota window resets, Unix seconds",
+            quota_window_reset.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -129,10 +157,13 @@ impl Metrics {
             upstream_errors,
             latency,
             retries,
+            refused,
             waits,
             waited,
             refresh_failures,
             accounts,
+            quota_window_remaining,
+            quota_window_reset,
             served: Default::default(),
             answered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -187,6 +218,10 @@ impl Metrics {
         self.retries.inc();
     }
 
+    pub(crate) fn refused_request(&self) {
+        self.refused.inc();
+    }
+
     pub(crate) fn waited(&self, d: std::time::Duration) {
         self.waits.inc();
         self.waited.inc_by(d.as_secs_f64());
@@ -210,6 +245,24 @@ impl Metrics {
             ("cooling_down", cooling),
         ] {
             self.accounts.get_or_create(&StateLabels { state }).set(n);
+        }
+    }
+
+    /// Set the quota window gauges to what the accounts last reported:
+    /// (account id, bucket id, window). Series of accounts or buckets no
+    /// longer known go.
+    pub fn set_quota_windows<'a>(&self, windows: impl IntoIterator<Item = (&'a str, &'a str, &'a crate::store::QuotaWindow)>) {
+        self.quota_window_remaining.clear();
+        self.quota_window_reset.clear();
+        for (account, bucket, w) in windows {
+            let labels = WindowLabels { account: account.to_string(), bucket: bucket.to_string(), window: w.window.clone() };
+            let left = if w.is_exhausted() { Some(0.0) } else { w.remaining_fraction };
+            if let Some(f) = left {
+                self.quota_window_remaining.get_or_create(&labels).set(f);
+            }
+            if let Some(t) = w.reset_at {
+                self.quota_window_reset.get_or_create(&labels).set(t);
+            }
         }
     }
 

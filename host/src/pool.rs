@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::plugins::{EventBatch, EventFeed, ModelQuota as WitQuota, Outcome, PluginAccount, PoolEvent, SelectRequest};
-use crate::store::{AccountFile, Change, LoadReport, PersistedCooldown, TokenData};
+use crate::store::{AccountFile, Change, LoadReport, ModelFamily, PersistedCooldown, QuotaWindow, TokenData};
 use crate::util::now_ms;
 
 /// Events kept for selectors that are behind; older ones mean a reset.
@@ -215,6 +215,19 @@ struct SlotState {
     model_cooldowns: HashMap<String, Block>,
     /// Model → remaining fraction under the protection threshold until reset.
     quota_blocks: HashMap<String, Block>,
+    /// Google's 5-hour or weekly windows that are used up: the account
+    /// serves none of their models until they reset.
+    window_blocks: Vec<WindowBlock>,
+}
+
+/// An exhausted quota window: a family of models, until its reset.
+#[derive(Debug, Clone)]
+struct WindowBlock {
+    family: ModelFamily,
+    /// The bucket id (`gemini-weekly`).
+    bucket: String,
+    until_ms: u64,
+    reason: String,
 }
 
 struct Inner {
@@ -231,7 +244,7 @@ struct Inner {
 impl Inner {
     fn reindex(&mut self, slot: usize) {
         let st = &self.state[slot];
-        if st.model_cooldowns.is_empty() && st.quota_blocks.is_empty() {
+        if st.model_cooldowns.is_empty() && st.quota_blocks.is_empty() && st.window_blocks.is_empty() {
             self.blocked.remove(&(slot as u32));
         } else {
             self.blocked.insert(slot as u32);
@@ -363,6 +376,8 @@ pub struct AccountView {
     pub last_used: Option<i64>,
     /// Known quota per model.
     pub quota: std::collections::BTreeMap<String, crate::store::ModelQuota>,
+    /// Google's 5-hour and weekly windows by bucket id, as last fetched.
+    pub quota_windows: std::collections::BTreeMap<String, QuotaWindow>,
     /// Project id, if known.
     pub project_id: Option<String>,
     /// The OAuth client that issued its refresh token (`None`: the default
@@ -375,12 +390,29 @@ pub struct AccountView {
 /// A model that an account may not serve for now.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelBlockView {
-    /// The model.
+    /// The model (for an exhausted window, the models it covers:
+    /// `gemini*`).
     pub model: String,
     /// Until, Unix ms.
     pub until_ms: u64,
-    /// Why (`429 …`, `quota 4% < 10%`).
+    /// Why (`429 …`, `quota 4% < 10%`, `gemini-weekly window used up`).
     pub reason: String,
+    /// The quota window (bucket id) behind it, for an exhausted window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// The models an exhausted window covers.
+    #[serde(skip)]
+    pub family: Option<ModelFamily>,
+}
+
+impl ModelBlockView {
+    /// Whether it keeps the account off `model`.
+    fn covers(&self, model: &str) -> bool {
+        match self.family {
+            Some(f) => ModelFamily::of_model(model) == Some(f),
+            None => self.model == model,
+        }
+    }
 }
 
 /// A request's hold on an account: in-flight while it lives; reports the
@@ -449,13 +481,28 @@ impl Drop for Lease {
     }
 }
 
+/// Each model's quota as selectors see it: the model's own fraction, or
+/// less when one of its 5-hour or weekly windows has less left (so a
+/// quota-aware selector weighs what the account can really still serve).
 fn quota_view(file: &AccountFile) -> Vec<WitQuota> {
     file.quota
         .iter()
-        .map(|(model, q)| WitQuota {
-            model: model.clone(),
-            remaining_fraction: q.remaining_fraction as f32,
-            reset_at_ms: q.reset_at.map(|s| (s.max(0) as u64) * 1000).unwrap_or(0),
+        .map(|(model, q)| {
+            let family = ModelFamily::of_model(model);
+            let mut fraction = q.remaining_fraction;
+            let mut reset_at = q.reset_at;
+            for (bucket, w) in &file.quota_windows {
+                let Some(left) = w.remaining_fraction.or(w.is_exhausted().then_some(0.0)) else { continue };
+                if family.is_some() && w.family(bucket) == family && left < fraction {
+                    fraction = left;
+                    reset_at = w.reset_at.or(reset_at);
+                }
+            }
+            WitQuota {
+                model: model.clone(),
+                remaining_fraction: fraction as f32,
+                reset_at_ms: reset_at.map(|s| (s.max(0) as u64) * 1000).unwrap_or(0),
+            }
         })
         .collect()
 }
@@ -531,7 +578,11 @@ impl Pool {
         };
         let (labels_changed, transitions) = {
             let mut current = acc.file.write();
-            let changed = is_new || current.labels != file.labels || current.email != file.email || current.quota != file.quota;
+            let changed = is_new
+                || current.labels != file.labels
+                || current.email != file.email
+                || current.quota != file.quota
+                || current.quota_windows != file.quota_windows;
             let transitions = if is_new { joined(&file) } else { transitions(&current, &file) };
             *current = file.clone();
             (changed, transitions)
@@ -555,11 +606,18 @@ impl Pool {
         }
         let rule = self.quota_rule.read().clone();
         inner.state[slot].quota_blocks = quota_blocks(&file, rule.as_ref(), now);
+        let windows = window_blocks(&file, rule.as_ref(), now);
+        let newly = newly_exhausted(&inner.state[slot].window_blocks, &windows);
+        inner.state[slot].window_blocks = windows;
         inner.reindex(slot);
         self.publish(&mut inner, slot, labels_changed, now);
         drop(inner);
         for (kind, text) in transitions {
             self.record(&acc, kind, text, None, None);
+        }
+        for text in newly {
+            tracing::info!(account = %acc.id, email = %file.email, "{text}");
+            self.record(&acc, EventKind::Cooldown, text, None, None);
         }
         self.changed(&acc.id);
         acc
@@ -683,8 +741,12 @@ impl Pool {
         let mut inner = self.inner.write();
         for slot in 0..inner.accounts.len() {
             let Some(acc) = inner.accounts[slot].clone() else { continue };
-            let blocks = quota_blocks(&acc.file.read(), rule.as_ref(), now);
+            let (blocks, windows) = {
+                let file = acc.file.read();
+                (quota_blocks(&file, rule.as_ref(), now), window_blocks(&file, rule.as_ref(), now))
+            };
             inner.state[slot].quota_blocks = blocks;
+            inner.state[slot].window_blocks = windows;
             inner.reindex(slot);
         }
         let ids: Vec<String> = inner.by_id.keys().cloned().collect();
@@ -779,6 +841,7 @@ impl Pool {
                 .filter(|s| {
                     let st = &inner.state[*s as usize];
                     st.model_cooldowns.values().chain(st.quota_blocks.values()).any(|b| b.until_ms <= now)
+                        || st.window_blocks.iter().any(|b| b.until_ms <= now)
                 })
                 .collect()
         };
@@ -794,14 +857,20 @@ impl Pool {
                 st.model_cooldowns.retain(|_, b| b.until_ms > now);
                 let quota: Vec<String> = st.quota_blocks.iter().filter(|(_, b)| b.until_ms <= now).map(|(m, _)| m.clone()).collect();
                 st.quota_blocks.retain(|_, b| b.until_ms > now);
+                let windows: Vec<String> =
+                    st.window_blocks.iter().filter(|b| b.until_ms <= now).map(|b| format!("{} ({})", b.bucket, b.family.pattern())).collect();
+                st.window_blocks.retain(|b| b.until_ms > now);
                 inner.reindex(slot as usize);
                 models.sort();
                 if let Some(acc) = inner.accounts[slot as usize].clone() {
-                    over.push((acc, models, quota));
+                    over.push((acc, models, quota, windows));
                 }
             }
         }
-        for (acc, models, quota) in over {
+        for (acc, models, quota, windows) in over {
+            if !windows.is_empty() {
+                self.record(&acc, EventKind::CooldownOver, format!("quota window reset: {} serving again", windows.join(", ")), None, None);
+            }
             if !models.is_empty() {
                 self.record(&acc, EventKind::CooldownOver, format!("cooldown over for {}", models.join(", ")), None, None);
             }
@@ -917,6 +986,7 @@ impl Pool {
 
     /// Slots that are selectable but may not serve `model` now.
     pub fn unavailable_for(&self, model: &str, now: u64) -> Vec<u32> {
+        let family = ModelFamily::of_model(model);
         let inner = self.inner.read();
         let mut out = Vec::new();
         for &slot in &inner.blocked {
@@ -925,7 +995,8 @@ impl Pool {
                 continue;
             }
             let blocked = st.model_cooldowns.get(model).is_some_and(|b| b.until_ms > now)
-                || st.quota_blocks.get(model).is_some_and(|b| b.until_ms > now);
+                || st.quota_blocks.get(model).is_some_and(|b| b.until_ms > now)
+                || (family.is_some() && st.window_blocks.iter().any(|b| Some(b.family) == family && b.until_ms > now));
             if blocked {
                 out.push(slot);
             }
@@ -1065,7 +1136,7 @@ impl Pool {
         if total == 0 {
             return "no accounts in the pool: add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`".into();
         }
-        let Tally { disabled, grant, proxy, cooling, model_blocked, soonest } = Tally::of(&views, model, now);
+        let Tally { disabled, grant, proxy, cooling, model_blocked, window_blocked, windows, soonest } = Tally::of(&views, model, now);
         let all = if total == 1 { "the only account is".to_string() } else { format!("all {total} accounts are") };
         if grant == total {
             return format!("{all} disabled by invalid_grant (refresh token revoked or expired): re-add them with a new refresh token (`grantpool accounts add --refresh-token …` or `grantpool accounts login`)");
@@ -1089,12 +1160,29 @@ impl Pool {
         if model_blocked > 0 {
             parts.push(format!("{model_blocked} cooling down or out of quota for {model}"));
         }
-        let rest = total - disabled - proxy - cooling - model_blocked;
+        if window_blocked > 0 {
+            let each: Vec<String> = windows
+                .iter()
+                .map(|(bucket, (n, reset))| {
+                    let at = (*reset / 1000) as i64;
+                    format!(
+                        "{n} with Google's {bucket} quota window used up (first reset {}, in {})",
+                        crate::util::utc_time(at),
+                        crate::util::span(at - (now / 1000) as i64)
+                    )
+                })
+                .collect();
+            parts.push(each.join(", "));
+        }
+        let rest = total.saturating_sub(disabled + proxy + cooling + model_blocked + window_blocked);
         if rest > 0 {
             parts.push(format!("{rest} tried already for this request"));
         }
         let when = soonest
-            .map(|t| format!("; the first one is back in {}s", t.saturating_sub(now).div_ceil(1000)))
+            .map(|t| match t.saturating_sub(now).div_ceil(1000) {
+                secs @ 0..=120 => format!("; the first one is back in {secs}s"),
+                secs => format!("; the first one is back in {}", crate::util::span(secs as i64)),
+            })
             .unwrap_or_default();
         format!("no account can serve {model} now: of {total} accounts, {}{when}", parts.join(", "))
     }
@@ -1113,13 +1201,27 @@ struct Tally {
     proxy: usize,
     cooling: usize,
     model_blocked: usize,
+    /// Accounts kept off the model by a used-up quota window.
+    window_blocked: usize,
+    /// Per used-up window (bucket id): how many accounts, and the first
+    /// reset among them, Unix ms.
+    windows: std::collections::BTreeMap<String, (usize, u64)>,
     /// When the first resting account is back, Unix ms.
     soonest: Option<u64>,
 }
 
 impl Tally {
     fn of(views: &[AccountView], model: &str, now: u64) -> Tally {
-        let mut t = Tally { disabled: 0, grant: 0, proxy: 0, cooling: 0, model_blocked: 0, soonest: None };
+        let mut t = Tally {
+            disabled: 0,
+            grant: 0,
+            proxy: 0,
+            cooling: 0,
+            model_blocked: 0,
+            window_blocked: 0,
+            windows: Default::default(),
+            soonest: None,
+        };
         for v in views {
             match &v.state {
                 AccountState::Disabled { reason, .. } => {
@@ -1134,10 +1236,22 @@ impl Tally {
                     t.soonest = Some(t.soonest.map_or(*until_ms, |s| s.min(*until_ms)));
                 }
                 AccountState::Active => {
-                    if let Some(b) = v.model_cooldowns.iter().find(|b| b.model == model && b.until_ms > now) {
+                    // Back when every block on this model has ended (a
+                    // weekly window outlasts a 5-hour one).
+                    let blocks: Vec<&ModelBlockView> = v.model_cooldowns.iter().filter(|b| b.until_ms > now && b.covers(model)).collect();
+                    let Some(back) = blocks.iter().map(|b| b.until_ms).max() else { continue };
+                    let windows: Vec<&&ModelBlockView> = blocks.iter().filter(|b| b.window.is_some()).collect();
+                    if windows.is_empty() {
                         t.model_blocked += 1;
-                        t.soonest = Some(t.soonest.map_or(b.until_ms, |s| s.min(b.until_ms)));
+                    } else {
+                        t.window_blocked += 1;
+                        for b in windows {
+                            let e = t.windows.entry(b.window.clone().unwrap_or_default()).or_insert((0, b.until_ms));
+                            e.0 += 1;
+                            e.1 = e.1.min(b.until_ms);
+                        }
                     }
+                    t.soonest = Some(t.soonest.map_or(back, |s| s.min(back)));
                 }
             }
         }
@@ -1167,6 +1281,52 @@ fn quota_blocks(file: &AccountFile, rule: Option<&QuotaRule>, now: u64) -> HashM
         .collect()
 }
 
+/// How long an exhausted window with no reset time holds an account off
+/// its models when no quota rule says (the next poll says more).
+const UNKNOWN_WINDOW_RESET_MS: u64 = 600_000;
+
+/// The model families `file`'s used-up quota windows keep it off, each
+/// until its window resets. Whatever the quota-protection rule: Google
+/// would answer those models with a 429 `QUOTA_EXHAUSTED` anyway. A window
+/// of unknown scope is shown, never acted on.
+fn window_blocks(file: &AccountFile, rule: Option<&QuotaRule>, now: u64) -> Vec<WindowBlock> {
+    let unknown = rule.map_or(UNKNOWN_WINDOW_RESET_MS, |r| r.unknown_reset_ms);
+    file.quota_windows
+        .iter()
+        .filter(|(_, w)| w.is_exhausted())
+        .filter_map(|(bucket, w)| {
+            let family = w.family(bucket)?;
+            let until = match w.reset_at {
+                Some(s) => (s.max(0) as u64) * 1000,
+                None => now + unknown,
+            };
+            let window = if w.window.is_empty() { "quota" } else { w.window.as_str() };
+            (until > now).then(|| WindowBlock {
+                family,
+                bucket: bucket.clone(),
+                until_ms: until,
+                reason: format!("{window} quota window {bucket} used up, until it resets"),
+            })
+        })
+        .collect()
+}
+
+/// History lines for windows used up since the last look.
+fn newly_exhausted(before: &[WindowBlock], after: &[WindowBlock]) -> Vec<String> {
+    after
+        .iter()
+        .filter(|b| !before.iter().any(|o| o.bucket == b.bucket))
+        .map(|b| {
+            format!(
+                "quota window {} used up: off {} until it resets at {}",
+                b.bucket,
+                b.family.pattern(),
+                crate::util::utc_time((b.until_ms / 1000) as i64)
+            )
+        })
+        .collect()
+}
+
 fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> AccountView {
     let state = if file.disabled {
         AccountState::Disabled { reason: file.disabled_reason.clone(), at: file.disabled_at }
@@ -1182,7 +1342,14 @@ fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> A
         .iter()
         .chain(st.quota_blocks.iter())
         .filter(|(_, b)| b.until_ms > now)
-        .map(|(m, b)| ModelBlockView { model: m.clone(), until_ms: b.until_ms, reason: b.reason.clone() })
+        .map(|(m, b)| ModelBlockView { model: m.clone(), until_ms: b.until_ms, reason: b.reason.clone(), window: None, family: None })
+        .chain(st.window_blocks.iter().filter(|b| b.until_ms > now).map(|b| ModelBlockView {
+            model: b.family.pattern().to_string(),
+            until_ms: b.until_ms,
+            reason: b.reason.clone(),
+            window: Some(b.bucket.clone()),
+            family: Some(b.family),
+        }))
         .collect();
     model_cooldowns.sort_by(|a, b| a.model.cmp(&b.model));
     AccountView {
@@ -1198,6 +1365,7 @@ fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> A
             ms => Some((ms / 1000) as i64),
         },
         quota: file.quota.clone(),
+        quota_windows: file.quota_windows.clone(),
         project_id: file.token.project_id.clone(),
         oauth_client: file.token.oauth_client.clone(),
         labels: file.labels.clone(),

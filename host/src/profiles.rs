@@ -15,6 +15,11 @@
 //!   `internal/misc/antigravity_version.go` (User-Agent, 2.9.0 floor for newer
 //!   models); `lbjlaq/Antigravity-Manager` `src-tauri/src/modules/oauth.rs`
 //!   (the same client) and `src-tauri/src/proxy/upstream/client.rs` (host fallback).
+//! - 2026 (see each fact's comment): consumer accounts on the daily host only
+//!   (CLIProxyAPI #5209, agy's `ResolveAuthMode`); Gemini 3.8 only for
+//!   Antigravity ≥ 2.11 (decolua/9router PR #3732); the phrases Google
+//!   refuses in a system prompt (CLIProxyAPI #4723, #5037, #5751;
+//!   router-for-me/EasyCLIProxyAPI #284; can1357/oh-my-pi #11699).
 
 /// How a profile wraps a Gemini request for `v1internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +45,20 @@ pub struct Profile {
     pub scopes: &'static [&'static str],
     /// `v1internal` hosts, tried in order.
     pub base_urls: &'static [&'static str],
-    /// `User-Agent` of upstream calls; `{model}` is replaced by the model.
+    /// `User-Agent` of upstream calls; `{model}` is replaced by the model,
+    /// `{version}` by the client version ([`Profile::version`], or
+    /// `[upstream] antigravity_version`).
     pub user_agent: &'static str,
+    /// The client version the User-Agent reports by default.
+    pub version: &'static str,
+    /// Hosts beyond the first serve only enterprise (`gcpManaged`)
+    /// accounts: a consumer account is served by the first host alone.
+    pub consumer_first_host_only: bool,
+    /// Model families Google lists only with a tier suffix
+    /// (`gemini-3.8-flash-high`/`-medium`/`-low`), never bare.
+    pub tiered_families: &'static [&'static str],
+    /// The tier suffixes, Google's default first.
+    pub tiers: &'static [&'static str],
     /// The request envelope.
     pub envelope: Envelope,
     /// `metadata.ideType` of `loadCodeAssist` / `onboardUser`.
@@ -72,12 +89,24 @@ pub static ANTIGRAVITY: Profile = Profile {
     ],
     // Daily first, then prod (CLIProxyAPI antigravityBaseURLFallbackOrder).
     base_urls: &["https://daily-cloudcode-pa.googleapis.com", "https://cloudcode-pa.googleapis.com"],
-    // CLIProxyAPI antigravity_version.go: newer models answer 404 below 2.9.0.
-    user_agent: "antigravity/hub/2.9.1 darwin/arm64",
+    // CLIProxyAPI internal/misc/antigravity_version.go (the hub form; newer
+    // models answer 404 below 2.9.0); 9router PR #3732 (Gemini 3.8 needs
+    // 2.11); jrobertogarcia/antigravity-2-fedora-installer PR #24: 2.13.0 on
+    // 2026-09-12, newer than the 2.12.2 of Antigravity-Manager #3481.
+    user_agent: "antigravity/hub/{version} darwin/arm64",
+    version: "2.13.0",
     envelope: Envelope::Antigravity,
     ide_type: "ANTIGRAVITY",
     drops_safety_settings: true,
     next_host_on_rate_limit: true,
+    // CLIProxyAPI #5209: prod answers consumer accounts 429 RESOURCE_EXHAUSTED
+    // (24 of 24); agy binds `personal_consumer` to daily with no fallback.
+    consumer_first_host_only: true,
+    // fetchAvailableModels, 2026-08/09 (opencode-agy-auth models.json;
+    // tuxevil-rotator PR #28): `gemini-3.7-flash-{high,medium,low}`, no bare id;
+    // `defaultAgentModelId` is the `-high` one.
+    tiered_families: &["gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash"],
+    tiers: &["high", "medium", "low"],
 };
 
 /// Gemini CLI: Gemini models on Code Assist.
@@ -90,11 +119,15 @@ pub static GEMINI_CLI: Profile = Profile {
     // gemini-cli code_assist/server.ts CODE_ASSIST_ENDPOINT.
     base_urls: &["https://cloudcode-pa.googleapis.com"],
     // gemini-cli contentGenerator.ts: GeminiCLI/<version>/<model> (<platform>; <arch>; <surface>).
-    user_agent: "GeminiCLI/0.61.0/{model} (linux; x64; terminal)",
+    user_agent: "GeminiCLI/{version}/{model} (linux; x64; terminal)",
+    version: "0.61.0",
     envelope: Envelope::GeminiCli,
     ide_type: "IDE_UNSPECIFIED",
     drops_safety_settings: false,
     next_host_on_rate_limit: false,
+    consumer_first_host_only: false,
+    tiered_families: &[],
+    tiers: &[],
 };
 
 /// Every profile, the default first.
@@ -103,6 +136,50 @@ pub static ALL: [&Profile; 2] = [&ANTIGRAVITY, &GEMINI_CLI];
 /// The profile named `name`.
 pub fn by_name(name: &str) -> Option<&'static Profile> {
     ALL.iter().copied().find(|p| p.name == name)
+}
+
+/// Text Google is reported to refuse in a system prompt, answering a bare
+/// `429 RESOURCE_EXHAUSTED` on every account (no ErrorInfo reason): the
+/// phrase, who sends it, and what the user can change. grantpool never
+/// alters a request to get past this; it names the likely cause.
+pub static REFUSED_PHRASES: &[RefusedPhrase] = &[
+    // CLIProxyAPI #5037 (A/B tested with Claude Code 2.1.233), PR #5049.
+    RefusedPhrase {
+        phrase: "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
+        sender: "Claude Code in print/SDK mode (`claude -p`, the Claude Agent SDK)",
+        advice: "run Claude Code interactively (its system prompt differs), or give the SDK a system prompt of your own",
+    },
+    // sub2api PR #7256; router-for-me/EasyCLIProxyAPI #284.
+    RefusedPhrase {
+        phrase: "x-anthropic-billing-header:",
+        sender: "Claude Code's attribution line",
+        advice: "set CLAUDE_CODE_ATTRIBUTION_HEADER=0 in Claude Code's environment",
+    },
+    // CLIProxyAPI #5751.
+    RefusedPhrase {
+        phrase: "You are Codex, an agent based on GPT-5.",
+        sender: "Codex CLI's built-in instructions",
+        advice: "give Codex base instructions of your own in its config.toml",
+    },
+    // CLIProxyAPI #4723.
+    RefusedPhrase {
+        phrase: "You are Hermes Agent, an intelligent AI assistant created by Nous Research.",
+        sender: "Hermes Agent's system prompt",
+        advice: "change the agent's system prompt",
+    },
+    // can1357/oh-my-pi #11699.
+    RefusedPhrase { phrase: "<system-conventions>", sender: "oh-my-pi's system prompt", advice: "change the agent's system prompt" },
+];
+
+/// One phrase of [`REFUSED_PHRASES`].
+#[derive(Debug)]
+pub struct RefusedPhrase {
+    /// The text, as the client sends it.
+    pub phrase: &'static str,
+    /// Which client sends it.
+    pub sender: &'static str,
+    /// Which of the client's settings the user can change.
+    pub advice: &'static str,
 }
 
 /// Model families only the Antigravity backend serves (Claude, and the

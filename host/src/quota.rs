@@ -1,6 +1,8 @@
-//! Per-model quota: fetched from Google (`fetchAvailableModels`) on a
-//! schedule and after a `QUOTA_EXHAUSTED` answer, saved in the account's
-//! record, and turned into the pool's quota-protection rule.
+//! Per-model quota and the 5-hour and weekly windows: fetched from Google
+//! (`fetchAvailableModels`, `retrieveUserQuotaSummary`) on a schedule and
+//! after a `QUOTA_EXHAUSTED` answer, saved in the account's record, and
+//! turned into the pool's quota-protection rule (an exhausted window keeps
+//! the account off its models whatever the rule; see [`crate::pool`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,9 @@ use futures::StreamExt;
 use crate::config::ProfileMap;
 use crate::policy::{PolicyHandle, QuotaProtection};
 use crate::pool::{LiveAccount, Pool, QuotaRule};
-use crate::store::{ModelQuota, Store};
+use crate::store::{ModelQuota, QuotaWindow, Store};
 use crate::tokens::TokenManager;
+use crate::upstream::quota_windows::WindowReport;
 use crate::upstream::Upstream;
 
 /// How many accounts are polled at once.
@@ -28,6 +31,18 @@ pub struct Quota {
     profiles: ProfileMap,
 }
 
+/// The record of one bucket Google reported.
+fn window_of(w: WindowReport) -> QuotaWindow {
+    QuotaWindow {
+        window: w.window,
+        remaining_fraction: w.remaining_fraction,
+        reset_at: w.reset_at,
+        group: w.group,
+        remaining_amount: w.remaining_amount,
+        disabled: w.disabled,
+    }
+}
+
 /// The pool's rule for a policy's `[quota_protection]` (`None` when off).
 pub fn rule_of(q: &QuotaProtection) -> Option<QuotaRule> {
     q.enabled.then(|| QuotaRule { threshold: q.threshold, models: q.models.clone(), unknown_reset_ms: q.refresh_secs * 1000 })
@@ -39,13 +54,35 @@ impl Quota {
         Quota { store, pool, tokens, upstream, profiles }
     }
 
-    /// Fetch one account's per-model quota and save it in its record.
+    /// Fetch one account's per-model quota and its 5-hour and weekly
+    /// windows, and save them in its record. The windows are best effort: a
+    /// host that does not serve `retrieveUserQuotaSummary` (404) or refuses
+    /// it changes nothing.
     pub async fn fetch(&self, acc: &Arc<LiveAccount>) -> anyhow::Result<()> {
         let token = self.tokens.access_token(acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
         let (project, client) = acc.read(|f| (f.token.project_id.clone(), f.token.oauth_client.clone()));
         let profile = self.profiles.of(client.as_deref());
-        let report = self.upstream.fetch_available_models(profile, &token, project.as_deref()).await?;
-        if report.is_empty() {
+        let (models, windows) = futures::join!(
+            self.upstream.fetch_available_models(profile, &token, project.as_deref()),
+            self.upstream.retrieve_user_quota_summary(profile, &token, project.as_deref()),
+        );
+        let windows = match windows {
+            Ok(w) => Some(w.into_iter().map(|w| (w.bucket_id.clone(), window_of(w))).collect::<std::collections::BTreeMap<_, _>>()),
+            Err(e) => {
+                tracing::debug!(account = %acc.id, "quota windows fetch failed (kept what was known): {e}");
+                None
+            }
+        };
+        let report = match models {
+            Ok(r) => r,
+            // The windows still count when the model list failed.
+            Err(e) if windows.is_some() => {
+                tracing::debug!(account = %acc.id, "quota fetch failed: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if report.is_empty() && windows.is_none() {
             return Ok(());
         }
         let store = self.store.clone();
@@ -54,6 +91,11 @@ impl Quota {
             store.update(&id, |f| {
                 for q in &report {
                     f.quota.insert(q.model.clone(), ModelQuota { remaining_fraction: q.remaining_fraction, reset_at: q.reset_at });
+                }
+                if let Some(windows) = &windows {
+                    // Google's answer is the whole picture: a bucket it no
+                    // longer lists is gone.
+                    f.quota_windows = windows.clone();
                 }
             })
         })
@@ -142,5 +184,74 @@ impl Quota {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// An account's quota windows in a few words, one line per group, for
+/// `grantpool accounts list`: `Gemini Models: 5h 83% · week 40% (resets Tue
+/// 14:00 UTC)`. The reset shown is that of the window with least left (the
+/// one that decides when the account serves those models again).
+pub fn describe_windows(windows: &std::collections::BTreeMap<String, QuotaWindow>) -> Vec<String> {
+    let mut groups: std::collections::BTreeMap<String, Vec<(&String, &QuotaWindow)>> = Default::default();
+    for (bucket, w) in windows {
+        let group = w.group.clone().unwrap_or_else(|| match w.family(bucket) {
+            Some(crate::store::ModelFamily::Gemini) => "Gemini Models".into(),
+            Some(crate::store::ModelFamily::ThirdParty) => "Claude and GPT models".into(),
+            None => "other".into(),
+        });
+        groups.entry(group).or_default().push((bucket, w));
+    }
+    let mut out = Vec::new();
+    for (group, mut list) in groups {
+        // 5h before weekly, then the rest by id.
+        list.sort_by_key(|(b, w)| (match w.window.as_str() { "5h" => 0, "weekly" => 1, _ => 2 }, (*b).clone()));
+        let left = |w: &QuotaWindow| if w.is_exhausted() { 0.0 } else { w.remaining_fraction.unwrap_or(1.0) };
+        let parts: Vec<String> = list
+            .iter()
+            .map(|(_, w)| {
+                let label = match w.window.as_str() { "weekly" => "week", "" => "window", other => other };
+                let amount = match (w.remaining_fraction, &w.remaining_amount) {
+                    _ if w.is_exhausted() => "0% USED UP".to_string(),
+                    (Some(f), _) => format!("{:.0}%", f * 100.0),
+                    (None, Some(a)) => format!("{a} left"),
+                    (None, None) => "?".to_string(),
+                };
+                format!("{label} {amount}")
+            })
+            .collect();
+        let limiting = list.iter().filter(|(_, w)| w.reset_at.is_some()).min_by(|a, b| left(a.1).total_cmp(&left(b.1)));
+        let reset = limiting
+            .and_then(|(_, w)| w.reset_at)
+            .filter(|t| *t > crate::util::now_secs())
+            .map(|t| format!(" (resets {} UTC)", crate::util::utc_short(t)))
+            .unwrap_or_default();
+        out.push(format!("{group}: {}{reset}", parts.join(" · ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_windows_in_words() {
+        let soon = crate::util::now_secs() + 3600;
+        let mut w = std::collections::BTreeMap::new();
+        let win = |window: &str, f: Option<f64>, group: &str| QuotaWindow {
+            window: window.into(),
+            remaining_fraction: f,
+            reset_at: Some(soon),
+            group: Some(group.into()),
+            ..QuotaWindow::default()
+        };
+        w.insert("gemini-weekly".to_string(), win("weekly", Some(0.4), "Gemini Models"));
+        w.insert("gemini-5h".to_string(), win("5h", Some(0.83), "Gemini Models"));
+        w.insert("3p-weekly".to_string(), win("weekly", Some(0.0), "Claude and GPT models"));
+        let lines = describe_windows(&w);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("Claude and GPT models: week 0% USED UP (resets "), "{lines:?}");
+        assert!(lines[1].starts_with("Gemini Models: 5h 83% · week 40% (resets "), "{lines:?}");
+        assert!(describe_windows(&Default::default()).is_empty());
     }
 }

@@ -76,3 +76,64 @@ pub fn redact_url(url: &str) -> String {
         None => format!("{scheme}://{authority}"),
     }
 }
+
+/// Year, month, day, hour, minute and weekday (0 = Sunday) of a Unix time,
+/// UTC (Howard Hinnant's civil-from-days).
+fn civil(secs: i64) -> (i64, i64, i64, i64, i64, usize) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // 1970-01-01 was a Thursday.
+    let weekday = (days + 4).rem_euclid(7) as usize;
+    (y, m, d, rem / 3600, (rem % 3600) / 60, weekday)
+}
+
+/// A Unix time as `2026-12-10 00:00 UTC`.
+pub fn utc_time(secs: i64) -> String {
+    let (y, mo, d, h, mi, _) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
+}
+
+/// A Unix time in a compact form: `Tue 14:00` within the coming week,
+/// else `2026-12-10` (UTC both; listings name the zone once).
+pub fn utc_short(secs: i64) -> String {
+    let (y, mo, d, h, mi, wd) = civil(secs);
+    if (secs - now_secs()).abs() < 6 * 86_400 {
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        format!("{} {h:02}:{mi:02}", DAYS[wd])
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}")
+    }
+}
+
+/// A span of seconds in words: `45s`, `12m`, `3h20m`, `4d6h`.
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn utc_formats() {
+        assert_eq!(super::utc_time(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(super::utc_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::civil(1_700_000_000).5, 2, "a Tuesday");
+        assert_eq!(super::span(59), "59s");
+        assert_eq!(super::span(3 * 3600 + 20 * 60), "3h20m");
+        assert_eq!(super::span(4 * 86_400 + 6 * 3600 + 5), "4d6h");
+    }
+}

@@ -213,7 +213,10 @@ async fn each_profile_sends_its_envelope_headers_and_hosts_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_host_answers_after_a_5xx_or_a_rate_limit_but_not_a_quota() {
     let env = Env::with_hosts(&["daily", "prod"]).await;
-    let id = env.add_account("hop@example.com", "rt-hop").await;
+    // An enterprise account: a consumer one stays on daily (google2026.rs).
+    env.fake.add_account(AccountSpec::new("hop@example.com", "rt-hop").enterprise(true)).await;
+    assert!(env.cli(&["accounts", "add", "--refresh-token", "rt-hop"]).await.0);
+    let id = env.account_id("hop@example.com").unwrap();
     let proxy = env.start().await;
     for (fault, next) in [
         (FaultSpec::status(Endpoint::Generate, 503), true),

@@ -113,7 +113,8 @@ pub(super) async fn admin_reload(State(app): State<Arc<ProxyState>>) -> Response
 pub(super) async fn metrics(State(app): State<Arc<ProxyState>>) -> Response {
     use crate::pool::AccountState;
     let (mut active, mut disabled, mut proxy, mut cooling) = (0, 0, 0, 0);
-    for v in app.dispatcher.pool.views() {
+    let views = app.dispatcher.pool.views();
+    for v in &views {
         match v.state {
             AccountState::Active => active += 1,
             AccountState::Disabled { .. } => disabled += 1,
@@ -122,6 +123,9 @@ pub(super) async fn metrics(State(app): State<Arc<ProxyState>>) -> Response {
         }
     }
     app.dispatcher.metrics.set_accounts(active, disabled, proxy, cooling);
+    app.dispatcher.metrics.set_quota_windows(
+        views.iter().flat_map(|v| v.quota_windows.iter().map(move |(bucket, w)| (v.id.as_str(), bucket.as_str(), w))),
+    );
     let c = &app.dispatcher.actions.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let extra = format!(

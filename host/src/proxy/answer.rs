@@ -34,6 +34,13 @@ pub fn dispatch_error(protocol: Protocol, e: DispatchError) -> Response {
             error_response(protocol, 503, &message)
         }
         DispatchError::Network(message) => error_response(protocol, 502, &message),
+        DispatchError::Refused { status, message } => {
+            let mut resp = error_response(protocol, status, &message);
+            // The same request fails the same way again: the Anthropic and
+            // OpenAI SDKs honour this and do not retry.
+            resp.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+            resp
+        }
         DispatchError::Upstream { status, body, account_id, retry_after } => {
             let message = upstream_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             let mut resp = if protocol == Protocol::Gemini && serde_json::from_slice::<&RawValue>(&body).is_ok() {

@@ -17,6 +17,7 @@ use crate::quota::Quota;
 use crate::tokens::TokenManager;
 use crate::config::ProfileMap;
 use crate::upstream::envelope::{self, Outgoing};
+use crate::upstream::signatures;
 use crate::upstream::onboarding::ProjectError;
 use crate::upstream::{Upstream, UpstreamCallError, UpstreamResponse};
 use crate::util::now_ms;
@@ -70,6 +71,15 @@ pub enum DispatchError {
     },
     /// The upstream could not be reached on the last attempt (502).
     Network(String),
+    /// Google refused this request on two accounts with the same weak
+    /// answer (a bare 429, or the same reasonless 4xx): the request's
+    /// fault, said in words; nobody was rested.
+    Refused {
+        /// The status the client gets (429 for bare 429s).
+        status: u16,
+        /// What happened and the likely cause.
+        message: String,
+    },
 }
 
 /// What the request path needs, and nothing more: the pool to select
@@ -176,6 +186,20 @@ impl Dispatcher {
     /// Carry one call through the pool, under `policy` (the one the route
     /// read: a reload mid-request does not change the rules of this request).
     pub async fn dispatch(&self, policy: &Policy, call: &Call) -> Result<Served, DispatchError> {
+        let mut weak = WeakAnswers::default();
+        let result = self.attempts(policy, call, &mut weak).await;
+        // A bare 429 is held against its account only when the request was
+        // not refused on a second account (then it was the request's fault):
+        // a short back-off, growing while the account keeps getting them.
+        if !matches!(result, Err(DispatchError::Refused { .. })) {
+            for acc in &weak.bare_429 {
+                self.actions.weak_backoff(acc);
+            }
+        }
+        result
+    }
+
+    async fn attempts(&self, policy: &Policy, call: &Call, weak: &mut WeakAnswers) -> Result<Served, DispatchError> {
         let max_attempts = self.max_attempts;
         // One request record for every attempt (no copies per attempt).
         let mut req = SelectRequest {
@@ -214,7 +238,7 @@ impl Dispatcher {
                 }
                 Err((err, status, misconfig)) => {
                     lease.finish(false, status);
-                    if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_)) {
+                    if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_) | Attempt::Weak(_)) {
                         upstream_calls += 1;
                     }
                     if let Some(m) = misconfig {
@@ -223,8 +247,17 @@ impl Dispatcher {
                     if let Attempt::Next(None) = &err {
                         refresh_errors.push(format!("{} ({})", acc.email(), refresh_note(&acc)));
                     }
+                    if let Some(refused) = self.request_at_fault(call, &acc, &err, weak) {
+                        return Err(refused);
+                    }
                     match err {
                         Attempt::Pass(e) => return Err(e),
+                        Attempt::Weak(e) => {
+                            if !weak.bare_429.iter().any(|a| a.id == acc.id) {
+                                weak.bare_429.push(acc.clone());
+                            }
+                            last_error = Some(e);
+                        }
                         Attempt::Next(e) => {
                             if upstream_calls < max_attempts {
                                 self.metrics.retry();
@@ -253,6 +286,30 @@ impl Dispatcher {
                 Err(DispatchError::NoAccount(why))
             }
         }
+    }
+
+    /// The request-fault rule ([`crate::request_fault`]): a weak answer (a
+    /// bare 429, a reasonless 4xx) that another account already gave this
+    /// request ends it, resting nobody, with an answer that says why.
+    fn request_at_fault(&self, call: &Call, acc: &LiveAccount, err: &Attempt, weak: &mut WeakAnswers) -> Option<DispatchError> {
+        let (status, body) = match err {
+            Attempt::Weak(DispatchError::Upstream { status, body, .. }) => (*status, body),
+            Attempt::Next(Some(DispatchError::Upstream { status, body, .. })) if crate::request_fault::is_reasonless_4xx(*status, body) => (*status, body),
+            _ => return None,
+        };
+        // A verdict on the account's standing (a ban, a licence) is about
+        // the account, not the request: the next account may still serve.
+        if acc.read(|f| f.disabled || f.proxy_disabled) {
+            return None;
+        }
+        if !weak.seen.second(&acc.id, status, body) {
+            return None;
+        }
+        let cause = crate::request_fault::known_cause(&call.request);
+        let message = crate::request_fault::message(status, weak.seen.accounts(), cause);
+        tracing::warn!(model = %call.model, status, "{message}");
+        self.metrics.refused_request();
+        Some(DispatchError::Refused { status, message })
     }
 
     /// No account can take the request now. When the first one only
@@ -294,6 +351,10 @@ impl Dispatcher {
         };
         let mut refreshed_once = false;
         let mut same_retries = 0;
+        // The request as sent; replaced once when Google refuses its thought
+        // signatures (see `upstream::signatures`).
+        let mut request = call.request.clone();
+        let mut sig_retried = false;
         loop {
             // The project comes first (found once, then on file); its failures
             // are judged like any upstream failure (a 401 here is the same sign
@@ -309,11 +370,12 @@ impl Dispatcher {
                         model: &call.model,
                         project: &project,
                         session: call.session_id.as_deref(),
-                        request: &call.request,
+                        request: &request,
                         max_output_tokens: self.upstream.catalogue.max_output_tokens(&call.model),
                     });
                     let started = std::time::Instant::now();
-                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream).await;
+                    let all_hosts = self.upstream.all_hosts_for(profile, acc.read(|f| f.token.gcp_managed));
+                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream, all_hosts).await;
                     self.metrics.upstream_latency(started.elapsed());
                     match sent {
                         Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -349,6 +411,19 @@ impl Dispatcher {
                 Ok(resp) => return Ok(resp),
                 Err(f) => f,
             };
+            // A refused thought signature is the conversation's, not the
+            // account's: once, the same account again without signatures,
+            // before any classifier sees it (nothing counted, nobody rested).
+            if !sig_retried && !finding_project && status.is_some_and(|s| signatures::is_signature_refusal(s, &resp_body)) {
+                sig_retried = true;
+                if let Some(stripped) = signatures::without_signatures(&call.model, &request) {
+                    let note = format!("Google refused the request's thought signatures (HTTP {}): retried once without them", status.unwrap_or(400));
+                    tracing::info!(account = %acc.id, email = %acc.email(), model = %call.model, "{note}");
+                    self.pool.note(&acc.id, crate::pool::EventKind::Note, note, None, Some(crate::actions::body_summary(&String::from_utf8_lossy(&resp_body))));
+                    request = stripped;
+                    continue;
+                }
+            }
             let email = acc.email();
             let failure_err = status.is_none().then(|| String::from_utf8_lossy(&resp_body).into_owned());
             self.metrics.upstream_error(status);
@@ -373,6 +448,13 @@ impl Dispatcher {
                 None => DispatchError::Network(format!("upstream unreachable: {text}")),
             };
             tracing::info!(account = %acc.id, email = %email, status = ?status, attempt, "upstream failure: {}", crate::util::truncate_utf8(&text, 300));
+            if status.is_some_and(|s| crate::request_fault::is_bare_429(s, &resp_body)) && !finding_project {
+                // No reason: maybe this account, maybe the request. No
+                // classifier judges it; the request decides (see `dispatch`).
+                let note = format!("Google answered HTTP 429 with no reason on {}: another account tries the request (a short back-off only if that one serves it)", call.model);
+                self.actions.note(acc, &note, &text);
+                return Err((Attempt::Weak(as_error()), status, None));
+            }
             if status == Some(429) && text.contains("QUOTA_EXHAUSTED") {
                 // Learn the real quota (and reset time) now, not at the next poll.
                 self.quota.fetch_soon(acc);
@@ -416,23 +498,59 @@ impl Dispatcher {
     /// The account's Code Assist project: from its record, else found
     /// (and onboarded when it never was), then kept. One discovery per
     /// account at a time: requests that queue behind it use its answer.
+    ///
+    /// Where the account's tier decides its hosts (consumer: the daily host
+    /// only), an account whose tier is not on file is asked once too.
     async fn project_of(&self, profile: &'static crate::profiles::Profile, acc: &Arc<LiveAccount>, token: &str) -> Result<String, ProjectError> {
-        if let Some(p) = acc.project_id() {
+        let known = |acc: &LiveAccount| {
+            acc.read(|f| match (&f.token.project_id, f.token.gcp_managed) {
+                (Some(p), Some(_)) => Some(p.clone()),
+                (Some(p), None) if !self.upstream.has_fallback_hosts(profile) => Some(p.clone()),
+                _ => None,
+            })
+        };
+        if let Some(p) = known(acc) {
             return Ok(p);
         }
         let _one = acc.project_lock.lock().await;
-        if let Some(p) = acc.project_id() {
+        if let Some(p) = known(acc) {
             return Ok(p);
         }
-        let project = self.upstream.discover_project(profile, token).await?;
-        self.actions.remember_project(acc, &project).await;
-        Ok(project)
+        let found = match acc.project_id() {
+            // The project is on file: a failure to learn the tier keeps the
+            // account on the first host this time, and asks again next time.
+            Some(p) => match self.upstream.account_tier(profile, token).await {
+                Ok(found) => found,
+                Err(ProjectError::Call(e)) => {
+                    tracing::debug!(account = %acc.id, "could not learn the account's tier: {e}");
+                    return Ok(p);
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.upstream.discover_project(profile, token).await?,
+        };
+        self.actions.remember_code_assist(acc, &found).await;
+        acc.project_id().or(found.project).ok_or_else(|| ProjectError::Ineligible {
+            code: "PROJECT_REQUIRED".into(),
+            message: "Google named no Code Assist project for the account: put its id in the account's token.project_id".into(),
+        })
     }
+}
+
+/// The weak answers one request met.
+#[derive(Default)]
+struct WeakAnswers {
+    seen: crate::request_fault::Seen,
+    /// Accounts that answered a bare 429 (no classifier ran on it).
+    bare_429: Vec<Arc<LiveAccount>>,
 }
 
 enum Attempt {
     /// Give this answer to the client now.
     Pass(DispatchError),
+    /// A bare 429: try another account; whether it costs this one a
+    /// back-off is decided when the request ends.
+    Weak(DispatchError),
     /// Try another account (remember this error if it is the last).
     Next(Option<DispatchError>),
 }

@@ -113,6 +113,15 @@ pub struct TokenData {
     /// refresh token; absent = the default `[oauth]` client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_client: Option<String>,
+    /// The account's Code Assist tier as `loadCodeAssist` names it
+    /// (`free-tier`, `g1-pro-tier`, `standard-tier`…); absent until asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// `loadCodeAssist`'s `gcpManaged`: `true` for an enterprise account
+    /// (it may fall back to the prod host), `false` for a consumer one (the
+    /// daily host only); absent until asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp_managed: Option<bool>,
     /// Fields of `token` grantpool does not know (e.g. Antigravity-Manager's
     /// `expires_in`, `session_id`), kept verbatim on rewrite. May hold
     /// secrets: never logged, `Debug` shows only the keys.
@@ -134,6 +143,8 @@ impl TokenData {
             token_type: default_token_type(),
             project_id: None,
             oauth_client: None,
+            tier: None,
+            gcp_managed: None,
             extra: Map::new(),
         }
     }
@@ -192,6 +203,97 @@ pub struct ModelQuota {
     pub reset_at: Option<i64>,
 }
 
+/// Which models a quota window (or a model name) belongs to: Google keeps
+/// one pair of 5-hour and weekly windows for Gemini models and another for
+/// the models of other makers (Claude, GPT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    /// Models named `gemini…`.
+    Gemini,
+    /// Models named `claude…` or `gpt…` (Google's "Claude and GPT models").
+    ThirdParty,
+}
+
+impl ModelFamily {
+    /// The family of a model name (`None`: a model no window is known to gate).
+    pub fn of_model(model: &str) -> Option<ModelFamily> {
+        let m = model.trim_start_matches("models/");
+        let starts = |p: &str| m.len() >= p.len() && m.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+        if starts("gemini") {
+            Some(ModelFamily::Gemini)
+        } else if starts("claude") || starts("gpt") {
+            Some(ModelFamily::ThirdParty)
+        } else {
+            None
+        }
+    }
+
+    /// The models it covers, as a pattern for people (`gemini*`).
+    pub fn pattern(self) -> &'static str {
+        match self {
+            ModelFamily::Gemini => "gemini*",
+            ModelFamily::ThirdParty => "claude*, gpt*",
+        }
+    }
+}
+
+/// One of Google's 5-hour or weekly quota windows of an account, as
+/// `retrieveUserQuotaSummary` last reported it (kept in the account file
+/// under `quota_windows`, by bucket id such as `gemini-weekly`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct QuotaWindow {
+    /// `5h`, `weekly`, or Google's own word for a window grantpool does
+    /// not know.
+    #[serde(default)]
+    pub window: String,
+    /// Remaining share, 0.0 (exhausted) ..= 1.0; `None` when Google gave
+    /// none (only an amount, or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_fraction: Option<f64>,
+    /// When the window resets, unix seconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_at: Option<i64>,
+    /// The group Google puts it in (`Gemini Models`, `Claude and GPT models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Google's `remainingAmount`, as given (a count, not a share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_amount: Option<String>,
+    /// Google marked the bucket `disabled` (used up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}
+
+impl QuotaWindow {
+    /// The models this window gates, from its bucket id (`gemini-…`,
+    /// `3p-…`), else its group's name; `None` for a window of unknown scope
+    /// (shown, never acted on).
+    pub fn family(&self, bucket_id: &str) -> Option<ModelFamily> {
+        let id = bucket_id.to_ascii_lowercase();
+        if id.starts_with("gemini") {
+            return Some(ModelFamily::Gemini);
+        }
+        if id.starts_with("3p") || id.starts_with("claude") || id.starts_with("gpt") {
+            return Some(ModelFamily::ThirdParty);
+        }
+        let group = self.group.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if group.contains("gemini") {
+            Some(ModelFamily::Gemini)
+        } else if group.contains("claude") || group.contains("gpt") {
+            Some(ModelFamily::ThirdParty)
+        } else {
+            None
+        }
+    }
+
+    /// Whether nothing is left in it (Google's `disabled`, or a remaining
+    /// fraction of zero or less).
+    pub fn is_exhausted(&self) -> bool {
+        self.disabled || self.remaining_fraction.is_some_and(|f| f <= 0.0)
+    }
+}
+
 /// One account file, as read from and written to disk.
 ///
 /// Serialises to the format of SPEC "Accounts on disk" plus grantpool's own
@@ -231,6 +333,9 @@ pub struct AccountFile {
     pub cooldowns: Vec<PersistedCooldown>,
     /// Last known quota per model name.
     pub quota: BTreeMap<String, ModelQuota>,
+    /// Google's 5-hour and weekly windows by bucket id, as last fetched
+    /// (`retrieveUserQuotaSummary`); empty when never fetched.
+    pub quota_windows: BTreeMap<String, QuotaWindow>,
     /// Entries of the file's `quota` object that are not grantpool's
     /// per-model shape (e.g. Antigravity-Manager's `models`, `last_updated`,
     /// `is_forbidden`); written back verbatim inside `quota`.
@@ -263,6 +368,7 @@ impl AccountFile {
             labels: BTreeMap::new(),
             cooldowns: Vec::new(),
             quota: BTreeMap::new(),
+            quota_windows: BTreeMap::new(),
             quota_foreign: Map::new(),
             extra: Map::new(),
         }
@@ -309,6 +415,9 @@ impl AccountFile {
     /// cannot hold NaN or infinity).
     pub(crate) fn normalize(&mut self) {
         self.quota.retain(|_, q| q.remaining_fraction.is_finite());
+        for w in self.quota_windows.values_mut() {
+            w.remaining_fraction = w.remaining_fraction.filter(|f| f.is_finite());
+        }
         if let Some(r) = &mut self.disabled_reason {
             if r.len() > REASON_MAX_BYTES {
                 *r = trim_reason(r);
@@ -339,6 +448,7 @@ impl fmt::Debug for AccountFile {
             .field("labels", &self.labels)
             .field("cooldowns", &self.cooldowns)
             .field("quota", &self.quota)
+            .field("quota_windows", &self.quota_windows)
             .field(
                 "quota_foreign_keys",
                 &self.quota_foreign.keys().collect::<Vec<_>>(),
@@ -387,6 +497,12 @@ struct RawAccount {
     cooldowns: Vec<PersistedCooldown>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     quota: Option<Value>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    quota_windows: BTreeMap<String, QuotaWindow>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -429,6 +545,7 @@ impl TryFrom<RawAccount> for AccountFile {
             labels: raw.labels,
             cooldowns: raw.cooldowns,
             quota,
+            quota_windows: raw.quota_windows,
             quota_foreign,
             extra: raw.extra,
         })
@@ -462,6 +579,7 @@ impl From<AccountFile> for RawAccount {
             labels: a.labels,
             cooldowns: a.cooldowns,
             quota,
+            quota_windows: a.quota_windows,
             extra: a.extra,
         }
     }

@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use file::{
-    is_valid_id, new_account_id, trim_reason, unix_now, AccountFile, ModelQuota, PersistedCooldown, TokenData,
+    is_valid_id, new_account_id, trim_reason, unix_now, AccountFile, ModelFamily, ModelQuota, PersistedCooldown, QuotaWindow, TokenData,
     REASON_MAX_BYTES,
 };
 pub use backend::{

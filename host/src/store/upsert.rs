@@ -61,6 +61,10 @@ fn merge_token(old: &TokenData, new: &TokenData) -> TokenData {
     if t.project_id.as_deref().is_none_or(str::is_empty) {
         t.project_id = old.project_id.clone();
     }
+    if t.tier.is_none() && t.gcp_managed.is_none() {
+        t.tier = old.tier.clone();
+        t.gcp_managed = old.gcp_managed;
+    }
     if t.oauth_client.is_none() && same_grant {
         t.oauth_client = old.oauth_client.clone();
     }

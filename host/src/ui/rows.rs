@@ -21,6 +21,25 @@ pub struct QuotaRow {
     pub reset_at: Option<i64>,
 }
 
+/// One of Google's 5-hour or weekly quota windows, as last fetched.
+#[derive(Debug, Serialize)]
+pub struct WindowRow {
+    /// Google's bucket id (`gemini-weekly`).
+    pub bucket: String,
+    /// `5h`, `weekly`, or Google's word for another window.
+    pub window: String,
+    /// The group (`Gemini Models`, `Claude and GPT models`).
+    pub group: Option<String>,
+    /// Remaining share, 0..=1, when known.
+    pub remaining_fraction: Option<f64>,
+    /// Google's remaining amount, when it gave one.
+    pub remaining_amount: Option<String>,
+    /// Nothing left: the account serves none of its models until the reset.
+    pub exhausted: bool,
+    /// When it resets, Unix s.
+    pub reset_at: Option<i64>,
+}
+
 /// One account as the page shows it.
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -53,6 +72,8 @@ pub struct Row {
     pub spark: Spark,
     /// Per-model quota, as last fetched.
     pub quota: Vec<QuotaRow>,
+    /// Google's 5-hour and weekly windows (by group, 5h first).
+    pub windows: Vec<WindowRow>,
     /// The OAuth client of its refresh token.
     pub client: String,
     /// The upstream profile it is served with.
@@ -99,6 +120,7 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
         successes: v.successes,
         failures: v.failures,
         spark: ui.activity.spark(slot, now),
+        windows: window_rows(&v.quota_windows),
         quota: v
             .quota
             .into_iter()
@@ -111,6 +133,28 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
         id: v.id,
         email: v.email,
     }
+}
+
+fn window_rows(windows: &BTreeMap<String, crate::store::QuotaWindow>) -> Vec<WindowRow> {
+    let mut rows: Vec<WindowRow> = windows
+        .iter()
+        .map(|(bucket, w)| WindowRow {
+            bucket: bucket.clone(),
+            window: w.window.clone(),
+            group: w.group.clone(),
+            remaining_fraction: if w.is_exhausted() { Some(0.0) } else { w.remaining_fraction },
+            remaining_amount: w.remaining_amount.clone(),
+            exhausted: w.is_exhausted(),
+            reset_at: w.reset_at,
+        })
+        .collect();
+    let order = |w: &str| match w {
+        "5h" => 0,
+        "weekly" => 1,
+        _ => 2,
+    };
+    rows.sort_by(|a, b| (&a.group, order(&a.window), &a.bucket).cmp(&(&b.group, order(&b.window), &b.bucket)));
+    rows
 }
 
 /// The overview: the policy in force (what `policy check` prints), how the

@@ -82,9 +82,42 @@ impl Listing {
 #[derive(Debug, Default)]
 pub struct Catalogue {
     by_profile: RwLock<BTreeMap<&'static str, Listing>>,
+    /// The tier a family named without one resolves to (`[upstream] default_tier`).
+    default_tier: String,
 }
 
 impl Catalogue {
+    /// An empty catalogue whose tierless family names resolve to `tier`.
+    pub fn with_default_tier(tier: &str) -> Catalogue {
+        Catalogue { by_profile: RwLock::default(), default_tier: tier.to_string() }
+    }
+
+    /// A model family named without its tier (`gemini-3.8-flash`, as Gemini
+    /// CLI and the Gemini SDKs send it), resolved to a tier Google lists:
+    /// the default tier when listed, else the first listed of the profile's
+    /// tiers; before Google's list is known, the default tier of a family
+    /// the profiles' tables name as tiered. `None`: not such a name.
+    fn tier_of(&self, map: &BTreeMap<&'static str, Listing>, model: &str) -> Option<String> {
+        if map.values().any(|l| l.models.contains_key(model)) {
+            return None;
+        }
+        for profile in crate::profiles::ALL {
+            let mut tiers: Vec<&str> = vec![self.default_tier.as_str()];
+            tiers.extend(profile.tiers.iter().copied().filter(|t| *t != self.default_tier));
+            let candidates = tiers.iter().filter(|t| profile.tiers.contains(t)).map(|t| format!("{model}-{t}"));
+            match map.get(profile.name) {
+                Some(listing) => {
+                    if let Some(found) = candidates.into_iter().find(|c| listing.models.contains_key(c)) {
+                        return Some(found);
+                    }
+                }
+                None if profile.tiered_families.contains(&model) => return candidates.into_iter().next(),
+                None => {}
+            }
+        }
+        None
+    }
+
     /// Keep `listing` as what `profile` serves now (an empty one is ignored:
     /// a failed or partial answer must not empty the list).
     pub fn update(&self, profile: &'static str, listing: Listing) {
@@ -129,6 +162,9 @@ impl Catalogue {
         let map = self.by_profile.read();
         if let Some(new) = map.values().find_map(|l| l.deprecated.get(model).cloned()) {
             return Some(new);
+        }
+        if let Some(tiered) = self.tier_of(&map, model) {
+            return Some(tiered);
         }
         let family = ["claude-opus", "claude-sonnet", "claude-haiku"].into_iter().find(|f| model.starts_with(f))?;
         if map.values().any(|l| l.models.contains_key(model)) {
@@ -178,5 +214,25 @@ mod tests {
         assert_eq!(cat.replacement("claude-sonnet-4-6"), None);
         assert_eq!(cat.replacement("gemini-2.5-pro"), None);
         assert_eq!(cat.models().len(), 3);
+    }
+
+    #[test]
+    fn a_family_without_a_tier_resolves_to_a_listed_tier() {
+        let cat = Catalogue::with_default_tier("high");
+        // Before Google's list is known: the tables' tiered families only.
+        assert_eq!(cat.replacement("gemini-3.8-flash").as_deref(), Some("gemini-3.8-flash-high"));
+        assert_eq!(cat.replacement("gemini-2.5-flash"), None);
+        let answer = json!({"models": {"gemini-3.8-flash-medium": {}, "gemini-3.8-flash-low": {}, "gemini-3.7-flash-high": {},
+                                       "gemini-3.7-flash-low": {}, "gemini-2.5-flash": {}}});
+        cat.update("antigravity", Listing::parse(&answer));
+        // High is not listed for 3.8: the next tier that is.
+        assert_eq!(cat.replacement("gemini-3.8-flash").as_deref(), Some("gemini-3.8-flash-medium"));
+        assert_eq!(cat.replacement("gemini-3.7-flash").as_deref(), Some("gemini-3.7-flash-high"));
+        assert_eq!(cat.replacement("gemini-3.7-flash-low"), None, "a listed id is itself");
+        assert_eq!(cat.replacement("gemini-2.5-flash"), None);
+        assert_eq!(cat.replacement("gemini-3.6-flash"), None, "not listed in any tier");
+        let low = Catalogue::with_default_tier("low");
+        low.update("antigravity", Listing::parse(&answer));
+        assert_eq!(low.replacement("gemini-3.7-flash").as_deref(), Some("gemini-3.7-flash-low"));
     }
 }

@@ -7,6 +7,8 @@
 pub mod catalogue;
 pub mod envelope;
 pub mod onboarding;
+pub mod quota_windows;
+pub mod signatures;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub struct Upstream {
     timeout: Duration,
     onboard_timeout: Duration,
     onboard_poll: Duration,
+    /// Which accounts may move on to a profile's later hosts.
+    fallback_hosts: crate::config::FallbackHosts,
     /// The models Google serves each profile.
     pub catalogue: Arc<Catalogue>,
 }
@@ -83,6 +87,9 @@ pub struct NetworkError(pub String);
 enum Body {
     Wire(Incoming),
     Read(Bytes),
+    /// The first bytes already read (to see that a stream has an event),
+    /// then the rest still on the wire.
+    Peeked(Bytes, Incoming),
 }
 
 /// An upstream answer to a generate call, body not yet read. Reading it is
@@ -107,12 +114,18 @@ impl UpstreamResponse {
 
     /// The whole body.
     pub async fn bytes(self) -> Result<Bytes, NetworkError> {
-        let body = match self.body {
+        let (head, body) = match self.body {
             Body::Read(b) => return Ok(b),
-            Body::Wire(b) => b,
+            Body::Wire(b) => (Bytes::new(), b),
+            Body::Peeked(h, b) => (h, b),
         };
         match tokio::time::timeout_at(self.deadline, body.collect()).await {
-            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Ok(b)) if head.is_empty() => Ok(b.to_bytes()),
+            Ok(Ok(b)) => {
+                let mut all = BytesMut::from(&head[..]);
+                all.put(b.to_bytes());
+                Ok(all.freeze())
+            }
             Ok(Err(e)) => Err(NetworkError(format!("connection dropped while reading the answer: {}", innermost(&e)))),
             Err(_) => Err(NetworkError("timed out reading the answer (upstream.timeout_secs)".into())),
         }
@@ -121,11 +134,11 @@ impl UpstreamResponse {
     /// At most `max` bytes of the body (error answers: enough to classify
     /// and to show; the rest is dropped with the connection).
     pub async fn bytes_bounded(self, max: usize) -> Bytes {
-        let mut body = match self.body {
+        let (mut out, mut body) = match self.body {
             Body::Read(b) => return b.slice(..b.len().min(max)),
-            Body::Wire(b) => b,
+            Body::Wire(b) => (BytesMut::new(), b),
+            Body::Peeked(h, b) => (BytesMut::from(&h[..h.len().min(max)]), b),
         };
-        let mut out = BytesMut::new();
         while out.len() < max {
             match tokio::time::timeout_at(self.deadline, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
@@ -143,11 +156,13 @@ impl UpstreamResponse {
     pub fn into_stream(self) -> futures::stream::BoxStream<'static, Result<Bytes, NetworkError>> {
         use futures::StreamExt;
         let deadline = self.deadline;
-        let body = match self.body {
+        let (head, body) = match self.body {
             Body::Read(b) => return futures::stream::once(async move { Ok(b) }).boxed(),
-            Body::Wire(b) => b,
+            Body::Wire(b) => (None, b),
+            Body::Peeked(h, b) => (Some(h), b),
         };
-        futures::stream::unfold(Some(body), move |body| async move {
+        let head = futures::stream::iter(head.map(Ok));
+        let rest = futures::stream::unfold(Some(body), move |body| async move {
             let mut body = body?;
             loop {
                 return match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -160,8 +175,64 @@ impl UpstreamResponse {
                     Err(_) => Some((Err(NetworkError("timed out (upstream.timeout_secs)".into())), None)),
                 };
             }
-        })
-        .boxed()
+        });
+        head.chain(rest).boxed()
+    }
+
+    /// A 200 checked against what `v1internal` promises: a JSON body, or
+    /// for a stream an SSE answer with at least one event. Anything else
+    /// (the prod host's plain-text `This version of Antigravity is no
+    /// longer supported…` — CLIProxyAPI #4144 —, an HTML page, a stream
+    /// that ends without an event) becomes a 502 whose body says what came:
+    /// an upstream failure, tried on the next host or account.
+    async fn checked(self, stream: bool, host: &str) -> UpstreamResponse {
+        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let expected = if stream { "text/event-stream" } else { "json" };
+        // A type that names neither is looked at, not trusted.
+        let declared_other = !content_type.is_empty() && !content_type.contains(expected) && !content_type.contains("json");
+        if !stream && !declared_other {
+            return self;
+        }
+        let (status, headers, deadline) = (self.status, self.headers.clone(), self.deadline);
+        let mut body = match self.body {
+            Body::Wire(b) => b,
+            other => return UpstreamResponse { status, headers, body: other, deadline },
+        };
+        let mut head = BytesMut::new();
+        if !declared_other {
+            // A stream: wait for its first event before the client is answered.
+            loop {
+                match tokio::time::timeout_at(deadline, body.frame()).await {
+                    Ok(Some(Ok(frame))) => {
+                        if let Some(chunk) = frame.data_ref() {
+                            head.put_slice(chunk);
+                        }
+                        if memchr::memmem::find(&head, b"data:").is_some() || head.len() > SKIPPED_BODY_MAX {
+                            return UpstreamResponse { status, headers, body: Body::Peeked(head.freeze(), body), deadline };
+                        }
+                    }
+                    // Cut or timed out before an event: the stream's own
+                    // error path (the caller sees it while reading).
+                    Ok(Some(Err(_))) | Err(_) => return UpstreamResponse { status, headers, body: Body::Peeked(head.freeze(), body), deadline },
+                    Ok(None) => break,
+                }
+            }
+        } else {
+            let rest = UpstreamResponse { status, headers: HeaderMap::new(), body: Body::Wire(body), deadline };
+            head.put(rest.bytes_bounded(4096).await);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let what = if text.trim().is_empty() {
+            if stream { "a stream that ended without an event".to_string() } else { "an empty body".to_string() }
+        } else {
+            format!("`{}` ({})", crate::util::truncate_utf8(text.trim(), 300), if content_type.is_empty() { "no content type" } else { &content_type })
+        };
+        let message = format!("Google ({host}) answered 200 with {what}, not the JSON{} v1internal promises", if stream { " event stream" } else { "" });
+        tracing::warn!(host, "{message}");
+        let body = serde_json::json!({"error": {"code": 502, "message": message, "status": "UNAVAILABLE"}});
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        UpstreamResponse { status: StatusCode::BAD_GATEWAY, headers, body: Body::Read(Bytes::from(body.to_string())), deadline }
     }
 }
 
@@ -232,7 +303,12 @@ impl Upstream {
                     .flatten();
                 hosts.push(Host { stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?, generate_uri, host_header, base });
             }
-            let template = config.user_agent.clone().unwrap_or_else(|| profile.user_agent.to_string());
+            // The version in one place: the profile's, or the configured one.
+            let version = match (profile.name, &config.antigravity_version) {
+                ("antigravity", Some(v)) => v.as_str(),
+                _ => profile.version,
+            };
+            let template = config.user_agent.clone().unwrap_or_else(|| profile.user_agent.to_string()).replace("{version}", version);
             let user_agent = (!template.contains("{model}"))
                 .then(|| HeaderValue::from_str(&template))
                 .transpose()
@@ -246,13 +322,33 @@ impl Upstream {
             timeout: Duration::from_secs(config.timeout_secs),
             onboard_timeout: Duration::from_secs(config.onboard_timeout_secs),
             onboard_poll: Duration::from_millis(config.onboard_poll_ms),
-            catalogue: Arc::new(Catalogue::default()),
+            fallback_hosts: config.fallback_hosts,
+            catalogue: Arc::new(Catalogue::with_default_tier(&config.default_tier)),
         })
     }
 
     /// The serving threads it keeps connection pools for.
     pub fn lanes(&self) -> usize {
         self.generate.len() - 1
+    }
+
+    /// Whether an account may move on to `profile`'s later hosts after a
+    /// failure of the first. `gcp_managed` is what `loadCodeAssist` said of
+    /// it (`None`: not known yet, kept on the first host like a consumer
+    /// account, where Google serves every account).
+    pub fn all_hosts_for(&self, profile: &Profile, gcp_managed: Option<bool>) -> bool {
+        use crate::config::FallbackHosts;
+        match self.fallback_hosts {
+            FallbackHosts::All => true,
+            FallbackHosts::None => false,
+            FallbackHosts::Enterprise => !profile.consumer_first_host_only || gcp_managed == Some(true),
+        }
+    }
+
+    /// Whether `profile` has more than one host (so an account's tier
+    /// decides where it may go).
+    pub fn has_fallback_hosts(&self, profile: &Profile) -> bool {
+        self.route(profile).hosts.len() > 1 && profile.consumer_first_host_only && self.fallback_hosts == crate::config::FallbackHosts::Enterprise
     }
 
     fn route(&self, profile: &Profile) -> &Route {
@@ -268,10 +364,13 @@ impl Upstream {
     }
 
     /// Send a generate call for an account of `profile`: its hosts in
-    /// order, the next one after a connection failure, a 5xx or (Antigravity)
+    /// order (only the first unless `all_hosts`: see [`Self::all_hosts_for`]),
+    /// the next one after a connection failure, a 5xx or (Antigravity)
     /// a 429 `RATE_LIMIT_EXCEEDED`. `envelope` is the whole body
     /// ([`envelope::build`]). Any HTTP answer of the last host tried is `Ok`
-    /// (the caller reads the status).
+    /// (the caller reads the status); a 200 that is not what `v1internal`
+    /// promises (not JSON, or a stream without an event) is turned into a
+    /// 502 here, so it is never a success for the client.
     pub async fn generate(
         &self,
         profile: &Profile,
@@ -279,6 +378,7 @@ impl Upstream {
         token: &str,
         envelope: Bytes,
         stream: bool,
+        all_hosts: bool,
     ) -> Result<UpstreamResponse, NetworkError> {
         let deadline = Instant::now() + self.timeout;
         let route = self.route(profile);
@@ -295,8 +395,9 @@ impl Upstream {
             _ => &self.generate[lanes],
         };
         let mut last = Err(NetworkError("no upstream host configured".into()));
-        for (i, host) in route.hosts.iter().enumerate() {
-            let more = i + 1 < route.hosts.len();
+        let hosts = if all_hosts { &route.hosts[..] } else { &route.hosts[..route.hosts.len().min(1)] };
+        for (i, host) in hosts.iter().enumerate() {
+            let more = i + 1 < hosts.len();
             let mut req = axum::http::Request::new(Full::new(envelope.clone()));
             *req.method_mut() = Method::POST;
             *req.uri_mut() = if stream { host.stream_uri.clone() } else { host.generate_uri.clone() };
@@ -325,6 +426,13 @@ impl Upstream {
             let (parts, body) = answer.into_parts();
             let status = parts.status.as_u16();
             let mut resp = UpstreamResponse { status: parts.status, headers: parts.headers, body: Body::Wire(body), deadline };
+            if resp.status.is_success() {
+                resp = resp.checked(stream, &host.base).await;
+                if more && !resp.status.is_success() {
+                    last = Ok(resp);
+                    continue;
+                }
+            }
             if more && status == 429 && route.profile.next_host_on_rate_limit {
                 // Read it to see which 429 it is (an error body is small).
                 let read = resp.bytes_bounded_keep(SKIPPED_BODY_MAX).await;

@@ -63,6 +63,9 @@ struct IneligibleTier {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LoadAnswer {
+    /// `false` for a consumer account (free, Google One), `true` for an
+    /// enterprise one (CLIProxyAPI #5209; agy's `ResolveAuthMode`).
+    gcp_managed: Option<bool>,
     current_tier: Option<Tier>,
     #[serde(default)]
     allowed_tiers: Vec<Tier>,
@@ -80,8 +83,34 @@ fn project_id(v: Option<&serde_json::Value>) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+/// What `loadCodeAssist` says of an account: its project and tier.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CodeAssist {
+    /// The Code Assist project, when it has one.
+    pub project: Option<String>,
+    /// The tier id (`free-tier`, `standard-tier`, …).
+    pub tier: Option<String>,
+    /// Enterprise (`true`) or consumer (`false`).
+    pub gcp_managed: Option<bool>,
+}
+
+/// The reason code of a retired OAuth client (gemini-cli #28846: Gemini
+/// CLI's client for individual accounts since 2026-06-18).
+pub const UNSUPPORTED_CLIENT: &str = "UNSUPPORTED_CLIENT";
+
+/// What to tell the user of an account whose OAuth client Google retired.
+pub fn unsupported_client_advice(profile: &str, google_says: &str) -> String {
+    let said = if google_says.is_empty() { String::new() } else { format!(" Google says: \"{google_says}\"") };
+    format!(
+        "Google no longer serves this account through the {profile} OAuth client it was signed in with.{said} Sign it in again with Antigravity's client: `grantpool accounts login` (or `grantpool accounts import agy`); the new sign-in replaces this one"
+    )
+}
+
 impl IneligibleTier {
-    fn into_error(self) -> ProjectError {
+    fn into_error(self, profile: &Profile) -> ProjectError {
+        if self.reason_code == UNSUPPORTED_CLIENT {
+            return ProjectError::Ineligible { message: unsupported_client_advice(profile.name, &self.reason_message), code: self.reason_code };
+        }
         let message = match (&self.validation_url, self.reason_message.is_empty()) {
             (Some(url), _) => format!("Google asks to verify the account in a browser: {url} — then `grantpool accounts enable` it"),
             (None, false) => self.reason_message,
@@ -100,26 +129,53 @@ fn google_message(body: &str) -> String {
 }
 
 impl Upstream {
-    /// The account's project: from `loadCodeAssist`, after onboarding it
-    /// when it never was.
-    pub async fn discover_project(&self, profile: &Profile, token: &str) -> Result<String, ProjectError> {
+    async fn load_code_assist(&self, profile: &Profile, token: &str) -> Result<LoadAnswer, ProjectError> {
         let metadata = json!({"ideType": profile.ide_type, "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"});
         let v = self.json_call(profile, "loadCodeAssist", token, &json!({ "metadata": metadata })).await?;
-        let answer: LoadAnswer = serde_json::from_value(v.clone())
-            .map_err(|e| UpstreamCallError::Status { status: 200, body: format!("loadCodeAssist answer not understood: {e}") })?;
-        if answer.current_tier.is_some() {
-            return project_id(answer.cloudaicompanion_project.as_ref()).ok_or_else(|| ProjectError::Ineligible {
+        Ok(serde_json::from_value(v)
+            .map_err(|e| UpstreamCallError::Status { status: 200, body: format!("loadCodeAssist answer not understood: {e}") })?)
+    }
+
+    /// The tier of an account that already has its project (asked once, to
+    /// know which hosts may serve it). A retired OAuth client is an error
+    /// (the account cannot serve); a missing project is not (it is on file).
+    pub async fn account_tier(&self, profile: &Profile, token: &str) -> Result<CodeAssist, ProjectError> {
+        let answer = self.load_code_assist(profile, token).await?;
+        if let Some(t) = answer.ineligible_tiers.into_iter().find(|t| t.reason_code == UNSUPPORTED_CLIENT) {
+            return Err(t.into_error(profile));
+        }
+        Ok(CodeAssist {
+            project: project_id(answer.cloudaicompanion_project.as_ref()),
+            tier: answer.current_tier.map(|t| t.id).filter(|t| !t.is_empty()),
+            gcp_managed: answer.gcp_managed,
+        })
+    }
+
+    /// The account's project (and tier): from `loadCodeAssist`, after
+    /// onboarding it when it never was.
+    pub async fn discover_project(&self, profile: &Profile, token: &str) -> Result<CodeAssist, ProjectError> {
+        let metadata = json!({"ideType": profile.ide_type, "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"});
+        let answer = self.load_code_assist(profile, token).await?;
+        let gcp_managed = answer.gcp_managed;
+        let mut ineligible = answer.ineligible_tiers;
+        // A retired client first: whatever else is offered, this sign-in
+        // cannot use it (the advice is to sign in again, not a project).
+        if let Some(i) = ineligible.iter().position(|t| t.reason_code == UNSUPPORTED_CLIENT) {
+            return Err(ineligible.swap_remove(i).into_error(profile));
+        }
+        if let Some(current) = answer.current_tier {
+            let project = project_id(answer.cloudaicompanion_project.as_ref()).ok_or_else(|| ProjectError::Ineligible {
                 code: "PROJECT_REQUIRED".into(),
                 message: "the account's Code Assist tier needs a Google Cloud project: put its id in the account's token.project_id".into(),
-            });
+            })?;
+            return Ok(CodeAssist { project: Some(project), tier: Some(current.id).filter(|t| !t.is_empty()), gcp_managed });
         }
-        let mut ineligible = answer.ineligible_tiers;
         if let Some(i) = ineligible.iter().position(|t| t.reason_code == "VALIDATION_REQUIRED" && t.validation_url.is_some()) {
-            return Err(ineligible.swap_remove(i).into_error());
+            return Err(ineligible.swap_remove(i).into_error(profile));
         }
         let Some(tier) = answer.allowed_tiers.into_iter().find(|t| t.is_default) else {
             return Err(match ineligible.into_iter().next() {
-                Some(t) => t.into_error(),
+                Some(t) => t.into_error(profile),
                 None => ProjectError::Ineligible { code: "NO_TIER".into(), message: "Google offers the account no Code Assist tier".into() },
             });
         };
@@ -130,14 +186,16 @@ impl Upstream {
             });
         }
         tracing::info!(tier = %tier.id, "the account never used Code Assist: onboarding it");
+        let tier_id = tier.id.clone();
         match self.onboard(profile, token, &tier.id, metadata).await {
+            Ok(project) => Ok(CodeAssist { project: Some(project), tier: Some(tier_id).filter(|t| !t.is_empty()), gcp_managed }),
             // Google refuses to onboard it (the reason is its message):
             // the account's standing, not this request's fault.
             Err(ProjectError::Call(UpstreamCallError::Status { status: 400..=403, body })) => {
                 let code = ineligible.into_iter().next().map(|t| t.reason_code).filter(|c| !c.is_empty()).unwrap_or_else(|| "ONBOARDING_REFUSED".into());
                 Err(ProjectError::Ineligible { code, message: google_message(&body) })
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 

@@ -18,8 +18,13 @@
 //! - 401 → refresh the token and retry once on the same account.
 //! - 403 `VALIDATION_REQUIRED` → off the proxy, with the validation URL
 //!   (`metadata.validation_url`, else the first Help link) in the reason;
-//!   403 `SERVICE_DISABLED` → off the proxy with Google's message. Never a
-//!   disable: only a dead grant is.
+//!   403 `SERVICE_DISABLED` → off the proxy with Google's message;
+//!   403 `TOS_VIOLATION` (a ban: CLIProxyAPI #1823) → off the proxy with the
+//!   appeal URL; the licence 403 `#3501` (`SUBSCRIPTION_REQUIRED`) → off the
+//!   proxy; a 403 `UNSUPPORTED_CLIENT` (an OAuth client Google retired,
+//!   gemini-cli #28846) → off the proxy, saying to sign in again with
+//!   Antigravity's client; 400 `User location is not supported` → off the
+//!   proxy. Never a disable: only a dead grant is.
 //! - 5xx / network → another account, no penalty.
 //! - 400 / 404 / 413 → the request itself is wrong: pass it back to the
 //!   client rather than burn through the pool.
@@ -133,6 +138,25 @@ impl Default_ {
                 let url = g.url.map(|u| format!(": {u}")).unwrap_or_default();
                 Some(Verdict::ProxyDisable(format!("403 VALIDATION_REQUIRED: verify the account in a browser{url}")))
             }
+            403 if has("TOS_VIOLATION") => {
+                let url = g.url.map(|u| format!(" Appeal: {u}")).unwrap_or_default();
+                Some(Verdict::ProxyDisable(format!(
+                    "403 TOS_VIOLATION: Google says \"{}\"{url} — then `grantpool accounts enable` it",
+                    if g.message.is_empty() { "This service has been disabled in this account for violation of Terms of Service." } else { &g.message }
+                )))
+            }
+            403 if has("SUBSCRIPTION_REQUIRED") || f.body.contains("(#3501)") => Some(Verdict::ProxyDisable(format!(
+                "403 #3501 licence: Google says \"{}\" — the account has no valid licence for this product; ask its administrator (or Google One) for one, then `grantpool accounts enable` it",
+                if g.message.is_empty() { "no valid licence (#3501)" } else { &g.message }
+            ))),
+            403 if has("UNSUPPORTED_CLIENT") || f.body.contains("This client is no longer supported") => Some(Verdict::ProxyDisable(format!(
+                "403 UNSUPPORTED_CLIENT: Google says \"{}\" — the OAuth client this account signed in with is retired; sign it in again with Antigravity's client (`grantpool accounts login`, or `grantpool accounts import agy`)",
+                if g.message.is_empty() { "This client is no longer supported" } else { &g.message }
+            ))),
+            400 if f.body.contains("User location is not supported") => Some(Verdict::ProxyDisable(format!(
+                "400 UNSUPPORTED_LOCATION: Google says \"{}\" — the account (or its network) is in a region Google does not serve; route it through a supported region, then `grantpool accounts enable` it",
+                g.message
+            ))),
             403 if has("SERVICE_DISABLED") => {
                 let message = if g.message.is_empty() { "the Code Assist API is disabled for the account's project".to_string() } else { g.message.clone() };
                 Some(Verdict::ProxyDisable(format!("403 SERVICE_DISABLED: {message}")))

@@ -111,7 +111,8 @@ pub fn google_error(body: &str) -> Option<GoogleError> {
         if let (None, Some(m)) = (&out.model, meta_str("model")) {
             out.model = Some(m.to_string());
         }
-        let url = meta_str("validation_url").or_else(|| meta_str("validationUrl")).or_else(|| meta_str("activationUrl"));
+        // `appeal_url`: a Terms-of-Service ban (CLIProxyAPI #1823).
+        let url = meta_str("validation_url").or_else(|| meta_str("validationUrl")).or_else(|| meta_str("activationUrl")).or_else(|| meta_str("appeal_url"));
         if let (None, Some(u)) = (&out.url, url) {
             out.url = Some(u.to_string());
         }

@@ -77,7 +77,102 @@ pub(crate) const CATALOGUE: &[ModelEntry] = &[
         64_000,
         true,
     ),
+    // Gemini 3.8 Flash (September 2026, tuxevil/tuxevil-rotator PR #28;
+    // decolua/9router PR #3732: needs Antigravity ≥ 2.11.0, not on prod).
+    entry(
+        "gemini-3.8-flash-high",
+        "Gemini 3.8 Flash (High)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    entry(
+        "gemini-3.8-flash-medium",
+        "Gemini 3.8 Flash (Medium)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    entry(
+        "gemini-3.8-flash-low",
+        "Gemini 3.8 Flash (Low)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    // Gemini 3.7 Flash and 3.1 Flash Lite: the "Recommended" list of
+    // fetchAvailableModels, anthonyhaussman/opencode-agy-auth `models.json`
+    // (2026-08-22).
+    entry(
+        "gemini-3.7-flash-high",
+        "Gemini 3.7 Flash (High)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    entry(
+        "gemini-3.7-flash-medium",
+        "Gemini 3.7 Flash (Medium)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    entry(
+        "gemini-3.7-flash-low",
+        "Gemini 3.7 Flash (Low)",
+        1_048_576,
+        65_536,
+        true,
+    ),
+    entry(
+        "gemini-3.1-flash-lite",
+        "Gemini 3.1 Flash Lite",
+        1_048_576,
+        65_536,
+        true,
+    ),
 ];
+
+/// `defaultAgentModelId` of the Antigravity client's catalogue
+/// (anthonyhaussman/opencode-agy-auth `models.json`, 2026-08-22).
+pub(crate) const DEFAULT_AGENT_MODEL_ID: &str = "gemini-3.7-flash-high";
+
+/// Family names that are not models: 404 `Requested entity was not found.`
+/// (tuxevil/tuxevil-rotator PR #28: the bare `gemini-3.8-flash` and its
+/// `-tiered` form answer 404).
+const NOT_MODELS: &[&str] = &[
+    "gemini-3.8-flash",
+    "gemini-3.8-flash-tiered",
+    "gemini-3.7-flash",
+];
+
+/// The oldest Antigravity (hub) version that may use the newer models
+/// (CPA commit a834917e8: 2.9.0).
+pub(crate) const MIN_ANTIGRAVITY_VERSION: [u64; 3] = [2, 9, 0];
+
+/// The oldest Antigravity (hub) version that may use Gemini 3.8
+/// (decolua/9router PR #3732: 2.1.1 got 404, 2.11.0 works).
+pub(crate) const MIN_GEMINI_38_VERSION: [u64; 3] = [2, 11, 0];
+
+/// Whether `model` is a family name Google answers 404 for.
+pub(crate) fn is_not_a_model(model: &str) -> bool {
+    NOT_MODELS.contains(&model)
+}
+
+/// Whether `model` is a Gemini 3.8 model (`gemini-3.8-*`).
+pub(crate) fn is_gemini38(model: &str) -> bool {
+    model.starts_with("gemini-3.8-")
+}
+
+/// The oldest Antigravity hub version that may use `model` (an
+/// Antigravity-only model).
+pub(crate) fn min_version(model: &str) -> [u64; 3] {
+    if is_gemini38(model) {
+        MIN_GEMINI_38_VERSION
+    } else {
+        MIN_ANTIGRAVITY_VERSION
+    }
+}
 
 /// `deprecatedModelIds` for the Antigravity client (contract; AM
 /// proxy/common/model_mapping.rs maps claude-sonnet-4-5* to 4-6).
@@ -122,6 +217,8 @@ pub(crate) fn is_antigravity_only(model: &str) -> bool {
     is_claude(model)
         || model.starts_with("gpt-oss-")
         || ANTIGRAVITY_ONLY_IDS.contains(&model)
+        || model.starts_with("gemini-3.8-")
+        || model.starts_with("gemini-3.7-")
         || find(model).is_some_and(|m| m.antigravity_only)
 }
 
@@ -167,5 +264,12 @@ mod tests {
             cli.contains(&"gemini-3-pro-preview") && !cli.iter().any(|m| m.starts_with("claude"))
         );
         assert_eq!(for_client(true).count(), CATALOGUE.len());
+        assert!(!cli.iter().any(|m| m.starts_with("gemini-3.8")));
+        assert!(is_antigravity_only("gemini-3.8-flash-high"));
+        assert!(is_not_a_model("gemini-3.8-flash") && is_not_a_model("gemini-3.7-flash"));
+        assert!(!is_not_a_model("gemini-3.8-flash-low"));
+        assert_eq!(min_version("gemini-3.8-flash-low"), [2, 11, 0]);
+        assert_eq!(min_version("claude-sonnet-4-6"), [2, 9, 0]);
+        assert!(find(DEFAULT_AGENT_MODEL_ID).is_some());
     }
 }

@@ -104,8 +104,13 @@ async fn hosts_share_state_and_are_recorded_and_targeted() {
     let fake = FakeGoogle::start_with_hosts(&["daily", "prod"])
         .await
         .unwrap();
-    fake.add_account(AccountSpec::new(A, "1//rt-a").project_id("proj-a"))
-        .await;
+    // Enterprise: prod serves it (a consumer account gets a bare 429 there).
+    fake.add_account(
+        AccountSpec::new(A, "1//rt-a")
+            .project_id("proj-a")
+            .enterprise(true),
+    )
+    .await;
     let daily = fake.base_url_of("daily").unwrap();
     let prod = fake.base_url_of("prod").unwrap();
     assert_eq!(fake.base_url(), daily);
@@ -575,10 +580,21 @@ async fn model_access_needs_the_antigravity_client_and_a_recent_user_agent() {
             .0,
         200
     );
+    // agy's own 1.x numbering is recent enough (a product line of its own).
+    assert_eq!(
+        generate(
+            &fake,
+            &at,
+            Some("antigravity/cli/1.0.9 (aidev_client; os_type=windows; arch=amd64)"),
+            &body
+        )
+        .await
+        .0,
+        200
+    );
     for old in [
         "antigravity/hub/2.8.3 darwin/arm64",
         "antigravity/1.21.9 darwin/arm64",
-        "antigravity/cli/1.0.9 windows/amd64",
     ] {
         let (s, v) = generate(&fake, &at, Some(old), &body).await;
         assert_eq!((s, v), (404, errors::not_found_body()), "{old}");
@@ -798,7 +814,7 @@ async fn gemini3_signatures() {
         "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:list_files` , position 2. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.");
     assert_invalid(
         &generate(&fake, &at, Some(UA), &replay(Some("bm90LWlzc3VlZA=="))).await,
-        "Thought signature is not valid.",
+        "Corrupted thought signature.",
     );
     for bypass in [
         "skip_thought_signature_validator",
@@ -1375,4 +1391,618 @@ async fn google_error_faults() {
         .map(|r| r.status.unwrap())
         .collect();
     assert_eq!(faults, vec![429, 429, 503, 403, 403, 401, 429]);
+}
+
+// ---- Google in 2026 (GOOGLE-2026.md) ----------------------------------------
+
+const BARE_429: &str = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#;
+
+/// `POST <base>/v1internal:<method>`: status and body text.
+async fn post_text(base: &str, method: &str, at: &str, ua: &str, body: &Value) -> (u16, String) {
+    let resp = client()
+        .post(format!("{base}/v1internal:{method}"))
+        .bearer_auth(at)
+        .header("user-agent", ua)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn with_system(text: &str) -> Value {
+    json!({"systemInstruction": {"role": "user", "parts": [{"text": "Be brief."}, {"text": text}]},
+           "contents": [user("hi")]})
+}
+
+#[tokio::test]
+async fn consumer_and_enterprise_accounts_and_the_prod_host() {
+    assert_eq!(bare_429_body(), BARE_429);
+    assert_eq!(errors::BARE_429_BODY, BARE_429);
+    const E: &str = "e@example.com";
+    let fake = FakeGoogle::start_with_hosts(&["daily", "prod"])
+        .await
+        .unwrap();
+    fake.add_account(AccountSpec::new(A, "1//rt-a").project_id("proj-a"))
+        .await;
+    // Enterprise through the control API.
+    let resp = client()
+        .post(fake.url("/_fake/accounts"))
+        .json(&json!({"email": E, "refresh_token": "1//rt-e", "project_id": "proj-e", "enterprise": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    fake.add_account(
+        AccountSpec::new(G, "1//rt-g")
+            .project_id("proj-g")
+            .gemini_cli(),
+    )
+    .await;
+    let accounts = fake.accounts().await;
+    assert_eq!(
+        accounts
+            .iter()
+            .map(|a| (a.email.as_str(), a.enterprise))
+            .collect::<Vec<_>>(),
+        [(A, false), (E, true), (G, false)]
+    );
+    let daily = fake.base_url_of("daily").unwrap();
+    let prod = fake.base_url_of("prod").unwrap();
+    let (at_a, at_e, at_g) = (
+        fake.access_token_for(A).await,
+        fake.access_token_for(E).await,
+        fake.access_token_for(G).await,
+    );
+
+    // loadCodeAssist: the tier and gcpManaged (on any host).
+    let (s, v) = post_text(&prod, "loadCodeAssist", &at_a, UA, &json!({})).await;
+    let v: Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(v["currentTier"]["id"], "free-tier");
+    assert_eq!(
+        v["currentTier"]["name"],
+        "Gemini Code Assist for individuals"
+    );
+    assert_eq!(v["gcpManaged"], false);
+    assert_eq!(v["cloudaicompanionProject"], "proj-a");
+    let (_, v) = post_text(&daily, "loadCodeAssist", &at_e, UA, &json!({})).await;
+    let v: Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["currentTier"]["id"], "standard-tier");
+    assert_eq!(v["gcpManaged"], true);
+    assert_eq!(v["cloudaicompanionProject"], "proj-e");
+
+    // A consumer account on prod: the bare 429, for generate, stream and models.
+    let body_a = ag("gemini-2.5-pro", "proj-a", text_request("hi"));
+    for method in ["generateContent", "streamGenerateContent?alt=sse"] {
+        assert_eq!(
+            post_text(&prod, method, &at_a, UA, &body_a).await,
+            (429, BARE_429.to_owned()),
+            "{method}"
+        );
+        assert_eq!(post_text(&daily, method, &at_a, UA, &body_a).await.0, 200);
+    }
+    assert_eq!(
+        post_text(&prod, "fetchAvailableModels", &at_a, UA, &json!({})).await,
+        (429, BARE_429.to_owned())
+    );
+    assert_eq!(
+        post_text(&daily, "fetchAvailableModels", &at_a, UA, &json!({}))
+            .await
+            .0,
+        200
+    );
+    // Enterprise on prod: served, but no Gemini 3.8 there.
+    let body_e = |model| ag(model, "proj-e", text_request("hi"));
+    assert_eq!(
+        post_text(
+            &prod,
+            "generateContent",
+            &at_e,
+            UA,
+            &body_e("gemini-2.5-pro")
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, t) = post_text(
+        &prod,
+        "generateContent",
+        &at_e,
+        UA,
+        &body_e("gemini-3.8-flash-high"),
+    )
+    .await;
+    assert_eq!((s, t), (404, errors::not_found_body().to_string()));
+    assert_eq!(
+        post_text(
+            &daily,
+            "streamGenerateContent?alt=sse",
+            &at_e,
+            UA,
+            &body_e("gemini-3.8-flash-high")
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, t) = post_text(&prod, "fetchAvailableModels", &at_e, UA, &json!({})).await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert!(v["models"].get("gemini-3.8-flash-high").is_none(), "{t}");
+    assert!(v["models"].get("gemini-3.7-flash-high").is_some(), "{t}");
+    let (_, t) = post_text(&daily, "fetchAvailableModels", &at_e, UA, &json!({})).await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert!(v["models"].get("gemini-3.8-flash-high").is_some(), "{t}");
+    // Gemini CLI's own host is prod: its tokens are served there.
+    assert_eq!(
+        post_text(
+            &prod,
+            "generateContent",
+            &at_g,
+            CLI_UA,
+            &cli("gemini-2.5-pro", "proj-g", text_request("hi"))
+        )
+        .await
+        .0,
+        200
+    );
+    let stats = fake.stats().await;
+    let prod_generates: Vec<_> = stats
+        .requests
+        .iter()
+        .filter(|r| r.host == "prod" && r.endpoint == Some(Endpoint::Generate))
+        .map(|r| (r.status, r.outcome, r.message.as_deref()))
+        .collect();
+    assert_eq!(
+        prod_generates[0],
+        (
+            Some(429),
+            Outcome::Refused,
+            Some("Resource has been exhausted (e.g. check quota).")
+        )
+    );
+
+    // A fake with one host stands for whichever host: never this 429.
+    let one = FakeGoogle::start().await.unwrap();
+    one.add_account(AccountSpec::new(A, "1//rt-a").project_id("proj-a"))
+        .await;
+    let at = one.access_token_for(A).await;
+    assert_eq!(
+        post_text(one.base_url(), "generateContent", &at, UA, &body_a)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post_text(
+            one.base_url(),
+            "generateContent",
+            &at,
+            UA,
+            &ag("gemini-3.8-flash-low", "proj-a", text_request("hi"))
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn refused_system_instructions_answer_the_bare_429_first() {
+    let fake = fake().await;
+    assert_eq!(
+        fake.settings().refused_phrases,
+        [
+            "You are Hermes Agent, an intelligent AI assistant created by Nous Research.",
+            "You are Codex, an agent based on GPT-5.",
+            "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
+            "x-anthropic-billing-header:",
+            "<system-conventions>",
+        ]
+    );
+    let at = fake.access_token_for(A).await;
+    let at_g = fake.access_token_for(G).await;
+    // Before scripted faults and quota.
+    fake.push_fault(FaultSpec::status(Endpoint::Any, 503).forever())
+        .await
+        .unwrap();
+    fake.set_quota(QuotaSpec::new(A, "gemini-2.5-pro", 0.0))
+        .await
+        .unwrap();
+    for phrase in DEFAULT_REFUSED_PHRASES {
+        let text = format!("{phrase} cc_version=2.1.274; cc_entrypoint=cli;");
+        let body = ag("gemini-2.5-pro", "proj-a", with_system(&text));
+        for method in ["generateContent", "streamGenerateContent?alt=sse"] {
+            assert_eq!(
+                post_text(fake.base_url(), method, &at, UA, &body).await,
+                (429, BARE_429.to_owned()),
+                "{phrase} {method}"
+            );
+        }
+    }
+    // Any account and client; snake_case too.
+    let body = cli(
+        "gemini-2.5-pro",
+        "proj-g",
+        json!({"system_instruction": {"parts": [{"text": "<system-conventions>x</system-conventions>"}]},
+               "contents": [user("hi")]}),
+    );
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", &at_g, CLI_UA, &body).await,
+        (429, BARE_429.to_owned())
+    );
+    let refused = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.outcome == Outcome::ContentRefused)
+        .count();
+    assert_eq!(refused, 11);
+    assert_eq!(
+        fake.pending_faults().await.len(),
+        1,
+        "the fault was not used"
+    );
+    fake.clear_faults().await;
+    // One zero-width character after the first rune flips it (CPA `cloak_obfuscate.go`).
+    let body = ag(
+        "gemini-2.5-flash",
+        "proj-a",
+        with_system("Y\u{200b}ou are Codex, an agent based on GPT-5."),
+    );
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", &at, UA, &body)
+            .await
+            .0,
+        200
+    );
+    // The list is a setting (over HTTP too); `[]` turns it off.
+    let resp = client()
+        .post(fake.url("/_fake/settings"))
+        .json(&json!({"refused_phrases": ["Forbidden words"]}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json_of(resp).await;
+    assert_eq!(
+        (s, &v["refused_phrases"]),
+        (200, &json!(["Forbidden words"]))
+    );
+    let codex = ag(
+        "gemini-2.5-flash",
+        "proj-a",
+        with_system("You are Codex, an agent based on GPT-5."),
+    );
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", &at, UA, &codex)
+            .await
+            .0,
+        200
+    );
+    let body = ag("gemini-2.5-flash", "proj-a", with_system("Forbidden words"));
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", &at, UA, &body)
+            .await
+            .0,
+        429
+    );
+    fake.set_settings(SettingsPatch {
+        refused_phrases: Some(Vec::new()),
+        ..SettingsPatch::default()
+    })
+    .await;
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", &at, UA, &body)
+            .await
+            .0,
+        200
+    );
+    // An invalid token is still a 401.
+    fake.set_settings(SettingsPatch {
+        refused_phrases: Some(vec!["Forbidden words".into()]),
+        ..SettingsPatch::default()
+    })
+    .await;
+    assert_eq!(
+        post_text(fake.base_url(), "generateContent", "bad", UA, &body)
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn gemini_38_needs_antigravity_2_11_and_family_names_are_not_models() {
+    assert_eq!(UA, "antigravity/hub/2.13.0 darwin/arm64");
+    let fake = fake().await;
+    let at = fake.access_token_for(A).await;
+    let m38 = ag("gemini-3.8-flash-medium", "proj-a", text_request("hi"));
+    for ua in [
+        UA,
+        "antigravity/hub/2.11.0 (os_type=darwin; arch=arm64; aidev_client; cl=963137146; auth_method=oauth)",
+        "antigravity/cli/1.1.23 (aidev_client; os_type=linux; arch=amd64; cl=974125021; auth_method=consumer)",
+    ] {
+        assert_eq!(generate(&fake, &at, Some(ua), &m38).await.0, 200, "{ua}");
+    }
+    for ua in [
+        "antigravity/hub/2.10.3 darwin/arm64",
+        "antigravity/hub/2.1.1 darwin/arm64",
+    ] {
+        assert_eq!(
+            generate(&fake, &at, Some(ua), &m38).await,
+            (404, errors::not_found_body()),
+            "{ua}"
+        );
+    }
+    // 2.9.x still serves the other models.
+    assert_eq!(
+        generate(
+            &fake,
+            &at,
+            Some("antigravity/hub/2.9.1 darwin/arm64"),
+            &ag("gemini-3.7-flash-high", "proj-a", text_request("hi"))
+        )
+        .await
+        .0,
+        200
+    );
+    for bare in ["gemini-3.8-flash", "gemini-3.7-flash"] {
+        let (s, v) = generate(
+            &fake,
+            &at,
+            Some(UA),
+            &ag(bare, "proj-a", text_request("hi")),
+        )
+        .await;
+        assert_eq!((s, v), (404, errors::not_found_body()), "{bare}");
+    }
+}
+
+#[tokio::test]
+async fn the_2026_models_are_listed() {
+    let fake = fake().await;
+    let at = fake.access_token_for(A).await;
+    let at_g = fake.access_token_for(G).await;
+    let (s, v) = post(&fake, "fetchAvailableModels", &at, Some(UA), &json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["defaultAgentModelId"], "gemini-3.7-flash-high");
+    for m in [
+        "gemini-3.8-flash-high",
+        "gemini-3.8-flash-medium",
+        "gemini-3.8-flash-low",
+        "gemini-3.7-flash-high",
+        "gemini-3.7-flash-medium",
+        "gemini-3.7-flash-low",
+        "gemini-3.1-flash-lite",
+        "gemini-2.5-pro",
+        "claude-sonnet-4-6",
+    ] {
+        let q = &v["models"][m]["quotaInfo"];
+        assert_eq!(q["remainingFraction"], 1.0, "{m}");
+        assert!(q["resetTime"].as_str().unwrap().ends_with('Z'), "{m}");
+    }
+    assert!(v["models"].get("gemini-3.8-flash").is_none());
+    let (_, v) = post(
+        &fake,
+        "fetchAvailableModels",
+        &at_g,
+        Some(CLI_UA),
+        &json!({}),
+    )
+    .await;
+    assert!(v["models"].get("gemini-3.8-flash-high").is_none());
+    assert!(v.get("defaultAgentModelId").is_none());
+}
+
+#[tokio::test]
+async fn the_2026_faults() {
+    let fake = fake().await;
+    let at = fake.access_token_for(A).await;
+    let body = ag("gemini-2.5-pro", "proj-a", text_request("x"));
+    let base = fake.base_url().to_owned();
+    fake.push_fault(FaultSpec::tos_violation(Endpoint::Generate))
+        .await
+        .unwrap();
+    assert_eq!(
+        post_text(&base, "generateContent", &at, UA, &body).await,
+        (403, r#"{"error":{"code":403,"message":"This service has been disabled in this account for violation of Terms of Service. Please submit an appeal to continue using this product.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"TOS_VIOLATION","domain":"cloudcode-pa.googleapis.com","metadata":{"uiMessage":"true","appeal_url_link_text":"Submit Appeal","appeal_url":"https://forms.gle/hGzM9MEUv2azZsrb9"}}]}}"#.to_owned())
+    );
+    fake.push_fault(FaultSpec::license_required(Endpoint::Generate))
+        .await
+        .unwrap();
+    let (s, v) = generate(&fake, &at, Some(UA), &body).await;
+    assert_eq!((s, &v), (403, &errors::license_required_body()));
+    assert_eq!(v["error"]["status"], "PERMISSION_DENIED");
+    assert!(message(&v).starts_with(
+        "You do not have a valid license of this product. Please contact your administrator"
+    ));
+    assert!(message(&v).ends_with("(#3501)"));
+    let info = &v["error"]["details"][0];
+    assert_eq!(
+        (&info["reason"], &info["domain"], &info["metadata"]),
+        (
+            &json!("SUBSCRIPTION_REQUIRED"),
+            &json!("cloudaicompanion.googleapis.com"),
+            &json!({"error_number": "1001", "uiMessage": "true"})
+        )
+    );
+    fake.push_fault(FaultSpec::unsupported_version(Endpoint::Generate))
+        .await
+        .unwrap();
+    let resp = client()
+        .post(fake.url("v1internal:generateContent"))
+        .bearer_auth(&at)
+        .header("user-agent", UA)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "This version of Antigravity is no longer supported. Please upgrade to receive the latest features."
+    );
+    fake.push_fault(FaultSpec::empty_stream()).await.unwrap();
+    let resp = client()
+        .post(fake.url("v1internal:streamGenerateContent?alt=sse"))
+        .bearer_auth(&at)
+        .header("user-agent", UA)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.text().await.unwrap(), "");
+    fake.push_fault(FaultSpec::bare_429(Endpoint::Generate))
+        .await
+        .unwrap();
+    assert_eq!(
+        post_text(&base, "generateContent", &at, UA, &body).await,
+        (429, BARE_429.to_owned())
+    );
+    fake.push_fault(FaultSpec::weekly_quota(Endpoint::Generate, 391_709))
+        .await
+        .unwrap();
+    let (s, v) = generate(&fake, &at, Some(UA), &body).await;
+    assert_eq!(s, 429);
+    assert_eq!(
+        message(&v),
+        "Individual quota reached. Contact your administrator to enable overages. Resets in 108h48m29s."
+    );
+    assert_eq!(
+        v["error"]["details"][0]["metadata"]["model"],
+        "gemini-2.5-pro"
+    );
+    // The same over the control API, by kind name.
+    for (kind, status) in [
+        (
+            json!({"endpoint": "generate", "kind": "tos_violation"}),
+            403,
+        ),
+        (
+            json!({"endpoint": "generate", "kind": "license_required"}),
+            403,
+        ),
+        (
+            json!({"endpoint": "generate", "kind": "unsupported_version"}),
+            200,
+        ),
+        (json!({"endpoint": "stream", "kind": "empty_stream"}), 200),
+        (json!({"endpoint": "generate", "kind": "bare_429"}), 429),
+        (
+            json!({"endpoint": "generate", "kind": "weekly_quota", "reset_secs": 3600}),
+            429,
+        ),
+    ] {
+        let resp = client()
+            .post(fake.url("/_fake/faults"))
+            .json(&kind)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{kind}");
+        let method = if kind["endpoint"] == "stream" {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        let (s, t) = post_text(&base, method, &at, UA, &body).await;
+        assert_eq!(s, status, "{kind}: {t}");
+        if kind["kind"] == "weekly_quota" {
+            assert!(t.contains("Resets in 1h0m0s."), "{t}");
+        }
+    }
+    let faults = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fault)
+        .count();
+    assert_eq!(faults, 12);
+}
+
+#[tokio::test]
+async fn unsupported_client_accounts_and_the_retired_gemini_cli_client() {
+    const U: &str = "u@example.com";
+    let fake = fake().await;
+    fake.add_account(AccountSpec::new(U, "1//rt-u").ineligible("UNSUPPORTED_CLIENT"))
+        .await;
+    let at_u = fake.access_token_for(U).await;
+    let (s, v) = post(&fake, "loadCodeAssist", &at_u, Some(UA), &json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["ineligibleTiers"],
+        json!([{"reasonCode": "UNSUPPORTED_CLIENT",
+                "reasonMessage": "This client is no longer supported for Gemini Code Assist for individuals. To continue using Gemini, please migrate to the Antigravity suite of products: https://antigravity.google",
+                "tierId": "free-tier", "tierName": "Gemini Code Assist for individuals"}])
+    );
+    assert!(
+        v.get("currentTier").is_none() && v.get("allowedTiers").is_none(),
+        "{v}"
+    );
+    let (s, v) = generate(
+        &fake,
+        &at_u,
+        Some(UA),
+        &ag("gemini-2.5-pro", "fake-project-u", text_request("hi")),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["status"]),
+        (403, &json!("PERMISSION_DENIED"))
+    );
+    assert_eq!(message(&v), errors::UNSUPPORTED_CLIENT_MESSAGE);
+    let (s, v) = post(
+        &fake,
+        "onboardUser",
+        &at_u,
+        Some(UA),
+        &json!({"tierId": "free-tier"}),
+    )
+    .await;
+    assert_eq!((s, message(&v)), (400, errors::UNSUPPORTED_CLIENT_MESSAGE));
+
+    // Retiring the Gemini CLI client: G (and only G) becomes UNSUPPORTED_CLIENT.
+    let at_g = fake.access_token_for(G).await;
+    let at_a = fake.access_token_for(A).await;
+    let g_body = cli("gemini-2.5-pro", "proj-g", text_request("hi"));
+    assert_eq!(generate(&fake, &at_g, Some(CLI_UA), &g_body).await.0, 200);
+    let resp = client()
+        .post(fake.url("/_fake/settings"))
+        .json(&json!({"retire_gemini_cli_client": true}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json_of(resp).await;
+    assert_eq!((s, &v["retire_gemini_cli_client"]), (200, &json!(true)));
+    let (_, v) = post(&fake, "loadCodeAssist", &at_g, Some(CLI_UA), &json!({})).await;
+    assert_eq!(v["ineligibleTiers"][0]["reasonCode"], "UNSUPPORTED_CLIENT");
+    assert!(v.get("currentTier").is_none());
+    let (s, v) = generate(&fake, &at_g, Some(CLI_UA), &g_body).await;
+    assert_eq!((s, message(&v)), (403, errors::UNSUPPORTED_CLIENT_MESSAGE));
+    let (_, v) = post(&fake, "loadCodeAssist", &at_a, Some(UA), &json!({})).await;
+    assert_eq!(v["currentTier"]["id"], "free-tier");
+    assert_eq!(
+        generate(
+            &fake,
+            &at_a,
+            Some(UA),
+            &ag("gemini-2.5-pro", "proj-a", text_request("hi"))
+        )
+        .await
+        .0,
+        200
+    );
+    fake.set_settings(SettingsPatch {
+        retire_gemini_cli_client: Some(false),
+        ..SettingsPatch::default()
+    })
+    .await;
+    assert_eq!(generate(&fake, &at_g, Some(CLI_UA), &g_body).await.0, 200);
 }

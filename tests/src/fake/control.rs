@@ -13,6 +13,7 @@
 //! | `DELETE /_fake/client` | | forget them; accept any client id and secret |
 //! | `POST /_fake/codes` | [`CodeSpec`] | register an authorization code |
 //! | `POST /_fake/quota` | [`QuotaSpec`] | set a model's quota for an account |
+//! | `POST /_fake/quota_windows` | [`QuotaWindowSpec`](super::QuotaWindowSpec) | set a 5-hour or weekly window of an account |
 //! | `POST /_fake/expires_in` | `{"secs": N}` | access-token lifetime from now on |
 //! | `POST /_fake/invalidate_access_tokens` | `{"email"?: ..}` | access tokens stop working |
 //! | `POST /_fake/faults` | [`FaultSpec`] | queue a fault |
@@ -34,7 +35,11 @@
 //! string or an [`IneligibleSpec`](super::IneligibleSpec); faults take
 //! `host` and `model`, and the kinds `rate_limit_exceeded`,
 //! `quota_exhausted`, `model_capacity_exhausted`, `validation_required`,
-//! `service_disabled`, `unauthenticated`.
+//! `service_disabled`, `unauthenticated`, `tos_violation`,
+//! `license_required`, `unsupported_version`, `empty_stream`, `bare_429`,
+//! `weekly_quota` (with `reset_secs`). An account takes `"enterprise":
+//! true`; the settings take `refused_phrases` (a list, replacing the
+//! default five) and `retire_gemini_cli_client`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -188,6 +193,10 @@ async fn set_quota(State(s): St, body: Bytes) -> Response {
     each(&body, |spec: QuotaSpec| s.set_quota(spec))
 }
 
+async fn set_quota_windows(State(s): St, body: Bytes) -> Response {
+    each(&body, |spec: super::QuotaWindowSpec| s.set_quota_window(spec))
+}
+
 async fn set_expires_in(State(s): St, body: Bytes) -> Response {
     match parse::<ExpiresIn>(&body, None) {
         Ok(e) => {
@@ -309,6 +318,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/client", post(add_client).delete(clear_clients))
         .route("/codes", post(add_codes))
         .route("/quota", post(set_quota))
+        .route("/quota_windows", post(set_quota_windows))
         .route("/expires_in", post(set_expires_in))
         .route("/invalidate_access_tokens", post(invalidate_access_tokens))
         .route(

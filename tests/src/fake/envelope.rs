@@ -5,7 +5,8 @@
 //! Sources: facts §2.1 (CPA:antigravity_executor_request.go
 //! `geminiToAntigravity`: userAgent, requestType, requestId `agent-<uuid>`,
 //! request.sessionId; CPA:internal/misc/antigravity_version.go and commit
-//! a834917e8: models need an `antigravity/…` UA of at least 2.9.0), facts
+//! a834917e8: models need an `antigravity/…` UA of at least 2.9.0; Gemini
+//! 3.8 at least 2.11.0, decolua/9router PR #3732), facts
 //! §2.2 (GC:code_assist/converter.ts: `user_prompt_id`,
 //! `request.session_id`; GC:core/contentGenerator.ts: `GeminiCLI/<version>/…`).
 //!
@@ -17,9 +18,6 @@ use serde_json::Value;
 use super::catalogue;
 use super::clients::{is_antigravity, profile_of_client, Profile};
 use super::proto::field;
-
-/// The oldest Antigravity version that may use the newer models.
-const MIN_ANTIGRAVITY_VERSION: [u64; 3] = [2, 9, 0];
 
 /// Anthropic's minimum thinking budget (facts §2.1: CPA
 /// internal/thinking/provider/antigravity/apply.go, "1024 for Claude").
@@ -70,18 +68,46 @@ pub(crate) fn antigravity_version(user_agent: &str) -> Option<Vec<u64>> {
     nums.filter(|v| !v.is_empty())
 }
 
+/// Whether a User-Agent is the Antigravity CLI's (`agy`):
+/// `antigravity/cli/<ver> (aidev_client; os_type=…; …)` (CPA #4749,
+/// Rahularya01/pi-antigravity PR #35).
+pub(crate) fn is_agy_ua(ua: &str) -> bool {
+    ua.split_whitespace()
+        .next()
+        .and_then(|first| first.split('/').nth(1))
+        .is_some_and(|line| line.eq_ignore_ascii_case("cli"))
+}
+
+/// Whether `user_agent` is an Antigravity recent enough for `model`: the
+/// hub (IDE) form `antigravity/hub/<ver> <os>/<arch>` or
+/// `antigravity/hub/<ver> (os_type=…; …)` of at least the model's version
+/// (2.9.0, CPA commit a834917e8; 2.11.0 for Gemini 3.8, decolua/9router
+/// PR #3732); any `agy` 1.x (`antigravity/cli/<ver> (…)`), a product line
+/// of its own numbering, is recent enough for every model.
+pub(crate) fn recent_enough(model: &str, user_agent: &str) -> bool {
+    let Some(v) = antigravity_version(user_agent) else {
+        return false;
+    };
+    if is_agy_ua(user_agent) {
+        return v[0] >= 1;
+    }
+    let mut padded = v.clone();
+    padded.resize(3.max(v.len()), 0);
+    padded[..3] >= catalogue::min_version(model)[..]
+}
+
 /// Whether a token of `client_id` with `user_agent` may use `model`:
-/// Antigravity-only models need the Antigravity client and an
-/// `antigravity/<version ≥ 2.9.0>` User-Agent; the others anyone.
+/// family names that are not models, never; Antigravity-only models need
+/// the Antigravity client and a recent enough `antigravity/…` User-Agent
+/// ([`recent_enough`]); the others anyone.
 pub(crate) fn may_use_model(model: &str, client_id: &str, user_agent: Option<&str>) -> bool {
+    if catalogue::is_not_a_model(model) {
+        return false;
+    }
     if !catalogue::is_antigravity_only(model) {
         return true;
     }
-    let recent = user_agent.and_then(antigravity_version).is_some_and(|v| {
-        let mut padded = v.clone();
-        padded.resize(3.max(v.len()), 0);
-        padded[..3] >= MIN_ANTIGRAVITY_VERSION[..]
-    });
+    let recent = user_agent.is_some_and(|ua| recent_enough(model, ua));
     is_antigravity(client_id) && recent
 }
 
@@ -288,6 +314,48 @@ mod tests {
         assert!(!ok("claude-sonnet-4-6", GEMINI_CLI_CLIENT_ID, Some(AG_UA)));
         assert!(!ok("gemini-pro-agent", "other-client", Some(AG_UA)));
         assert!(ok("gemini-2.5-pro", GEMINI_CLI_CLIENT_ID, None));
+    }
+
+    #[test]
+    fn gemini_38_needs_2_11_and_agy_is_recent() {
+        let ok = |model, ua| may_use_model(model, ANTIGRAVITY_CLIENT_ID, Some(ua));
+        let m = "gemini-3.8-flash-high";
+        assert!(ok(m, "antigravity/hub/2.13.0 darwin/arm64"));
+        assert!(ok(m, "antigravity/hub/2.11.0 darwin/arm64"));
+        assert!(ok(m, "antigravity/hub/2.11 linux/amd64"));
+        assert!(!ok(m, "antigravity/hub/2.10.9 darwin/arm64"));
+        assert!(!ok(m, AG_UA));
+        assert!(!ok(m, "antigravity/hub/2.1.1 darwin/arm64"));
+        // The decompiled hub form (oh-my-pi PR #8791).
+        let hub = "antigravity/hub/2.12.2 (os_type=darwin; arch=arm64; aidev_client; cl=963137146; auth_method=oauth)";
+        assert_eq!(antigravity_version(hub), Some(vec![2, 12, 2]));
+        assert!(ok(m, hub));
+        assert!(!ok(
+            m,
+            "antigravity/hub/2.8.1 (os_type=darwin; arch=arm64; aidev_client; cl=963137146; auth_method=oauth)"
+        ));
+        // agy (CPA #4749; Rahularya01/pi-antigravity PR #35): every model.
+        for agy in [
+            "antigravity/cli/1.1.8 (aidev_client; os_type=darwin; arch=arm64; auth_method=consumer)",
+            "antigravity/cli/1.1.23 (aidev_client; os_type=linux; arch=amd64; cl=974125021; auth_method=consumer)",
+            "antigravity/cli/1.2.2 linux/amd64",
+        ] {
+            assert!(is_agy_ua(agy));
+            assert!(ok(m, agy), "{agy}");
+            assert!(ok("claude-sonnet-4-6", agy), "{agy}");
+        }
+        assert!(!is_agy_ua(AG_UA));
+        assert!(!may_use_model(
+            m,
+            GEMINI_CLI_CLIENT_ID,
+            Some("antigravity/hub/2.13.0 darwin/arm64")
+        ));
+        // Family names are not models, for anyone.
+        for bare in ["gemini-3.8-flash", "gemini-3.7-flash"] {
+            assert!(!ok(bare, "antigravity/hub/2.13.0 darwin/arm64"), "{bare}");
+        }
+        assert!(ok("gemini-3.7-flash-high", AG_UA));
+        assert!(ok("gemini-3.1-flash-lite", AG_UA));
     }
 
     fn antigravity() -> Value {

@@ -305,6 +305,98 @@ pub fn service_disabled_body(project: &str) -> Value {
     }})
 }
 
+/// Google's bare 429: no ErrorInfo, no RetryInfo (GOOGLE-2026 §4). Seen
+/// on the prod host for consumer accounts (router-for-me/CLIProxyAPI#5209,
+/// #4749) and for fingerprinted system-instruction text (CLIProxyAPI#4723,
+/// #5751, #5037; router-for-me/EasyCLIProxyAPI#284; can1357/oh-my-pi#11699);
+/// the literal body as in CLIProxyAPI#5891 and
+/// badrisnarayanan/antigravity-claude-proxy#375.
+pub const BARE_429_BODY: &str = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#;
+
+/// [`BARE_429_BODY`] as a `String`.
+pub fn bare_429_body() -> String {
+    BARE_429_BODY.to_owned()
+}
+
+/// 403 TOS_VIOLATION, literal (router-for-me/CLIProxyAPI#1823; the message
+/// also in decolua/9router#365, google-gemini/gemini-cli#25795).
+pub const TOS_VIOLATION_BODY: &str = r#"{"error":{"code":403,"message":"This service has been disabled in this account for violation of Terms of Service. Please submit an appeal to continue using this product.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"TOS_VIOLATION","domain":"cloudcode-pa.googleapis.com","metadata":{"uiMessage":"true","appeal_url_link_text":"Submit Appeal","appeal_url":"https://forms.gle/hGzM9MEUv2azZsrb9"}}]}}"#;
+
+/// [`TOS_VIOLATION_BODY`] as a `String`.
+pub fn tos_violation_body() -> String {
+    TOS_VIOLATION_BODY.to_owned()
+}
+
+/// The 2026 licence message (#3501), literal: AvenCores/open-antigravity-patcher#106,
+/// #117, #132 (2026-08/09), googlecodelabs/feedback#2157 (2026-06).
+pub const LICENSE_REQUIRED_MESSAGE: &str = "You do not have a valid license of this product. Please contact your administrator to request a license. If you are not an enterprise user and believe you are receiving this message as an error, please try using the latest version and logging in again. (#3501)";
+
+/// 403 SUBSCRIPTION_REQUIRED, the 2026-08 form: ErrorInfo domain
+/// `cloudaicompanion.googleapis.com`, metadata `error_number` 1001 and
+/// `uiMessage` (AvenCores/open-antigravity-patcher#124, 2026-08-25), then
+/// Help's request-license link (same capture; lbjlaq/Antigravity-Manager#1463
+/// for the older form). Google printed the fields in another order there;
+/// the fake keeps its usual `code, message, status, details`.
+pub fn license_required_body() -> Value {
+    json!({"error": {
+        "code": 403,
+        "message": LICENSE_REQUIRED_MESSAGE,
+        "status": "PERMISSION_DENIED",
+        "details": [
+            {"@type": ERROR_INFO, "reason": "SUBSCRIPTION_REQUIRED",
+             "domain": "cloudaicompanion.googleapis.com",
+             "metadata": {"error_number": "1001", "uiMessage": "true"}},
+            {"@type": HELP, "links": [{"description": "Learn more",
+             "url": "https://cloud.google.com/gemini/docs/codeassist/request-license"}]}
+        ]
+    }})
+}
+
+/// The plain-text 200 an old Antigravity version gets (router-for-me/CLIProxyAPI#4144:
+/// the prod fallback answered it as HTTP 200 `text/plain`; also
+/// Wei-Shaw/sub2api#1453).
+pub const UNSUPPORTED_VERSION_TEXT: &str =
+    "This version of Antigravity is no longer supported. Please upgrade to receive the latest features.";
+
+/// `reasonMessage` of UNSUPPORTED_CLIENT (google-gemini/gemini-cli#28846;
+/// Digital-Process-Tools/claude-remember#532; simonlin1212/Vibe-Research#6).
+pub const UNSUPPORTED_CLIENT_MESSAGE: &str = "This client is no longer supported for Gemini Code Assist for individuals. To continue using Gemini, please migrate to the Antigravity suite of products: https://antigravity.google";
+
+/// 403 PERMISSION_DENIED for generate with an UNSUPPORTED_CLIENT account
+/// (the status on generate is not public, GOOGLE-2026 §4; the fake's choice).
+pub fn unsupported_client_body() -> Value {
+    google_status_body(403, "PERMISSION_DENIED", UNSUPPORTED_CLIENT_MESSAGE)
+}
+
+/// `108h48m29s`: whole seconds as a Go duration.
+fn whole_go_duration(secs: u64) -> String {
+    go_duration_from_nanos(u128::from(secs) * 1_000_000_000)
+}
+
+/// 429 weekly (individual) quota exhaustion, literal (router-for-me/CLIProxyAPI#3655;
+/// the message also in googlecodelabs/feedback#2095, #2096 and agy logs):
+/// `Individual quota reached. Contact your administrator to enable
+/// overages. Resets in 108h48m29s.`, ErrorInfo QUOTA_EXHAUSTED with
+/// metadata `uiMessage, model, quotaResetDelay, quotaResetTimeStamp`, then
+/// RetryInfo in seconds.
+pub fn weekly_quota_body(reset_secs: u64, model: &str) -> String {
+    let delay = whole_go_duration(reset_secs);
+    // At most ten years ahead, so the time stamp stays a date.
+    let secs = i64::try_from(reset_secs.min(315_360_000)).unwrap_or(0);
+    json!({"error": {
+        "code": 429,
+        "message": format!("Individual quota reached. Contact your administrator to enable overages. Resets in {delay}."),
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": ERROR_INFO, "reason": "QUOTA_EXHAUSTED", "domain": CLOUDCODE_DOMAIN,
+             "metadata": {"uiMessage": "true", "model": model, "quotaResetDelay": delay,
+                          "quotaResetTimeStamp": rfc3339(unix_now().saturating_add(secs))}},
+            {"@type": RETRY_INFO, "retryDelay": format!("{reset_secs}s")}
+        ]
+    }})
+    .to_string()
+}
+
 /// 400 without a project: `Invalid project resource name projects/` (contract "Project").
 pub fn missing_project_body() -> Value {
     google_status_body(
@@ -412,6 +504,53 @@ mod tests {
             .unwrap();
         let t = super::super::time::parse_rfc3339(stamp).unwrap();
         assert!((t - unix_now() - 597_600).abs() <= 2, "{stamp}");
+    }
+
+    #[test]
+    fn bodies_of_2026() {
+        assert_eq!(
+            bare_429_body(),
+            r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#
+        );
+        let v: Value = serde_json::from_str(TOS_VIOLATION_BODY).unwrap();
+        assert_eq!(
+            v.to_string(),
+            TOS_VIOLATION_BODY,
+            "valid JSON, Google's order"
+        );
+        assert_eq!(v["error"]["details"][0]["reason"], "TOS_VIOLATION");
+        let b = weekly_quota_body(391_709, "gemini-3.7-flash-high");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        let e = &v["error"];
+        assert_eq!(
+            (e["code"].as_u64(), e["status"].as_str()),
+            (Some(429), Some("RESOURCE_EXHAUSTED"))
+        );
+        assert_eq!(
+            e["message"],
+            "Individual quota reached. Contact your administrator to enable overages. Resets in 108h48m29s."
+        );
+        assert_eq!(e["details"][0]["@type"], ERROR_INFO);
+        assert_eq!(e["details"][0]["reason"], "QUOTA_EXHAUSTED");
+        let md = &e["details"][0]["metadata"];
+        assert_eq!(md["uiMessage"], "true");
+        assert_eq!(md["model"], "gemini-3.7-flash-high");
+        assert_eq!(md["quotaResetDelay"], "108h48m29s");
+        let stamp = md["quotaResetTimeStamp"].as_str().unwrap();
+        let t = super::super::time::parse_rfc3339(stamp).unwrap();
+        assert!((t - unix_now() - 391_709).abs() <= 2, "{stamp}");
+        assert_eq!(e["details"][1]["@type"], RETRY_INFO);
+        assert_eq!(e["details"][1]["retryDelay"], "391709s");
+        assert!(weekly_quota_body(0, "m").contains("Resets in 0s."));
+        assert!(weekly_quota_body(u64::MAX, "m").contains("quotaResetTimeStamp"));
+        let b = license_required_body();
+        assert_eq!(b["error"]["code"], 403);
+        assert_eq!(b["error"]["message"], LICENSE_REQUIRED_MESSAGE);
+        assert_eq!(b["error"]["details"][1]["@type"], HELP);
+        assert_eq!(
+            unsupported_client_body()["error"]["message"],
+            UNSUPPORTED_CLIENT_MESSAGE
+        );
     }
 
     #[test]

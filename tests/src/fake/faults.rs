@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue};
+use axum::body::Body;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
 pub use super::errors::rate_limit_body;
 use super::errors::{
-    google_error, google_error_body, json_answer, model_capacity_exhausted_body,
-    quota_exhausted_body, rate_limit_exceeded_body, service_disabled_body, unauthenticated_body,
-    validation_required_body, DEFAULT_VALIDATION_URL,
+    bare_429_body, google_error, google_error_body, json_answer, license_required_body,
+    model_capacity_exhausted_body, quota_exhausted_body, rate_limit_exceeded_body,
+    service_disabled_body, tos_violation_body, unauthenticated_body, validation_required_body,
+    weekly_quota_body, DEFAULT_VALIDATION_URL, UNSUPPORTED_VERSION_TEXT,
 };
 use super::server::{ConnHandle, KillMode};
 use super::state::{FaultTarget, Shared};
@@ -130,6 +132,38 @@ fn status_and_body(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> 
             (403, service_disabled_body(&project))
         }
         FaultKind::Unauthenticated => (401, unauthenticated_body()),
+        // Literal bodies kept as text (their field order is Google's).
+        FaultKind::TosViolation => {
+            return (
+                fault.status.unwrap_or(403),
+                fault.body.clone().unwrap_or_else(tos_violation_body),
+            )
+        }
+        FaultKind::Bare429 => {
+            return (
+                fault.status.unwrap_or(429),
+                fault.body.clone().unwrap_or_else(bare_429_body),
+            )
+        }
+        FaultKind::WeeklyQuota => {
+            return (
+                fault.status.unwrap_or(429),
+                fault.body.clone().unwrap_or_else(|| {
+                    weekly_quota_body(fault.reset_secs.unwrap_or(DEFAULT_WEEKLY_RESET_SECS), model)
+                }),
+            )
+        }
+        FaultKind::UnsupportedVersion => {
+            return (
+                fault.status.unwrap_or(200),
+                fault
+                    .body
+                    .clone()
+                    .unwrap_or_else(|| UNSUPPORTED_VERSION_TEXT.to_owned()),
+            )
+        }
+        FaultKind::EmptyStream => return (fault.status.unwrap_or(200), String::new()),
+        FaultKind::LicenseRequired => (403, license_required_body()),
         _ => {
             let code = fault.status.unwrap_or(500);
             let body = fault
@@ -148,7 +182,13 @@ fn status_and_body(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> 
 /// The answer of an answering fault.
 fn fault_answer(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> Response {
     let (code, body) = status_and_body(shared, call, fault);
-    let mut resp = json_answer(code, body);
+    let mut resp = match fault.kind {
+        // CPA #4144: the plain text came as a 200 `text/plain`.
+        FaultKind::UnsupportedVersion => typed_answer(code, body, "text/plain; charset=UTF-8"),
+        // Headers, then the end of the body: no `data:` event at all.
+        FaultKind::EmptyStream => typed_answer(code, body, "text/event-stream"),
+        _ => json_answer(code, body),
+    };
     for (name, value) in &fault.headers {
         // Checked when the fault was pushed.
         if let (Ok(n), Ok(v)) = (
@@ -158,6 +198,19 @@ fn fault_answer(shared: &Shared, call: &FaultCall<'_>, fault: &FaultSpec) -> Res
             resp.headers_mut().insert(n, v);
         }
     }
+    resp
+}
+
+/// The weekly-quota fault's default reset: `108h48m29s` (CPA #3655).
+const DEFAULT_WEEKLY_RESET_SECS: u64 = 108 * 3600 + 48 * 60 + 29;
+
+/// An answer of `body` with this content type.
+fn typed_answer(code: u16, body: String, content_type: &'static str) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

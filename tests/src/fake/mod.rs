@@ -25,11 +25,16 @@
 //! ```
 //!
 //! What it checks, in order, on generate / stream (module `validate`):
-//! the access token (401), JSON → proto parsing (unknown fields, value
+//! refused system-instruction text ([`FakeSettings::refused_phrases`]:
+//! Google's bare 429, before anything but a valid token), scripted faults,
+//! the access token (401), the prod host of a fake that also has a daily
+//! host (a consumer account: the bare 429; Gemini 3.8: 404), an
+//! `UNSUPPORTED_CLIENT` account (403), JSON → proto parsing (unknown fields, value
 //! shapes, tool-schema keys and types), the profile's envelope and
 //! User-Agent (switchable: [`FakeSettings::strict_envelope`]), the project,
-//! model access, tool-schema rules, Claude's limits (switchable), thought
-//! signatures and Claude tool ids; then quota and scripted faults.
+//! model access (Antigravity-only models: Antigravity ≥ 2.9.0, Gemini 3.8 ≥
+//! 2.11.0, any `agy` 1.x), tool-schema rules, Claude's limits (switchable), thought
+//! signatures and Claude tool ids; then quota.
 //!
 //! Everything here is also reachable over HTTP under `/_fake/*` (see
 //! [`control`]), which is how the `fake-google` binary is driven.
@@ -50,6 +55,7 @@ mod gemini;
 mod oauth;
 mod onboarding;
 mod proto;
+mod quota_summary;
 mod record;
 mod schema_check;
 mod server;
@@ -68,20 +74,24 @@ pub use clients::{
     ANTIGRAVITY_CLIENT_ID, ANTIGRAVITY_CLIENT_SECRET, GEMINI_CLI_CLIENT_ID,
     GEMINI_CLI_CLIENT_SECRET,
 };
-pub use errors::rate_limit_body;
+pub use errors::{bare_429_body, rate_limit_body, weekly_quota_body};
 pub use state::DEFAULT_MODELS;
 pub use time::{go_duration, seconds_form};
 pub use types::{
     redact, AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FakeSettings, FaultKind,
     FaultSpec, HostInfo, IneligibleSpec, InvalidSpec, Outcome, PendingFault, QuotaSpec,
-    RecordedRequest, RevokeSpec, Served, SettingsPatch, Stats,
+    RecordedRequest, RevokeSpec, Served, SettingsPatch, Stats, DEFAULT_REFUSED_PHRASES,
 };
+
+pub use quota_summary::QuotaWindowSpec;
 
 use state::Shared;
 
-/// The User-Agent of the Antigravity profile (contract: the default
-/// `antigravity/hub/2.9.1 darwin/arm64`).
-pub const ANTIGRAVITY_USER_AGENT: &str = "antigravity/hub/2.9.1 darwin/arm64";
+/// The User-Agent of the Antigravity profile: the host's default
+/// `antigravity/hub/2.13.0 darwin/arm64` (CPA's `antigravity/hub/<ver>
+/// darwin/arm64` form, GOOGLE-2026 §2; ≥ 2.11.0 for Gemini 3.8,
+/// decolua/9router PR #3732).
+pub const ANTIGRAVITY_USER_AGENT: &str = "antigravity/hub/2.13.0 darwin/arm64";
 
 /// How to start a [`FakeGoogle`].
 #[derive(Clone, Debug)]
@@ -300,6 +310,13 @@ impl FakeGoogle {
     /// for a `reset_time` that is not RFC 3339.
     pub async fn set_quota(&self, spec: QuotaSpec) -> Result<(), InvalidSpec> {
         self.shared.set_quota(spec)
+    }
+
+    /// Sets one of an account's 5-hour or weekly quota windows
+    /// (`POST /_fake/quota_windows`); refused for an empty bucket id or a
+    /// `reset_time` that is not RFC 3339.
+    pub async fn set_quota_window(&self, spec: QuotaWindowSpec) -> Result<(), InvalidSpec> {
+        self.shared.set_quota_window(spec)
     }
 
     /// Sets the lifetime of access tokens issued from now on

@@ -273,6 +273,7 @@ pub(crate) async fn token(
             CallNote {
                 email: email.clone(),
                 fault,
+                content_refused: false,
             },
         )
     };
@@ -326,6 +327,7 @@ pub(crate) async fn userinfo(
             CallNote {
                 email: lookup.email().map(str::to_owned),
                 fault,
+                content_refused: false,
             },
         )
     };

@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 
 use super::errors::{
     answer, failed_precondition_body, google_status_body, json_answer, missing_project_body,
-    not_found_body, DEFAULT_VALIDATION_URL,
+    not_found_body, DEFAULT_VALIDATION_URL, UNSUPPORTED_CLIENT_MESSAGE,
 };
 use super::fast;
 use super::proto::field;
 use super::server::{ConnHandle, HostLabel};
-use super::state::{random_hex, Inner, Operation, Setup, Shared};
+use super::state::{random_hex, Inner, Operation, Setup, Shared, UNSUPPORTED_CLIENT};
 use super::types::{Endpoint, IneligibleSpec};
 use super::v1internal::{noted, small_body, small_call};
 
@@ -54,6 +54,7 @@ fn default_reason_message(code: &str) -> &'static str {
     match code {
         "VALIDATION_REQUIRED" => "Verify your account to continue.",
         "UNSUPPORTED_LOCATION" => "Your current account is not eligible for Gemini Code Assist for individuals because it is not currently available in your location.",
+        UNSUPPORTED_CLIENT => UNSUPPORTED_CLIENT_MESSAGE,
         _ => "Your current account is not eligible for Gemini Code Assist for individuals.",
     }
 }
@@ -82,22 +83,44 @@ fn ineligible_tier(why: &IneligibleSpec) -> Value {
 }
 
 /// The `loadCodeAssist` answer for `email`.
+#[cfg(test)]
 fn load_answer(inner: &mut Inner, email: &str) -> Value {
+    load_answer_for(inner, email, None)
+}
+
+/// The `loadCodeAssist` answer for `email` calling with a token of
+/// `token_client`. `gcpManaged` tells an enterprise account from a
+/// consumer one (agy's `ResolveAuthMode`, router-for-me/CLIProxyAPI#5209);
+/// an enterprise account's tier is `standard-tier`. An `UNSUPPORTED_CLIENT`
+/// account gets only `ineligibleTiers` (google-gemini/gemini-cli#28846).
+fn load_answer_for(inner: &mut Inner, email: &str, token_client: Option<&str>) -> Value {
+    let unsupported = inner.unsupported_client(email, token_client);
     let acc = inner.account_or_default(email);
-    match &acc.setup {
-        Setup::Onboarded => json!({
-            "currentTier": free_tier(true),
-            "allowedTiers": [free_tier(true), standard_tier()],
-            "cloudaicompanionProject": acc.project_id,
-        }),
-        Setup::NeverOnboarded | Setup::Onboarding { .. } => json!({
-            "allowedTiers": [free_tier(true), standard_tier()],
-        }),
-        Setup::Ineligible(why) => json!({
-            "allowedTiers": [free_tier(true), standard_tier()],
-            "ineligibleTiers": [ineligible_tier(why)],
-        }),
-    }
+    let managed = acc.enterprise;
+    let mut v = if unsupported {
+        let why = match &acc.setup {
+            Setup::Ineligible(why) if why.reason_code == UNSUPPORTED_CLIENT => why.clone(),
+            _ => IneligibleSpec::new(UNSUPPORTED_CLIENT),
+        };
+        json!({"ineligibleTiers": [ineligible_tier(&why)]})
+    } else {
+        match &acc.setup {
+            Setup::Onboarded => json!({
+                "currentTier": if managed { standard_tier() } else { free_tier(true) },
+                "allowedTiers": [free_tier(true), standard_tier()],
+                "cloudaicompanionProject": acc.project_id,
+            }),
+            Setup::NeverOnboarded | Setup::Onboarding { .. } => json!({
+                "allowedTiers": [free_tier(true), standard_tier()],
+            }),
+            Setup::Ineligible(why) => json!({
+                "allowedTiers": [free_tier(true), standard_tier()],
+                "ineligibleTiers": [ineligible_tier(why)],
+            }),
+        }
+    };
+    v["gcpManaged"] = json!(managed);
+    v
 }
 
 /// The answer for operation `name` of `email` after one more poll.
@@ -139,7 +162,22 @@ fn start(inner: &mut Inner, email: &str, needed: u32) -> String {
 }
 
 /// The `onboardUser` answer for `email` and `body`: `(status, body)`.
+#[cfg(test)]
 fn onboard(inner: &mut Inner, email: &str, body: &Value) -> (u16, Value) {
+    onboard_for(inner, email, body, None)
+}
+
+/// [`onboard`] for a token of `token_client`: a retired client cannot
+/// onboard (400 FAILED_PRECONDITION with the UNSUPPORTED_CLIENT message).
+fn onboard_for(
+    inner: &mut Inner,
+    email: &str,
+    body: &Value,
+    token_client: Option<&str>,
+) -> (u16, Value) {
+    if inner.unsupported_client(email, token_client) {
+        return (400, failed_precondition_body(UNSUPPORTED_CLIENT_MESSAGE));
+    }
     let tier = field(body, "tierId")
         .and_then(Value::as_str)
         .unwrap_or("free-tier");
@@ -219,7 +257,7 @@ pub(crate) async fn load_code_assist(
     if let Err(resp) = small_body(&body) {
         return noted(resp, who.note(false));
     }
-    let v = shared.with(|inner| load_answer(inner, &email));
+    let v = shared.with(|inner| load_answer_for(inner, &email, Some(&who.client_id)));
     noted(json_answer(200, v.to_string()), who.note(false))
 }
 
@@ -249,7 +287,7 @@ pub(crate) async fn onboard_user(
         Ok(v) => v,
         Err(resp) => return noted(resp, who.note(false)),
     };
-    let (status, v) = shared.with(|inner| onboard(inner, &email, &v));
+    let (status, v) = shared.with(|inner| onboard_for(inner, &email, &v, Some(&who.client_id)));
     noted(answer(status, &v), who.note(false))
 }
 

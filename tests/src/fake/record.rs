@@ -16,6 +16,8 @@ pub(crate) struct CallNote {
     pub(crate) email: Option<String>,
     /// A scripted fault answered (or cut) it.
     pub(crate) fault: bool,
+    /// Refused for its system instruction (a refused phrase).
+    pub(crate) content_refused: bool,
 }
 
 /// The recent requests.
@@ -156,7 +158,9 @@ impl RequestLog {
         r.status = Some(status);
         r.email = note.email;
         r.message = message;
-        r.outcome = if note.fault {
+        r.outcome = if note.content_refused {
+            Outcome::ContentRefused
+        } else if note.fault {
             Outcome::Fault
         } else if (200..300).contains(&status) {
             Outcome::Served
@@ -225,6 +229,7 @@ mod tests {
             Some(CallNote {
                 email: Some("a@x".into()),
                 fault: false,
+                content_refused: false,
             }),
             Some("bad".into()),
         );

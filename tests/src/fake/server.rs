@@ -30,7 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::record::{message_of, Arrival, CallNote};
 use super::state::{Listener, Shared};
 use super::types::{Endpoint, HostInfo};
-use super::{control, fast, oauth, onboarding, v1internal};
+use super::{control, fast, oauth, onboarding, quota_summary, v1internal};
 
 /// The host label of the listener a request came on (a request extension).
 #[derive(Clone, Debug)]
@@ -149,6 +149,10 @@ fn router(shared: Arc<Shared>) -> Router {
             post(v1internal::fetch_available_models),
         )
         .route("/v1internal:countTokens", post(v1internal::count_tokens))
+        .route(
+            "/v1internal:retrieveUserQuotaSummary",
+            post(quota_summary::retrieve_user_quota_summary),
+        )
         .route("/v1internal:onboardUser", post(onboarding::onboard_user))
         .route(
             "/v1internal/operations/{id}",

@@ -3,17 +3,25 @@
 //! - Gemini 3 (contract "Thought signatures"; facts §5.8:
 //!   manthanabc/paws#103, lbjlaq/Antigravity-Manager#2157): in the current
 //!   turn, the first `functionCall` part of each model content needs a
-//!   signature the fake issued, or a documented bypass value
+//!   signature, and every `functionCall` part's signature must be one the
+//!   fake issued or a documented bypass value
 //!   (CPA:internal/signature/gemini_validation.go
 //!   `GeminiSkipThoughtSignatureValidator`; the second is Google's
 //!   documented dummy of <https://ai.google.dev/gemini-api/docs/thought-signatures>).
 //!   `position <n>` is the 1-based index of the content in `contents`
-//!   (every public report shows an even n for a model turn: inferred).
+//!   (every public report shows an even n for a model turn: inferred). A
+//!   signature the fake did not issue gets Google's literal
+//!   `Corrupted thought signature.` (GOOGLE-2026.md §5: CPA PR #994, #3470).
 //! - Claude (facts §5.8: lbjlaq/Antigravity-Manager#276): a replayed
 //!   `thought: true` part needs an issued signature (bypass values are not
-//!   accepted: router-for-me/CLIProxyAPI#570); every functionResponse's `id`
-//!   must be a functionCall `id` of the previous model content. The answers
-//!   are Anthropic's errors as a string (contract).
+//!   accepted: router-for-me/CLIProxyAPI#570), answered with Anthropic's
+//!   error as a string (contract; GOOGLE-2026.md §5: AM #498); a signature
+//!   on any other part (where a Gemini client puts it, the bypass value
+//!   included) must be issued too, else Google's own
+//!   `Corrupted thought signature.` (CPA `signature_cache.go` accepts the
+//!   bypass for its gemini group only; that Google answers this text for
+//!   Claude is inferred). Every functionResponse's `id` must be a
+//!   functionCall `id` of the previous model content.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -86,6 +94,18 @@ pub(crate) fn current_turn_start(contents: &[Value]) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// Google's message for a signature it cannot verify (GOOGLE-2026.md §5).
+pub(crate) const CORRUPTED: &str = "Corrupted thought signature.";
+
+/// How a Claude request is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ClaudeRefusal {
+    /// Google's own 400 `INVALID_ARGUMENT` with this message.
+    Google(String),
+    /// Anthropic's error with this message, inside Google's 400.
+    Anthropic(String),
+}
+
 /// The 400 message for a Gemini 3 request whose current turn lacks a valid
 /// signature, if any.
 pub(crate) fn gemini3_violation(contents: &[Value], store: &SignatureStore) -> Option<String> {
@@ -94,36 +114,55 @@ pub(crate) fn gemini3_violation(contents: &[Value], store: &SignatureStore) -> O
         if role(content) != "model" {
             continue;
         }
-        let Some(part) = parts(content)
+        let mut calls = parts(content)
             .iter()
-            .find(|p| field(p, "functionCall").is_some())
-        else {
+            .filter(|p| field(p, "functionCall").is_some());
+        let Some(part) = calls.next() else {
             continue;
         };
-        match signature(part) {
-            None => {
-                let name = field(part, "functionCall")
-                    .and_then(|fc| fc.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                return Some(format!(
-                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
-                    i + 1
-                ));
-            }
-            Some(sig) if !BYPASS.contains(&sig) && !store.issued(sig) => {
-                return Some("Thought signature is not valid.".to_owned());
-            }
-            Some(_) => {}
+        if signature(part).is_none() {
+            let name = field(part, "functionCall")
+                .and_then(|fc| fc.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return Some(format!(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                i + 1
+            ));
+        }
+        let forged = std::iter::once(part)
+            .chain(calls)
+            .filter_map(signature)
+            .any(|sig| !BYPASS.contains(&sig) && !store.issued(sig));
+        if forged {
+            return Some(CORRUPTED.to_owned());
         }
     }
     None
 }
 
-/// The Anthropic message for a Claude request with a thinking part whose
-/// signature the fake did not issue, or a tool result without its tool
-/// use, if any.
-pub(crate) fn claude_violation(contents: &[Value], store: &SignatureStore) -> Option<String> {
+/// The refusal of a Claude request with a signature the fake did not issue
+/// (Google's on a plain part, Anthropic's on a thinking part), or a tool
+/// result without its tool use, if any.
+pub(crate) fn claude_violation(
+    contents: &[Value],
+    store: &SignatureStore,
+) -> Option<ClaudeRefusal> {
+    let unissued = |p: &Value| signature(p).is_some_and(|s| !store.issued(s));
+    let is_thought = |p: &Value| p.get("thought").and_then(Value::as_bool) == Some(true);
+    if contents
+        .iter()
+        .flat_map(parts)
+        .any(|p| !is_thought(p) && unissued(p))
+    {
+        return Some(ClaudeRefusal::Google(CORRUPTED.to_owned()));
+    }
+    claude_anthropic_violation(contents, store).map(ClaudeRefusal::Anthropic)
+}
+
+/// Anthropic's message for a thinking part whose signature the fake did not
+/// issue, or a tool result without its tool use, if any.
+fn claude_anthropic_violation(contents: &[Value], store: &SignatureStore) -> Option<String> {
     for (i, content) in contents.iter().enumerate() {
         for (j, part) in parts(content).iter().enumerate() {
             let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
@@ -197,7 +236,7 @@ mod tests {
         );
         assert_eq!(
             gemini3_violation(&convo(Some("made-up")), &store).unwrap(),
-            "Thought signature is not valid."
+            "Corrupted thought signature."
         );
         assert!(gemini3_violation(&convo(Some(&good)), &store).is_none());
         for bypass in BYPASS {
@@ -221,6 +260,13 @@ mod tests {
         ]));
         assert!(gemini3_violation(&c, &store).is_none());
         assert_eq!(current_turn_start(&c), 1);
+        // A later call's signature, when it has one, must be valid too.
+        let mut forged = c.clone();
+        forged[1]["parts"][1]["thoughtSignature"] = json!("made-up");
+        assert_eq!(
+            gemini3_violation(&forged, &store).as_deref(),
+            Some(CORRUPTED)
+        );
     }
 
     #[test]
@@ -233,8 +279,28 @@ mod tests {
         ]));
         assert_eq!(
             claude_violation(&c, &store).unwrap(),
-            "messages.1.content.0: Invalid `signature` in `thinking` block"
+            ClaudeRefusal::Anthropic(
+                "messages.1.content.0: Invalid `signature` in `thinking` block".into()
+            )
         );
+        // The bypass value, or any unissued signature, on a plain part is
+        // Google's own refusal; an issued one passes.
+        for sig in [BYPASS[0], "Zm9yZ2Vk"] {
+            let c = contents(json!([
+                {"role": "user", "parts": [{"text": "q"}]},
+                {"role": "model", "parts": [{"functionCall": {"id": "toolu_1", "name": "f", "args": {}}, "thoughtSignature": sig}]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "toolu_1", "name": "f", "response": {}}}]}
+            ]));
+            assert_eq!(
+                claude_violation(&c, &store),
+                Some(ClaudeRefusal::Google(CORRUPTED.into()))
+            );
+        }
+        let c = contents(json!([
+            {"role": "user", "parts": [{"text": "q"}]},
+            {"role": "model", "parts": [{"text": "a", "thoughtSignature": good}]}
+        ]));
+        assert!(claude_violation(&c, &store).is_none());
         let c = contents(json!([
             {"role": "user", "parts": [{"text": "q"}]},
             {"role": "model", "parts": [{"thought": true, "text": "hm", "thoughtSignature": good},
@@ -246,7 +312,7 @@ mod tests {
         bad[2]["parts"][0]["functionResponse"]["id"] = json!("toolu_9");
         assert_eq!(
             claude_violation(&bad, &store).unwrap(),
-            "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+            ClaudeRefusal::Anthropic("messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.".into())
         );
         let mut none = c.clone();
         none[2]["parts"][0]["functionResponse"]
@@ -255,14 +321,15 @@ mod tests {
             .remove("id");
         assert_eq!(
             claude_violation(&none, &store).unwrap(),
-            "messages.2.content.0.tool_result.tool_use_id: Field required"
+            ClaudeRefusal::Anthropic(
+                "messages.2.content.0.tool_result.tool_use_id: Field required".into()
+            )
         );
         // A result whose previous content is not the model's.
         let c = contents(json!([
             {"role": "user", "parts": [{"functionResponse": {"id": "x", "name": "f", "response": {}}}]}
         ]));
-        assert!(claude_violation(&c, &store)
-            .unwrap()
-            .starts_with("messages.0.content.0: unexpected `tool_use_id`"));
+        assert!(matches!(claude_violation(&c, &store),
+            Some(ClaudeRefusal::Anthropic(m)) if m.starts_with("messages.0.content.0: unexpected `tool_use_id`")));
     }
 }

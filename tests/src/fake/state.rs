@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use super::clients::{ANTIGRAVITY_CLIENT_ID, BUILT_IN};
+use super::clients::{ANTIGRAVITY_CLIENT_ID, BUILT_IN, GEMINI_CLI_CLIENT_ID};
 use super::record::RequestLog;
 use super::signatures::SignatureStore;
 use super::time::{parse_rfc3339, rfc3339, unix_now};
@@ -33,6 +33,9 @@ pub const DEFAULT_MODELS: &[&str] = &[
     "gemini-2.5-flash",
     "gemini-2.5-flash-lite",
 ];
+
+/// The reason code of a retired client (google-gemini/gemini-cli#28846).
+pub(crate) const UNSUPPORTED_CLIENT: &str = "UNSUPPORTED_CLIENT";
 
 /// The scopes a token answer names.
 pub(crate) const SCOPES: &str = "https://www.googleapis.com/auth/cloud-platform \
@@ -131,6 +134,8 @@ pub(crate) struct Account {
     pub(crate) quotas: BTreeMap<String, Quota>,
     pub(crate) setup: Setup,
     pub(crate) onboard_polls: u32,
+    /// An enterprise account (GCP-managed), not a consumer one.
+    pub(crate) enterprise: bool,
 }
 
 impl Account {
@@ -230,6 +235,8 @@ pub(crate) struct Inner {
     pub(crate) run_calls: HashSet<String>,
     pub(crate) operations: HashMap<String, Operation>,
     pub(crate) log: RequestLog,
+    /// 5-hour and weekly windows set by tests (`retrieveUserQuotaSummary`).
+    pub(crate) quota_windows: super::quota_summary::Windows,
     next_grant: u64,
     next_response: u64,
     next_call: u64,
@@ -254,6 +261,7 @@ impl Default for Inner {
             run_calls: HashSet::new(),
             operations: HashMap::new(),
             log: RequestLog::default(),
+            quota_windows: Default::default(),
             next_grant: 1,
             next_response: 1,
             next_call: 0,
@@ -334,6 +342,7 @@ impl Inner {
                 quotas: BTreeMap::new(),
                 setup: Setup::Onboarded,
                 onboard_polls: DEFAULT_ONBOARD_POLLS,
+                enterprise: false,
             })
     }
 
@@ -405,6 +414,41 @@ impl Inner {
             .get(email)
             .and_then(|a| a.client_id.clone())
             .unwrap_or_else(|| ANTIGRAVITY_CLIENT_ID.to_owned())
+    }
+
+    /// Whether `email` is an enterprise account.
+    pub(crate) fn is_enterprise(&self, email: &str) -> bool {
+        self.accounts.get(email).is_some_and(|a| a.enterprise)
+    }
+
+    /// Whether `email`, calling with a token of `token_client`, is refused
+    /// as `UNSUPPORTED_CLIENT`: ineligible for that reason, or a Gemini CLI
+    /// account (or token) while [`FakeSettings::retire_gemini_cli_client`]
+    /// is on (google-gemini/gemini-cli#28846).
+    pub(crate) fn unsupported_client(&self, email: &str, token_client: Option<&str>) -> bool {
+        let acc = self.accounts.get(email);
+        if let Some(Setup::Ineligible(why)) = acc.map(|a| &a.setup) {
+            if why.reason_code == UNSUPPORTED_CLIENT {
+                return true;
+            }
+        }
+        self.settings.retire_gemini_cli_client
+            && (acc.and_then(|a| a.client_id.as_deref()) == Some(GEMINI_CLI_CLIENT_ID)
+                || token_client == Some(GEMINI_CLI_CLIENT_ID))
+    }
+
+    /// The refused phrase `request.systemInstruction` holds, if any.
+    pub(crate) fn refused_phrase(&self, request: &serde_json::Value) -> Option<String> {
+        let system = request
+            .get("systemInstruction")
+            .or_else(|| request.get("system_instruction"))?;
+        let texts = super::gemini::texts(system);
+        self.settings
+            .refused_phrases
+            .iter()
+            .filter(|p| !p.is_empty())
+            .find(|p| texts.iter().any(|t| t.contains(p.as_str())))
+            .cloned()
     }
 
     /// The quota set for `email` and `model`, if any.
@@ -497,6 +541,15 @@ impl Shared {
             if let Some(v) = patch.stream_hold_ms {
                 s.stream_hold_ms = v;
             }
+            if let Some(v) = patch.quota_window_spelling {
+                s.quota_window_spelling = v;
+            }
+            if let Some(v) = patch.refused_phrases {
+                s.refused_phrases = v;
+            }
+            if let Some(v) = patch.retire_gemini_cli_client {
+                s.retire_gemini_cli_client = v;
+            }
             if let Some(v) = patch.accept_any_client {
                 s.accept_any_client = v;
             }
@@ -518,6 +571,18 @@ impl Shared {
                 url: format!("http://{}", l.addr),
             })
             .collect()
+    }
+
+    /// Whether a listener is labelled `label`.
+    pub(crate) fn has_host(&self, label: &str) -> bool {
+        self.listeners.lock().iter().any(|l| l.label == label)
+    }
+
+    /// Whether a call on `host` is on the prod host of a fake that also
+    /// has a daily host (which then acts as Google's prod host does for
+    /// consumer accounts and Gemini 3.8, GOOGLE-2026 §1, §3).
+    pub(crate) fn is_prod_beside_daily(&self, host: Option<&str>) -> bool {
+        host == Some("prod") && self.has_host("daily")
     }
 
     /// Stops every listener.
@@ -547,6 +612,7 @@ impl Shared {
             acc.rotate = spec.rotate_refresh_token;
             acc.client_id = spec.client_id.clone();
             acc.onboard_polls = spec.onboard_polls.unwrap_or(DEFAULT_ONBOARD_POLLS);
+            acc.enterprise = spec.enterprise;
             acc.setup = match (spec.ineligible, spec.onboarded) {
                 (Some(why), _) => Setup::Ineligible(why),
                 (None, false) => Setup::NeverOnboarded,
@@ -813,6 +879,7 @@ impl Shared {
                             .map(|(m, q)| (m.clone(), q.fraction))
                             .collect(),
                         setup: a.setup.name().to_owned(),
+                        enterprise: a.enterprise,
                     }
                 })
                 .collect();

@@ -18,11 +18,11 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::catalogue;
-use super::clients::is_antigravity;
+use super::clients::{is_antigravity, GEMINI_CLI_CLIENT_ID};
 use super::envelope;
 use super::errors::{
-    answer, google_status_body, json_answer, not_found_body, permission_denied_project_body,
-    rate_limit_body, unauthenticated,
+    answer, bare_429_body, google_status_body, json_answer, not_found_body,
+    permission_denied_project_body, rate_limit_body, unauthenticated, unsupported_client_body,
 };
 use super::fast;
 use super::faults::{self, FaultAction, FaultCall};
@@ -126,6 +126,7 @@ impl Caller {
         CallNote {
             email: self.email().map(str::to_owned),
             fault,
+            content_refused: false,
         }
     }
 }
@@ -218,6 +219,19 @@ async fn content(
     }
     let parsed = serde_json::from_slice::<Value>(&body).ok();
     let model_hint = parsed.as_ref().and_then(model_of);
+    // Fingerprinted system-instruction text: Google's bare 429 on every
+    // host and account, before quota and scripted faults (GOOGLE-2026 §4:
+    // CPA #4723, #5751, #5037; EasyCLIProxyAPI #284; oh-my-pi #11699).
+    if let (AccessLookup::Valid(_), Some(v)) = (&who.lookup, &parsed) {
+        if !shared.is_fast() {
+            let request = v.get("request").unwrap_or(&Value::Null);
+            if shared.with(|inner| inner.refused_phrase(request)).is_some() {
+                let mut note = who.note(false);
+                note.content_refused = true;
+                return noted(json_answer(429, bare_429_body()), note);
+            }
+        }
+    }
     let call =
         FaultCall::new(endpoint, who.email(), HostLabel::of(&host)).model(model_hint.as_deref());
     let action = faults::apply(&shared, conn.as_ref().map(|c| &c.0), call).await;
@@ -251,6 +265,19 @@ async fn content(
     let Some(v) = parsed else {
         return noted(bad_json(), note);
     };
+    if let Err(resp) = host_gate(&shared, HostLabel::of(&host), email, &who.client_id) {
+        return noted(resp, note);
+    }
+    if model_hint.as_deref().is_some_and(catalogue::is_gemini38)
+        && shared.is_prod_beside_daily(HostLabel::of(&host))
+    {
+        // decolua/9router PR #3732: the prod host does not expose Gemini 3.8.
+        return noted(answer(404, &not_found_body()), note);
+    }
+    if shared.with(|inner| inner.unsupported_client(email, Some(&who.client_id))) {
+        // google-gemini/gemini-cli#28846 (the status on generate is the fake's choice).
+        return noted(answer(403, &unsupported_client_body()), note);
+    }
     let ua = user_agent(&headers);
     let checked = shared.with(|inner| {
         validate::check(
@@ -273,6 +300,10 @@ async fn content(
     if let Some(q) = quota.filter(|q| q.fraction <= 0.0) {
         let body = rate_limit_body(&delay_until(&q.reset_time), "QUOTA_EXHAUSTED");
         return noted(json_answer(429, body.to_string()), note);
+    }
+    // A used-up 5-hour or weekly window (module `quota_summary`).
+    if let Some(body) = shared.with(|inner| inner.window_refusal(email, model)) {
+        return noted(json_answer(429, body), note);
     }
     let (composed, response_id) = shared.with(|inner| {
         (
@@ -303,6 +334,27 @@ async fn content(
         json_answer(200, full)
     };
     noted(resp, note)
+}
+
+/// The prod host of a fake that also has a daily host refuses consumer
+/// accounts with Google's bare 429 (router-for-me/CLIProxyAPI#5209: 24/24
+/// consumer accounts got 429 RESOURCE_EXHAUSTED on cloudcode-pa, 200 on
+/// daily; also #4749). Gemini CLI tokens are exempt: prod is that client's
+/// own host. A fake with one host stands for whichever host the test
+/// points at and never does this.
+fn host_gate(
+    shared: &Shared,
+    host: Option<&str>,
+    email: &str,
+    client_id: &str,
+) -> Result<(), Response> {
+    if !shared.is_prod_beside_daily(host) || client_id == GEMINI_CLI_CLIENT_ID {
+        return Ok(());
+    }
+    if shared.with(|inner| inner.is_enterprise(email)) {
+        return Ok(());
+    }
+    Err(json_answer(429, bare_429_body()))
 }
 
 /// `POST /v1internal:generateContent`.
@@ -349,6 +401,7 @@ pub(crate) async fn small_call(
         Endpoint::CountTokens => Counters::bump(&c.count_tokens),
         Endpoint::OnboardUser => Counters::bump(&c.onboard_user),
         Endpoint::Operation => Counters::bump(&c.operation),
+        Endpoint::RetrieveUserQuotaSummary => {}
         _ => Counters::bump(&c.fetch_models),
     }
     let call = FaultCall::new(endpoint, who.email(), host);
@@ -462,6 +515,11 @@ pub(crate) async fn fetch_available_models(
         Ok(v) => v,
         Err(resp) => return noted(resp, note),
     };
+    if let Err(resp) = host_gate(&shared, HostLabel::of(&host), &email, &who.client_id) {
+        return noted(resp, note);
+    }
+    // decolua/9router PR #3732: no Gemini 3.8 on prod.
+    let no_38 = shared.is_prod_beside_daily(HostLabel::of(&host));
     let antigravity = is_antigravity(&who.client_id);
     let answer_body = shared.with(|inner| {
         if let Some(p) = v
@@ -477,13 +535,19 @@ pub(crate) async fn fetch_available_models(
         let quotas = inner.models_of(&email);
         let mut models = Map::new();
         for m in catalogue::for_client(antigravity) {
+            if no_38 && catalogue::is_gemini38(m.id) {
+                continue;
+            }
             let q = quotas.get(m.id).cloned().unwrap_or_else(Inner::full_quota);
             let mut e = catalogue::entry_json(m);
             e["quotaInfo"] = json!({"remainingFraction": q.fraction, "resetTime": q.reset_time});
             models.insert(m.id.to_owned(), e);
         }
         for (id, q) in &quotas {
-            if models.contains_key(id) || (!antigravity && catalogue::is_antigravity_only(id)) {
+            if models.contains_key(id)
+                || (!antigravity && catalogue::is_antigravity_only(id))
+                || (no_38 && catalogue::is_gemini38(id))
+            {
                 continue;
             }
             models.insert(
@@ -498,7 +562,12 @@ pub(crate) async fn fetch_available_models(
                 deprecated.insert((*old).to_owned(), json!({ "newModelId": new }));
             }
         }
-        Ok(json!({"models": models, "deprecatedModelIds": deprecated}))
+        let mut answer = json!({"models": models, "deprecatedModelIds": deprecated});
+        if antigravity {
+            // opencode-agy-auth `models.json` (2026-08-22).
+            answer["defaultAgentModelId"] = json!(catalogue::DEFAULT_AGENT_MODEL_ID);
+        }
+        Ok(answer)
     });
     match answer_body {
         Ok(b) => noted(json_answer(200, b.to_string()), note),

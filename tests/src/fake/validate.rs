@@ -117,8 +117,12 @@ pub(crate) fn check(inner: &Inner, call: &Call<'_>) -> Result<Checked, Response>
         }
     }
     if claude {
-        if let Some(msg) = signatures::claude_violation(contents, &inner.signatures) {
-            return Err(answer(400, &anthropic_error_body(&msg)));
+        match signatures::claude_violation(contents, &inner.signatures) {
+            Some(signatures::ClaudeRefusal::Google(msg)) => return Err(invalid(&msg)),
+            Some(signatures::ClaudeRefusal::Anthropic(msg)) => {
+                return Err(answer(400, &anthropic_error_body(&msg)))
+            }
+            None => {}
         }
     }
     Ok(Checked {

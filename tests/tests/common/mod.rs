@@ -167,6 +167,21 @@ cache_dir = "{cache}"
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
+    /// [`Env::cli`] with these environment variables set (e.g. `HOME`,
+    /// `PATH`) on top of the test's own.
+    pub async fn cli_env(&self, args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
+            .output()
+            .await
+            .expect("run grantpool");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     /// Make `email` known to the fake with `refresh_token`, then add it with
     /// `grantpool accounts add`. Returns the account id.
     pub async fn add_account(&self, email: &str, refresh_token: &str) -> String {

@@ -510,6 +510,31 @@ function quotaBars(a, limit) {
   return out;
 }
 
+// Google's 5-hour and weekly windows: one small bar per bucket, with its reset.
+function windowLabel(w) {
+  const g = (w.group || w.bucket || '').toLowerCase();
+  const family = g.includes('gemini') ? 'Gemini' : (g.includes('claude') || g.includes('gpt') || w.bucket.startsWith('3p')) ? 'Claude/GPT' : (w.group || w.bucket);
+  const span = w.window === 'weekly' ? 'week' : w.window || 'window';
+  return `${family} ${span}`;
+}
+
+function windowBars(a) {
+  return (a.windows || []).map((w) => {
+    const f = w.remaining_fraction;
+    const known = typeof f === 'number';
+    const fill = h('i', {});
+    fill.style.width = known ? pct(Math.max(0, Math.min(1, f))) : '0%';
+    const level = w.exhausted || (known && f < 0.1) ? 'low' : known && f < 0.5 ? 'mid' : 'high';
+    const left = w.exhausted ? 'used up' : known ? pct(f) : (w.remaining_amount ? `${w.remaining_amount} left` : '?');
+    const title = `${w.bucket} (${w.group || 'quota window'}): ${left}${w.reset_at ? `, resets ${abs(w.reset_at * 1000)}` : ''}`;
+    return h('div', { class: `quota window${w.exhausted ? ' used-up' : ''}`, title },
+      h('span', { class: 'qm' }, windowLabel(w)),
+      h('span', { class: `bar ${level}` }, fill),
+      h('span', { class: 'qp' }, w.exhausted ? '0%' : known ? pct(f) : '?'),
+      w.reset_at ? h('span', { class: 'qr muted' }, when(w.reset_at * 1000, 'resets ')) : null);
+  });
+}
+
 function labelChips(a) {
   const entries = Object.entries(a.labels || {});
   if (!entries.length) return [h('span', { class: 'muted small' }, '—')];
@@ -531,7 +556,7 @@ function fillRow(tr, a) {
     h('td', { class: 'st' }, stateBadge(a), ...stateDetail(a)),
     lastUsedCell(a),
     h('td', {}, spark(a)),
-    h('td', { class: 'quotas' }, ...quotaBars(a, 3)),
+    h('td', { class: 'quotas' }, ...windowBars(a), ...quotaBars(a, 3)),
     h('td', { class: 'small' }, h('div', {}, a.client, a.profile !== a.client ? h('span', { class: 'muted' }, ` (${a.profile})`) : null),
       h('div', { class: 'muted mono' }, a.project_id || 'no project yet')),
     h('td', { class: 'labels' }, ...labelChips(a)),
@@ -786,7 +811,7 @@ function renderWhy() {
     ...fact('Requests', `${a.successes + a.failures} since start, ${a.failures} failed, ${a.in_flight} in flight`),
     ...fact('Labels', Object.keys(a.labels).length ? Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(', ') : 'none'),
   );
-  $('why-quota').replaceChildren(...quotaBars(a, 0));
+  $('why-quota').replaceChildren(...windowBars(a), ...quotaBars(a, 0));
 }
 
 function renderEvents() {

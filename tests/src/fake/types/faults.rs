@@ -36,6 +36,9 @@ pub enum Endpoint {
     /// `GET /v1internal/operations/<id>`.
     #[serde(rename = "operation")]
     Operation,
+    /// `POST /v1internal:retrieveUserQuotaSummary`.
+    #[serde(rename = "retrieveUserQuotaSummary")]
+    RetrieveUserQuotaSummary,
     /// Every endpoint above.
     #[default]
     #[serde(rename = "any")]
@@ -60,6 +63,7 @@ impl Endpoint {
             Endpoint::CountTokens => "countTokens",
             Endpoint::OnboardUser => "onboardUser",
             Endpoint::Operation => "operation",
+            Endpoint::RetrieveUserQuotaSummary => "retrieveUserQuotaSummary",
             Endpoint::Any => "any",
         }
     }
@@ -76,6 +80,7 @@ impl Endpoint {
             "/v1internal:fetchAvailableModels" => Endpoint::FetchAvailableModels,
             "/v1internal:countTokens" => Endpoint::CountTokens,
             "/v1internal:onboardUser" => Endpoint::OnboardUser,
+            "/v1internal:retrieveUserQuotaSummary" => Endpoint::RetrieveUserQuotaSummary,
             p if p.starts_with("/v1internal/operations/") => Endpoint::Operation,
             _ => return None,
         })
@@ -122,6 +127,24 @@ pub enum FaultKind {
     ServiceDisabled,
     /// Google's literal 401 `UNAUTHENTICATED` (facts §5.6).
     Unauthenticated,
+    /// Google's literal 403 `TOS_VIOLATION` (router-for-me/CLIProxyAPI#1823).
+    TosViolation,
+    /// Google's 403 `SUBSCRIPTION_REQUIRED` (#3501), the 2026-08 form
+    /// (AvenCores/open-antigravity-patcher#106, #124).
+    LicenseRequired,
+    /// HTTP 200 `text/plain` `This version of Antigravity is no longer
+    /// supported. …` (router-for-me/CLIProxyAPI#4144).
+    UnsupportedVersion,
+    /// A 200 `text/event-stream` that ends without any event.
+    EmptyStream,
+    /// Google's bare 429 `RESOURCE_EXHAUSTED` without details
+    /// (router-for-me/CLIProxyAPI#5209).
+    #[serde(rename = "bare_429")]
+    Bare429,
+    /// Google's weekly-quota 429 `Individual quota reached. … Resets in
+    /// <reset_secs as 108h48m29s>.` (router-for-me/CLIProxyAPI#3655);
+    /// `reset_secs` default 391709 (108h48m29s).
+    WeeklyQuota,
 }
 
 impl FaultKind {
@@ -193,6 +216,9 @@ pub struct FaultSpec {
     /// `service_disabled`: the project named (default the account's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// `weekly_quota`: seconds until the reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_secs: Option<u64>,
 }
 
 impl FaultSpec {
@@ -214,6 +240,7 @@ impl FaultSpec {
             model: None,
             validation_url: None,
             project: None,
+            reset_secs: None,
         }
     }
 
@@ -289,6 +316,38 @@ impl FaultSpec {
     /// Google's 401 `UNAUTHENTICATED`.
     pub fn unauthenticated(endpoint: Endpoint) -> Self {
         Self::new(endpoint, FaultKind::Unauthenticated)
+    }
+
+    /// Google's 403 `TOS_VIOLATION` (the account is banned).
+    pub fn tos_violation(endpoint: Endpoint) -> Self {
+        Self::new(endpoint, FaultKind::TosViolation)
+    }
+
+    /// Google's 403 `SUBSCRIPTION_REQUIRED` (#3501, no valid licence).
+    pub fn license_required(endpoint: Endpoint) -> Self {
+        Self::new(endpoint, FaultKind::LicenseRequired)
+    }
+
+    /// HTTP 200 `text/plain`: this version of Antigravity is no longer supported.
+    pub fn unsupported_version(endpoint: Endpoint) -> Self {
+        Self::new(endpoint, FaultKind::UnsupportedVersion)
+    }
+
+    /// On `streamGenerateContent`: a 200 event stream that closes with no event.
+    pub fn empty_stream() -> Self {
+        Self::new(Endpoint::Stream, FaultKind::EmptyStream)
+    }
+
+    /// Google's bare 429 (no ErrorInfo, no RetryInfo).
+    pub fn bare_429(endpoint: Endpoint) -> Self {
+        Self::new(endpoint, FaultKind::Bare429)
+    }
+
+    /// Google's weekly-quota 429, resetting in `reset_secs`.
+    pub fn weekly_quota(endpoint: Endpoint, reset_secs: u64) -> Self {
+        let mut f = Self::new(endpoint, FaultKind::WeeklyQuota);
+        f.reset_secs = Some(reset_secs);
+        f
     }
 
     /// Only for calls arriving on the listener labelled `host`.

@@ -20,6 +20,7 @@ mod stats;
 pub use faults::{Endpoint, FaultKind, FaultSpec, PendingFault};
 pub use stats::{
     AccountInfo, FakeSettings, HostInfo, Outcome, RecordedRequest, Served, SettingsPatch, Stats,
+    DEFAULT_REFUSED_PHRASES,
 };
 
 /// Shows the first few characters of a secret, never the whole of it.
@@ -72,10 +73,21 @@ pub struct AccountSpec {
     /// onboarding operation takes to be done; default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onboard_polls: Option<u32>,
+    /// An enterprise (GCP-managed, licensed) account rather than a consumer
+    /// one: `loadCodeAssist` answers `standard-tier` and `gcpManaged: true`,
+    /// and the prod host serves it. A consumer account (the default) gets
+    /// `free-tier`, `gcpManaged: false`, and Google's bare 429 on the prod
+    /// host of a fake that also has a daily host (router-for-me/CLIProxyAPI#5209).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enterprise: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_true(b: &bool) -> bool {
@@ -86,8 +98,9 @@ fn is_true(b: &bool) -> bool {
 /// field names from GC:code_assist/types.ts `IneligibleTier`, facts §3).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IneligibleSpec {
-    /// `VALIDATION_REQUIRED`, `INELIGIBLE_ACCOUNT`, `UNSUPPORTED_LOCATION`
-    /// (or another of GC's `IneligibleTierReasonCode`).
+    /// `VALIDATION_REQUIRED`, `INELIGIBLE_ACCOUNT`, `UNSUPPORTED_LOCATION`,
+    /// `UNSUPPORTED_CLIENT` (or another of GC's `IneligibleTierReasonCode`).
+    /// `UNSUPPORTED_CLIENT` also refuses generate with 403 (google-gemini/gemini-cli#28846).
     pub reason_code: String,
     /// `reasonMessage`; default a message for the code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +153,14 @@ impl AccountSpec {
             onboarded: true,
             ineligible: None,
             onboard_polls: None,
+            enterprise: false,
         }
+    }
+
+    /// Makes the account an enterprise (true) or consumer (false) account.
+    pub fn enterprise(mut self, enterprise: bool) -> Self {
+        self.enterprise = enterprise;
+        self
     }
 
     /// Sets the project id `loadCodeAssist` answers.
@@ -197,6 +217,7 @@ impl fmt::Debug for AccountSpec {
             .field("onboarded", &self.onboarded)
             .field("ineligible", &self.ineligible)
             .field("onboard_polls", &self.onboard_polls)
+            .field("enterprise", &self.enterprise)
             .finish()
     }
 }

@@ -147,6 +147,9 @@ pub enum Outcome {
     Refused,
     /// Answered or cut by a scripted fault.
     Fault,
+    /// A generate / stream call refused for its system instruction (one of
+    /// [`FakeSettings::refused_phrases`]) with Google's bare 429.
+    ContentRefused,
 }
 
 /// One request to a Google endpoint, as received (`GET /_fake/requests`).
@@ -229,6 +232,44 @@ pub struct FakeSettings {
     /// rest (a slow model, for load tests of streams held open). Default 0.
     #[serde(default)]
     pub stream_hold_ms: u64,
+    /// How `retrieveUserQuotaSummary` spells a bucket's `window`: `short`
+    /// (`5h`, `weekly`, as Antigravity-Manager reads it) or `enum`
+    /// (`FIVE_HOUR`, `WEEKLY`, as opencode-agy-auth reads it). Default
+    /// `short`.
+    #[serde(default = "default_quota_window_spelling")]
+    pub quota_window_spelling: String,
+    /// Generate / stream calls whose `request.systemInstruction` holds one
+    /// of these texts answer Google's bare 429, on every host and for every
+    /// account, before quota and scripted faults. Default
+    /// [`DEFAULT_REFUSED_PHRASES`].
+    #[serde(default = "default_refused_phrases")]
+    pub refused_phrases: Vec<String>,
+    /// Google retired the Gemini CLI client for consumer accounts
+    /// (google-gemini/gemini-cli#28846): when on, every account whose
+    /// refresh tokens belong to the Gemini CLI client (and every Gemini CLI
+    /// token) is `UNSUPPORTED_CLIENT`. Default off.
+    #[serde(default)]
+    pub retire_gemini_cli_client: bool,
+}
+
+/// The system-instruction texts Google answers with a bare 429
+/// (GOOGLE-2026 §4): router-for-me/CLIProxyAPI#4723 (Hermes), #5751
+/// (Codex), #5037 (Claude Agent SDK), router-for-me/EasyCLIProxyAPI#284 and
+/// Wei-Shaw/sub2api PR #7256 (the billing header), can1357/oh-my-pi#11699
+/// (`<system-conventions>`).
+pub const DEFAULT_REFUSED_PHRASES: &[&str] = &[
+    "You are Hermes Agent, an intelligent AI assistant created by Nous Research.",
+    "You are Codex, an agent based on GPT-5.",
+    "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
+    "x-anthropic-billing-header:",
+    "<system-conventions>",
+];
+
+fn default_refused_phrases() -> Vec<String> {
+    DEFAULT_REFUSED_PHRASES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
 }
 
 impl Default for FakeSettings {
@@ -238,8 +279,15 @@ impl Default for FakeSettings {
             accept_any_client: false,
             max_recorded_requests: 200,
             stream_hold_ms: 0,
+            quota_window_spelling: default_quota_window_spelling(),
+            refused_phrases: default_refused_phrases(),
+            retire_gemini_cli_client: false,
         }
     }
+}
+
+fn default_quota_window_spelling() -> String {
+    "short".to_owned()
 }
 
 /// A change of [`FakeSettings`]: the fields given are set.
@@ -258,6 +306,15 @@ pub struct SettingsPatch {
     /// See [`FakeSettings::stream_hold_ms`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_hold_ms: Option<u64>,
+    /// See [`FakeSettings::quota_window_spelling`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_window_spelling: Option<String>,
+    /// See [`FakeSettings::refused_phrases`] (replaces the list; `[]` = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_phrases: Option<Vec<String>>,
+    /// See [`FakeSettings::retire_gemini_cli_client`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_gemini_cli_client: Option<bool>,
 }
 
 /// An account as the fake holds it (`GET /_fake/accounts`).
@@ -280,6 +337,9 @@ pub struct AccountInfo {
     /// `onboarded`, `never_onboarded`, `onboarding` or `ineligible`.
     #[serde(default)]
     pub setup: String,
+    /// Whether it is an enterprise account ([`AccountSpec::enterprise`](super::AccountSpec)).
+    #[serde(default)]
+    pub enterprise: bool,
 }
 
 impl fmt::Debug for AccountInfo {
@@ -294,6 +354,7 @@ impl fmt::Debug for AccountInfo {
             .field("refresh_tokens", &tokens)
             .field("quotas", &self.quotas)
             .field("setup", &self.setup)
+            .field("enterprise", &self.enterprise)
             .finish()
     }
 }
