@@ -18,11 +18,12 @@ import json
 import os
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, World
+from conftest import ADMIN_KEY, ROOT, World
 
 BIN = ROOT / "tests" / "clients" / "node_modules" / ".bin"
 RUN_TIMEOUT = 150
@@ -45,8 +46,21 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def agents():
     """One world for the agent runs: two accounts of the built-in
-    Antigravity client (Claude and Gemini 3 models), strict fake."""
+    Antigravity client (Claude and Gemini 3 models), strict fake — with the
+    fake's content filter off: Google refuses the system prompts of Claude
+    Code's print mode and of Codex (tested below with the filter on), and
+    these runs are about the protocols."""
     w = World(accounts=2, extra=MODELS)
+    w.fake.call("POST", "settings", {"refused_phrases": []})
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def refusing():
+    """Three accounts behind a fake that refuses, as Google does, the
+    reported system-prompt phrases with a bare 429 on every account."""
+    w = World(accounts=3, extra=MODELS)
     yield w
     w.close()
 
@@ -167,6 +181,48 @@ def test_claude_code_default_model_shell_round_trip(agents):
     assert r["num_turns"] >= 2, r
 
 
+def test_claude_code_print_mode_refused_for_its_prompt_rests_no_account(refusing):
+    """The real Claude Code in print mode sends the Agent SDK identity (and
+    its attribution line) that Google refuses with a bare 429 on every
+    account. grantpool spends at most two upstream calls on it, tells Claude
+    Code why, and rests nobody: the next request of another client is served
+    at once."""
+    proj, env = sandbox(refusing, "claude-refused")
+    env.update(
+        ANTHROPIC_BASE_URL=refusing.url,
+        ANTHROPIC_API_KEY="sk-test",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_ERROR_REPORTING="1",
+    )
+    refusing.fake.reset_stats()
+    before = len(refusing.logs)
+    out = subprocess.run([str(BIN / "claude"), "-p", "say hi", "--output-format", "json"], cwd=proj, env=env, stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    log = "\n".join(refusing.logs[before:])
+    detail = f"rc {out.returncode}\nstdout: {out.stdout[-3000:]}\nstderr: {out.stderr[-3000:]}\nproxy log:\n{log[-6000:]}"
+    assert "most likely for its content" in out.stdout + out.stderr, "Claude Code shows why\n" + detail
+    generates = [r for r in refusing.fake.call("GET", "requests") if r.get("endpoint") in ("generate", "stream")]
+    # Claude Code may send small side requests (a title, a topic) whose
+    # system prompt differs; the refused ones cost two calls each.
+    refused = [r for r in generates if r.get("outcome") == "content_refused"]
+    assert refused and len(refused) <= 2 * log.count("most likely for its content"), detail
+    assert log.count("most likely for its content") >= 1, detail
+    accounts = json.loads(urllib.request.urlopen(urllib.request.Request(refusing.url + "/admin/accounts", headers={"authorization": f"Bearer {ADMIN_KEY}"}), timeout=10).read())["accounts"]
+    assert all(a["state"] == "active" for a in accounts), accounts
+    # Another client, another prompt: served at once, by any account.
+    served = set()
+    for i in range(6):
+        req = urllib.request.Request(refusing.url + "/v1beta/models/gemini-2.5-pro:generateContent", method="POST",
+                                     data=json.dumps({"contents": [{"role": "user", "parts": [{"text": f"hi {i}"}]}]}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+            served.add(resp.headers["x-grantpool-account"])
+    assert len(served) == 3, served
+
+
 def test_claude_code_gemini3_model(agents):
     r = claude(agents, "claude-gemini3-plain", "say hi", "--model", "gemini-3-pro-preview")
     assert "say hi" in r["result"], r
@@ -189,7 +245,9 @@ def test_codex_plain_and_shell_round_trip(agents, model):
 # ---- Gemini CLI ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-3-pro-preview"])
+# `gemini-3.8-flash`: the family name Gemini CLI sends; Antigravity lists
+# only its tiers (`-high`, `-medium`, `-low`), and grantpool serves a tier.
+@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-3-pro-preview", "gemini-3.8-flash"])
 def test_gemini_cli_plain_and_shell_round_trip(agents, model):
     out = gemini(agents, f"gemini-plain-{model}", "say hi", model)
     assert "say hi" in out, out

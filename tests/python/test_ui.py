@@ -654,3 +654,33 @@ def test_screenshot_of_accounts_in_each_state(make_world, tmp_path):
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_a_banned_account_shows_googles_refusal_and_a_clickable_appeal(make_world):
+    """Google's 2026 refusals are off the proxy (never disabled), and the
+    page tells them apart: a Terms-of-Service ban shows its own words and
+    the appeal address as a link; a licence refusal its own."""
+    from selenium.webdriver.common.by import By
+
+    w = make_world(emails=["ok@example.com", "ban@example.com", "lic@example.com"])
+    w.fake.call("POST", "faults", {"endpoint": "generate", "email": "ban@example.com", "kind": "tos_violation", "times": 0})
+    w.fake.call("POST", "faults", {"endpoint": "generate", "email": "lic@example.com", "kind": "license_required", "times": 0})
+    deadline = time.monotonic() + 30
+    while any(admin_state(w, e)["state"] != "proxy_disabled" for e in ("ban@example.com", "lic@example.com")):
+        assert time.monotonic() < deadline, w.log()[-3000:]
+        status, _, _ = generate(w)
+        assert status == 200
+    driver, profile = chrome()
+    try:
+        ensure_signed_in(driver, w)
+        wait_state(driver, "ban@example.com", "off the proxy")
+        wait_state(driver, "lic@example.com", "off the proxy")
+        assert "banned: Terms of Service" in row_text(driver, "ban@example.com")
+        assert "no licence" in row_text(driver, "lic@example.com")
+        links = row(driver, "ban@example.com").find_elements(By.CSS_SELECTOR, ".reason a")
+        assert [a.get_attribute("href") for a in links] == ["https://forms.gle/hGzM9MEUv2azZsrb9"], [a.get_attribute("outerHTML") for a in links]
+        assert links[0].get_attribute("target") == "_blank" and "noopener" in links[0].get_attribute("rel")
+        assert "banned" not in row_text(driver, "ok@example.com")
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

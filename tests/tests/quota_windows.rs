@@ -205,8 +205,8 @@ async fn no_account_left_for_gemini_names_the_window_and_its_reset() {
     let message = body["error"]["message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains("gemini-weekly quota window used up"), "{message}");
     assert!(message.contains("gemini-weekly quota window used up (first reset "), "{message}");
-    assert!(message.contains(" UTC, in 1d23h)"), "the first reset and how far: {message}");
-    assert!(message.contains("gemini-5h"), "{message}");
+    assert!(message.contains(" UTC, in 1d23h)") || message.contains(" UTC, in 2d0h)"), "the first reset and how far: {message}");
+    assert!(message.contains("1 with Google's gemini-5h quota window used up"), "{message}");
     assert!(generates(&env).await.is_empty(), "nothing reached Google");
 
     // Claude is served still.
@@ -251,5 +251,32 @@ async fn a_host_without_quota_windows_changes_nothing() {
     let (status, account, _) = proxy.gemini("gemini-2.5-pro", "x").await;
     assert_eq!((status, account.as_deref()), (200, Some(a.as_str())));
     assert!(env.account_file(&a).get("quota_windows").is_none(), "absent from the file");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weekly_quota_429_teaches_the_windows_without_polls() {
+    let env = Env::new().await;
+    // No quota protection, no quota-aware selector: nothing polls.
+    env.use_policy("[selector]\nplugin = \"round-robin\"\n");
+    let a = env.add_account("a@example.com", "rt-a").await;
+    let b = env.add_account("b@example.com", "rt-b").await;
+    env.fake.set_quota_window(window("a@example.com", "gemini-weekly", 0.0, 3 * 86_400)).await.unwrap();
+    let proxy = env.start().await;
+    // Until A is tried once, nobody knows: Google's 429 sends the request on.
+    for _ in 0..3 {
+        let (status, account, body) = proxy.gemini("gemini-2.5-pro", "x").await;
+        assert_eq!((status, account.as_deref()), (200, Some(b.as_str())), "{body}");
+    }
+    let refused = generates(&env).await.into_iter().filter(|r| r.email.as_deref() == Some("a@example.com")).collect::<Vec<_>>();
+    assert!(!refused.is_empty() && refused.iter().all(|r| r.status == Some(429)), "A met Google's weekly 429: {refused:?}");
+    wait_window(&proxy, &a, "gemini-weekly", 0.0).await;
+    env.fake.reset_stats().await;
+    // Another Gemini model: no cooldown of its own, the window keeps A off.
+    for _ in 0..4 {
+        let (status, account, body) = proxy.gemini("gemini-2.5-flash", "x").await;
+        assert_eq!((status, account.as_deref()), (200, Some(b.as_str())), "{body}");
+    }
+    assert!(generates(&env).await.iter().all(|r| r.email.as_deref() == Some("b@example.com")));
     proxy.stop().await;
 }

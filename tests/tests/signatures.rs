@@ -92,6 +92,18 @@ async fn a_refused_gemini_signature_is_retried_once_with_the_bypass_on_the_same_
     assert_eq!(sent[1].body["request"]["contents"][1]["parts"][0]["thoughtSignature"], SKIP);
     assert_eq!(sent[1].status, Some(200));
     assert!(proxy.wait_log("retried once without them", Duration::from_secs(5)).await, "{}", proxy.logs());
+    // A call without one (Gemini 3 wants one on a turn's first call): the
+    // retry adds the bypass.
+    env.fake.reset_stats().await;
+    let mut unsigned = replay("");
+    unsigned["contents"][1]["parts"][0].as_object_mut().unwrap().remove("thoughtSignature");
+    let (status, v) = post(&proxy, &path, &unsigned).await;
+    assert_eq!(status, 200, "{v}");
+    let sent = generates(&env).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].message.as_deref().unwrap_or("").starts_with("Function call is missing a thought_signature"), "{:?}", sent[0].message);
+    assert_eq!(sent[1].body["request"]["contents"][1]["parts"][0]["thoughtSignature"], SKIP);
+    assert_eq!(sent[0].email, sent[1].email);
     let served = env.account_id(sent[0].email.as_deref().unwrap()).unwrap();
     unpunished(&env, &proxy, &served).await;
     unpunished(&env, &proxy, &id).await;

@@ -630,3 +630,33 @@ pub fn encode(account: &AccountFile) -> Vec<u8> {
     bytes.push(b'\n');
     bytes
 }
+
+#[cfg(test)]
+mod quota_window_format {
+    use super::*;
+
+    #[test]
+    fn quota_windows_absent_is_none_and_round_trips() {
+        let old = br#"{"id":"a1","email":"a@example.com","token":{"access_token":"at","refresh_token":"rt","expiry_timestamp":0}}"#;
+        let mut f = parse_account(old).unwrap();
+        assert!(f.quota_windows.is_empty());
+        assert!(!String::from_utf8(encode(&f)).unwrap().contains("quota_windows"), "nothing written when none is known");
+        f.quota_windows.insert(
+            "gemini-weekly".into(),
+            QuotaWindow { window: "weekly".into(), remaining_fraction: Some(0.4), reset_at: Some(1_700_000_000), group: Some("Gemini Models".into()), ..Default::default() },
+        );
+        let text = String::from_utf8(encode(&f)).unwrap();
+        assert!(text.contains("\"quota_windows\"") && !text.contains("remaining_amount"), "only what is known is written: {text}");
+        assert_eq!(parse_account(text.as_bytes()).unwrap(), f);
+        let null = br#"{"id":"a1","email":"a@example.com","token":{"access_token":"at","refresh_token":"rt","expiry_timestamp":0},"quota_windows":null}"#;
+        assert!(parse_account(null).unwrap().quota_windows.is_empty());
+        let w = &f.quota_windows["gemini-weekly"];
+        assert_eq!(w.family("gemini-weekly"), Some(ModelFamily::Gemini));
+        assert_eq!(QuotaWindow::default().family("3p-5h"), Some(ModelFamily::ThirdParty));
+        assert_eq!(QuotaWindow { group: Some("Claude and GPT models".into()), ..Default::default() }.family("x"), Some(ModelFamily::ThirdParty));
+        assert_eq!(QuotaWindow::default().family("x"), None);
+        assert_eq!(ModelFamily::of_model("models/Gemini-2.5-pro"), Some(ModelFamily::Gemini));
+        assert_eq!(ModelFamily::of_model("gpt-oss-120b-medium"), Some(ModelFamily::ThirdParty));
+        assert_eq!(ModelFamily::of_model("imagen"), None);
+    }
+}

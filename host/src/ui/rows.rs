@@ -54,6 +54,10 @@ pub struct Row {
     pub state_words: &'static str,
     /// Why it is not active (the disable, off-the-proxy or cooldown reason).
     pub reason: Option<String>,
+    /// Google's word on an account off the proxy, in a few words (`banned:
+    /// Terms of Service`, `no licence`, `sign-in client retired`, …): what
+    /// the page shows apart from a hand-made or quota off-the-proxy.
+    pub standing: Option<&'static str>,
     /// When that was set, Unix s (disabled, off the proxy).
     pub since: Option<i64>,
     /// End of a whole-account cooldown, Unix ms.
@@ -108,9 +112,11 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
         AccountState::Active => ("active", "active", None, None, None),
     };
     let client = v.oauth_client.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| ui.proxy.config.oauth.client.clone());
+    let standing = if state == "off_proxy" { reason.as_deref().and_then(standing) } else { None };
     Row {
         state,
         state_words,
+        standing,
         reason,
         since,
         until_ms,
@@ -133,6 +139,21 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
         id: v.id,
         email: v.email,
     }
+}
+
+/// The Google refusal an off-the-proxy reason carries (the reasons the
+/// `default` classifier and onboarding write start with Google's code).
+pub fn standing(reason: &str) -> Option<&'static str> {
+    const STANDINGS: &[(&str, &str)] = &[
+        ("TOS_VIOLATION", "banned: Terms of Service"),
+        ("#3501", "no licence"),
+        ("UNSUPPORTED_CLIENT", "sign-in client retired"),
+        ("VALIDATION_REQUIRED", "verification needed"),
+        ("UNSUPPORTED_LOCATION", "region not served"),
+        ("INELIGIBLE_ACCOUNT", "not eligible"),
+        ("SERVICE_DISABLED", "API disabled"),
+    ];
+    STANDINGS.iter().find(|(code, _)| reason.contains(code)).map(|(_, words)| *words)
 }
 
 fn window_rows(windows: &BTreeMap<String, crate::store::QuotaWindow>) -> Vec<WindowRow> {
@@ -180,4 +201,15 @@ pub fn overview(ui: &Ui) -> serde_json::Value {
         "clients": clients,
         "default_client": config.oauth.client,
     })
+}
+
+#[cfg(test)]
+mod standing_tests {
+    #[test]
+    fn googles_refusals_have_their_own_words() {
+        assert_eq!(super::standing("403 TOS_VIOLATION: Google says \"…\" Appeal: https://forms.gle/x"), Some("banned: Terms of Service"));
+        assert_eq!(super::standing("403 #3501 licence: …"), Some("no licence"));
+        assert_eq!(super::standing("UNSUPPORTED_CLIENT: Google no longer serves…"), Some("sign-in client retired"));
+        assert_eq!(super::standing("taken off by hand"), None);
+    }
 }

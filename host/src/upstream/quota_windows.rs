@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use super::{parse_rfc3339, UpstreamCallError, Upstream};
+use super::{parse_rfc3339, Upstream, UpstreamCallError};
 use crate::profiles::Profile;
 
 /// One bucket of `retrieveUserQuotaSummary`.

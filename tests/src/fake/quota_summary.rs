@@ -83,7 +83,10 @@ fn window_of(bucket: &str) -> &str {
     DEFAULT_BUCKETS
         .iter()
         .find(|(id, _, _)| *id == bucket)
-        .map_or_else(|| bucket.rsplit('-').next().unwrap_or(bucket), |(_, w, _)| w)
+        .map_or_else(
+            || bucket.rsplit('-').next().unwrap_or(bucket),
+            |(_, w, _)| w,
+        )
 }
 
 /// The group a bucket id belongs to.
@@ -133,7 +136,10 @@ impl Windows {
     /// Every bucket of `email` now: (bucket, window, fraction, reset).
     fn of(&self, email: &str, now: i64) -> Vec<(String, String, f64, i64)> {
         let set = self.set.get(email);
-        let mut ids: Vec<String> = DEFAULT_BUCKETS.iter().map(|(id, _, _)| (*id).to_owned()).collect();
+        let mut ids: Vec<String> = DEFAULT_BUCKETS
+            .iter()
+            .map(|(id, _, _)| (*id).to_owned())
+            .collect();
         for id in set.into_iter().flat_map(BTreeMap::keys) {
             if !ids.contains(id) {
                 ids.push(id.clone());
@@ -166,7 +172,10 @@ impl Inner {
             .filter(|(id, _, fraction, _)| *fraction <= 0.0 && gates(id, model))
             .map(|(_, _, _, reset)| reset)
             .max()?;
-        Some(weekly_quota_body(u64::try_from(reset - now).unwrap_or(1).max(1), model))
+        Some(weekly_quota_body(
+            u64::try_from(reset - now).unwrap_or(1).max(1),
+            model,
+        ))
     }
 
     /// The `retrieveUserQuotaSummary` answer for `email`.
@@ -175,7 +184,11 @@ impl Inner {
         let mut groups: Vec<(&'static str, Vec<Value>)> = Vec::new();
         for (id, window, fraction, reset) in self.quota_windows.of(email, unix_now()) {
             let group = group_of(&id);
-            let label = if window == "5h" { "5-hour limit".to_owned() } else { format!("{window} limit") };
+            let label = if window == "5h" {
+                "5-hour limit".to_owned()
+            } else {
+                format!("{window} limit")
+            };
             let bucket = json!({
                 "bucketId": id,
                 "window": spelled(&window, spelling),
@@ -209,7 +222,8 @@ impl Shared {
             return Err(InvalidSpec("remaining_fraction must be a number".into()));
         }
         let reset_at = match &spec.reset_time {
-            Some(t) => parse_rfc3339(t).ok_or_else(|| InvalidSpec(format!("reset_time {t:?} is not RFC 3339")))?,
+            Some(t) => parse_rfc3339(t)
+                .ok_or_else(|| InvalidSpec(format!("reset_time {t:?} is not RFC 3339")))?,
             None => unix_now() + length_of(window_of(&spec.bucket_id)),
         };
         self.with(|inner| {
@@ -219,7 +233,13 @@ impl Shared {
                 .set
                 .entry(spec.email)
                 .or_default()
-                .insert(spec.bucket_id, Window { fraction: spec.remaining_fraction, reset_at });
+                .insert(
+                    spec.bucket_id,
+                    Window {
+                        fraction: spec.remaining_fraction,
+                        reset_at,
+                    },
+                );
         });
         Ok(())
     }
@@ -254,7 +274,11 @@ pub(crate) async fn retrieve_user_quota_summary(
         Err(resp) => return noted(resp, note),
     };
     let answered = shared.with(|inner| {
-        if let Some(p) = v.get("project").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        if let Some(p) = v
+            .get("project")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
             let own = inner.accounts.get(&email).and_then(|a| a.current_project());
             if own != Some(p) {
                 return Err(answer(403, &permission_denied_project_body(p)));
@@ -281,11 +305,39 @@ mod tests {
         assert!(all.iter().all(|(_, _, f, _)| *f == 1.0));
         let five = all.iter().find(|b| b.0 == "gemini-5h").unwrap();
         assert_eq!((five.1.as_str(), five.3), ("5h", now + 5 * 3600));
-        w.set.entry("a@x".into()).or_default().insert("gemini-weekly".into(), Window { fraction: 0.0, reset_at: now + 60 });
-        assert_eq!(w.of("a@x", now).iter().find(|b| b.0 == "gemini-weekly").unwrap().2, 0.0);
-        assert_eq!(w.of("a@x", now + 61).iter().find(|b| b.0 == "gemini-weekly").unwrap().2, 1.0, "full again after the reset");
-        assert!(gates("gemini-weekly", "gemini-2.5-pro") && !gates("gemini-weekly", "claude-sonnet-4-6"));
-        assert!(gates("3p-5h", "claude-sonnet-4-6") && gates("3p-5h", "gpt-oss-120b-medium") && !gates("3p-5h", "gemini-2.5-pro"));
+        w.set.entry("a@x".into()).or_default().insert(
+            "gemini-weekly".into(),
+            Window {
+                fraction: 0.0,
+                reset_at: now + 60,
+            },
+        );
+        assert_eq!(
+            w.of("a@x", now)
+                .iter()
+                .find(|b| b.0 == "gemini-weekly")
+                .unwrap()
+                .2,
+            0.0
+        );
+        assert_eq!(
+            w.of("a@x", now + 61)
+                .iter()
+                .find(|b| b.0 == "gemini-weekly")
+                .unwrap()
+                .2,
+            1.0,
+            "full again after the reset"
+        );
+        assert!(
+            gates("gemini-weekly", "gemini-2.5-pro")
+                && !gates("gemini-weekly", "claude-sonnet-4-6")
+        );
+        assert!(
+            gates("3p-5h", "claude-sonnet-4-6")
+                && gates("3p-5h", "gpt-oss-120b-medium")
+                && !gates("3p-5h", "gemini-2.5-pro")
+        );
         assert_eq!(spelled("5h", "enum"), "FIVE_HOUR");
         assert_eq!(spelled("weekly", "short"), "weekly");
     }

@@ -454,12 +454,29 @@ function rowEl(a) {
 }
 
 function stateBadge(a) {
-  return h('span', { class: `state s-${a.state}` }, a.state_words);
+  const badge = h('span', { class: `state s-${a.state}` }, a.state_words);
+  // Google's own refusal (a ban, a licence, a retired client) stands apart
+  // from an account taken off by hand or by quota protection.
+  return a.standing ? [badge, ' ', h('span', { class: 'standing' }, a.standing)] : badge;
+}
+
+// A reason as text, its https addresses as links (the appeal or verify page).
+function withLinks(text) {
+  const parts = [];
+  let last = 0;
+  for (const m of text.matchAll(/https:\/\/[^\s"'<>)]+/g)) {
+    const url = m[0].replace(/[.,;:]+$/, '');
+    parts.push(text.slice(last, m.index));
+    parts.push(h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, url));
+    last = m.index + url.length;
+  }
+  parts.push(text.slice(last));
+  return parts;
 }
 
 function stateDetail(a) {
   const out = [];
-  if (a.reason) out.push(h('div', { class: 'reason', title: a.reason }, a.reason));
+  if (a.reason) out.push(h('div', { class: 'reason', title: a.reason }, withLinks(a.reason)));
   if (a.state === 'disabled' || a.state === 'off_proxy') {
     if (a.since) out.push(h('div', { class: 'muted small' }, when(a.since * 1000, 'set ')));
   }
@@ -494,7 +511,7 @@ function spark(a) {
 
 function quotaBars(a, limit) {
   const list = [...(a.quota || [])].sort((x, y) => x.remaining_fraction - y.remaining_fraction);
-  if (!list.length) return [h('span', { class: 'muted small' }, 'not fetched')];
+  if (!list.length) return (a.windows || []).length ? [] : [h('span', { class: 'muted small' }, 'not fetched')];
   const shown = limit ? list.slice(0, limit) : list;
   const out = shown.map((q) => {
     const fill = h('i', {});
@@ -795,7 +812,7 @@ function renderWhy() {
   if (!a) return;
   $('why-title').textContent = a.email;
   $('why-sub').textContent = a.id;
-  $('why-state').replaceChildren(stateBadge(a), ...stateDetail(a));
+  $('why-state').replaceChildren(...[stateBadge(a)].flat(), ...stateDetail(a));
   const acts = [];
   if (a.state === 'disabled') acts.push(h('button', { type: 'button', class: 'primary', onclick: () => { $('why-dialog').close(); openAdd(a); } }, 'Re-add with a new token…'));
   if (a.state === 'off_proxy') acts.push(h('button', { type: 'button', onclick: () => setProxy(a, true) }, 'Put back on the proxy'));
