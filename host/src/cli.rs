@@ -317,7 +317,7 @@ fn plugin_build(dir: &Path) -> anyhow::Result<()> {
 fn fmt_time(secs: i64) -> String {
     let ago = crate::util::now_secs() - secs;
     if ago < 0 {
-        return format!("in {}s", -ago);
+        return format!("in {}", crate::util::span(-ago));
     }
     match ago {
         0..=119 => format!("{ago}s ago"),

@@ -492,7 +492,8 @@ fn quota_view(file: &AccountFile) -> Vec<WitQuota> {
             let mut fraction = q.remaining_fraction;
             let mut reset_at = q.reset_at;
             for (bucket, w) in &file.quota_windows {
-                let Some(left) = w.remaining_fraction.or(w.is_exhausted().then_some(0.0)) else { continue };
+                let left = if w.is_exhausted() { Some(0.0) } else { w.remaining_fraction };
+                let Some(left) = left else { continue };
                 if family.is_some() && w.family(bucket) == family && left < fraction {
                     fraction = left;
                     reset_at = w.reset_at.or(reset_at);
@@ -1305,7 +1306,7 @@ fn window_blocks(file: &AccountFile, rule: Option<&QuotaRule>, now: u64) -> Vec<
                 family,
                 bucket: bucket.clone(),
                 until_ms: until,
-                reason: format!("{window} quota window {bucket} used up, until it resets"),
+                reason: format!("{window} quota window {bucket} used up"),
             })
         })
         .collect()

@@ -15,9 +15,10 @@
 
 use crate::profiles::{RefusedPhrase, REFUSED_PHRASES};
 
-/// Whether a Google error body carries an ErrorInfo `reason` (a reasoned
-/// answer — `RATE_LIMIT_EXCEEDED`, `QUOTA_EXHAUSTED`, `TOS_VIOLATION`… —
-/// is about the account and goes to the classifiers).
+/// Whether a Google error body says more than its status: an ErrorInfo
+/// `reason` (`RATE_LIMIT_EXCEEDED`, `QUOTA_EXHAUSTED`, `TOS_VIOLATION`…) or
+/// a time to come back (RetryInfo `retryDelay`, `quotaResetDelay`). Such an
+/// answer is about the account and goes to the classifiers.
 pub fn has_reason(body: &[u8]) -> bool {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
     let v = match &v {
@@ -27,7 +28,13 @@ pub fn has_reason(body: &[u8]) -> bool {
     v.get("error")
         .and_then(|e| e.get("details"))
         .and_then(|d| d.as_array())
-        .is_some_and(|d| d.iter().any(|x| x.get("reason").and_then(|r| r.as_str()).is_some_and(|r| !r.is_empty())))
+        .is_some_and(|d| {
+            d.iter().any(|x| {
+                x.get("reason").and_then(|r| r.as_str()).is_some_and(|r| !r.is_empty())
+                    || x.get("retryDelay").is_some()
+                    || x.get("metadata").and_then(|m| m.get("quotaResetDelay")).is_some()
+            })
+        })
 }
 
 /// A bare 429: no ErrorInfo reason. Weak: it may be the request's fault.
@@ -126,6 +133,8 @@ mod tests {
         assert!(is_bare_429(429, BARE.as_bytes()));
         assert!(is_bare_429(429, b"not json"));
         assert!(!is_bare_429(429, REASONED.as_bytes()));
+        let retry_info = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"}]}}"#;
+        assert!(!is_bare_429(429, retry_info.as_bytes()), "a time to come back is about the account");
         assert!(!is_bare_429(503, BARE.as_bytes()));
         assert!(is_reasonless_4xx(403, br#"{"error":{"code":403,"message":"The caller does not have permission"}}"#));
         assert!(!is_reasonless_4xx(401, b"{}"));

@@ -76,7 +76,7 @@ pub struct Row {
     pub spark: Spark,
     /// Per-model quota, as last fetched.
     pub quota: Vec<QuotaRow>,
-    /// Google's 5-hour and weekly windows (by group, 5h first).
+    /// Google's 5-hour and weekly windows (Gemini's first, 5h before weekly).
     pub windows: Vec<WindowRow>,
     /// The OAuth client of its refresh token.
     pub client: String,
@@ -174,7 +174,13 @@ fn window_rows(windows: &BTreeMap<String, crate::store::QuotaWindow>) -> Vec<Win
         "weekly" => 1,
         _ => 2,
     };
-    rows.sort_by(|a, b| (&a.group, order(&a.window), &a.bucket).cmp(&(&b.group, order(&b.window), &b.bucket)));
+    // Gemini's windows first (the models most accounts serve), 5h before weekly.
+    let family = |r: &WindowRow| match windows.get(&r.bucket).and_then(|w| w.family(&r.bucket)) {
+        Some(crate::store::ModelFamily::Gemini) => 0,
+        Some(crate::store::ModelFamily::ThirdParty) => 1,
+        None => 2,
+    };
+    rows.sort_by(|a, b| (family(a), &a.group, order(&a.window), &a.bucket).cmp(&(family(b), &b.group, order(&b.window), &b.bucket)));
     rows
 }
 

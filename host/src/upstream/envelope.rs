@@ -165,6 +165,7 @@ fn needs_shaping(o: &Outgoing<'_>) -> bool {
     let has = |needle: &[u8]| memchr::memmem::find(o.request, needle).is_some();
     let antigravity = o.profile.envelope == Envelope::Antigravity;
     (antigravity && (is_claude(o.model) || has(b"\"parametersJsonSchema\"") || has(b"\"parameters_json_schema\"")))
+        || (!o.model.contains("gemini") && has(BYPASS_SIGNATURE.as_bytes()))
         || (o.profile.drops_safety_settings && (has(b"\"safetySettings\"") || has(b"\"safety_settings\"")))
 }
 
@@ -175,10 +176,35 @@ fn shape(o: &Outgoing<'_>, request: &mut Value) {
         req.remove("safetySettings");
         req.remove("safety_settings");
     }
+    if !o.model.contains("gemini") {
+        drop_bypass_signatures(req);
+    }
     if o.profile.envelope == Envelope::Antigravity {
         let declares = parameters_form(req);
         if is_claude(o.model) {
             shape_claude(req, declares, o.max_output_tokens.unwrap_or(CLAUDE_MAX_OUTPUT));
+        }
+    }
+}
+
+/// Gemini's documented bypass signature, which the translators put on a
+/// replayed tool call that has none.
+use crate::translate::shared::SKIP_THOUGHT_SIGNATURE as BYPASS_SIGNATURE;
+
+/// The bypass signature is Gemini's only: Google validates other models'
+/// signatures and refuses this one (CLIProxyAPI `internal/cache/signature_cache.go`
+/// accepts it for the gemini group only; lidge-jun/opencodex PR #2794 keeps
+/// it off `gpt-oss`), so it is taken off every part of another model's request.
+fn drop_bypass_signatures(req: &mut Map<String, Value>) {
+    let Some(contents) = req.get_mut("contents").and_then(Value::as_array_mut) else { return };
+    for content in contents.iter_mut() {
+        let Some(parts) = content.get_mut("parts").and_then(Value::as_array_mut) else { continue };
+        for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+            for key in ["thoughtSignature", "thought_signature"] {
+                if part.get(key).and_then(Value::as_str) == Some(BYPASS_SIGNATURE) {
+                    part.remove(key);
+                }
+            }
         }
     }
 }
@@ -312,6 +338,20 @@ mod tests {
         let req = json!({"tools": [{"functionDeclarations": [{"name": "write_stdin", "parametersJsonSchema": {"properties": {"session_id": {"type": "string"}}}}]}]});
         let v = out(&ANTIGRAVITY, "gemini-3-pro-preview", &req, Some("conv-9"));
         assert_eq!(v["request"]["sessionId"], "conv-9");
+    }
+
+    #[test]
+    fn the_bypass_signature_stays_on_gemini_models_only() {
+        let req = json!({"contents": [{"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}, "thoughtSignature": BYPASS_SIGNATURE}]},
+                                      {"role": "model", "parts": [{"functionCall": {"name": "g", "args": {}}, "thoughtSignature": "real"}]}]});
+        for model in ["claude-sonnet-4-6", "gpt-oss-120b-medium"] {
+            let v = out(&ANTIGRAVITY, model, &req, None);
+            let contents = &v["request"]["contents"];
+            assert!(contents[0]["parts"][0].get("thoughtSignature").is_none(), "{model}: {contents}");
+            assert_eq!(contents[1]["parts"][0]["thoughtSignature"], "real", "{model}: a real signature stays");
+        }
+        let v = out(&ANTIGRAVITY, "gemini-3-pro-preview", &req, None);
+        assert_eq!(v["request"]["contents"][0]["parts"][0]["thoughtSignature"], BYPASS_SIGNATURE);
     }
 
     #[test]

@@ -573,7 +573,8 @@ function fillRow(tr, a) {
     h('td', { class: 'st' }, stateBadge(a), ...stateDetail(a)),
     lastUsedCell(a),
     h('td', {}, spark(a)),
-    h('td', { class: 'quotas' }, ...windowBars(a), ...quotaBars(a, 3)),
+    // With the four window bars, two model bars (the rest under Why).
+    h('td', { class: 'quotas' }, ...windowBars(a), ...quotaBars(a, (a.windows || []).length ? 2 : 3)),
     h('td', { class: 'small' }, h('div', {}, a.client, a.profile !== a.client ? h('span', { class: 'muted' }, ` (${a.profile})`) : null),
       h('div', { class: 'muted mono' }, a.project_id || 'no project yet')),
     h('td', { class: 'labels' }, ...labelChips(a)),
