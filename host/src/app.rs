@@ -106,6 +106,10 @@ impl App {
         let d = &self.proxy.dispatcher;
         tokio::spawn(crate::tokens::refresher(d.tokens.clone(), d.actions.clone(), self.policy.clone()));
         tokio::spawn(d.quota.clone().run(self.policy.clone()));
+        if let Some(url) = self.proxy.config.upstream.version_manifest_url.clone() {
+            let every = std::time::Duration::from_secs(self.proxy.config.upstream.version_check_secs);
+            tokio::spawn(crate::upstream::version::keep_current(d.upstream.clone(), url, every));
+        }
         self.ui.start();
         Ok(Background { _watch: watch })
     }

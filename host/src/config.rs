@@ -286,6 +286,13 @@ pub struct UpstreamConfig {
     /// The Antigravity version the Antigravity User-Agent reports (default:
     /// the profile's own; Google serves Gemini 3.8 only to 2.11 or later).
     pub antigravity_version: Option<String>,
+    /// The Antigravity updater's manifest (electron-builder YAML with a
+    /// `version:` line), read at start and every `version_check_secs` to
+    /// keep the reported version current; unset (default): the built-in
+    /// version. A manifest that cannot be read keeps the version in use.
+    pub version_manifest_url: Option<String>,
+    /// How often the manifest is read again (default 3 hours).
+    pub version_check_secs: u64,
     /// Which accounts may move on to a profile's later hosts (prod) after a
     /// failure of the first (daily): `enterprise` (default: `gcpManaged`
     /// accounts; a consumer account stays on the daily host, where Google
@@ -320,6 +327,8 @@ impl Default for UpstreamConfig {
             connect_timeout_secs: 10,
             user_agent: None,
             antigravity_version: None,
+            version_manifest_url: None,
+            version_check_secs: 3 * 3600,
             fallback_hosts: FallbackHosts::Enterprise,
             default_tier: "high".into(),
             models: vec![

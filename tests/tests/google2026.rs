@@ -320,3 +320,33 @@ async fn the_fakes_content_filter_can_be_set_and_a_prompt_without_the_phrases_is
     assert_eq!(calls.last().unwrap().outcome, Outcome::Served);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_version_follows_the_updaters_manifest_when_one_is_named() {
+    // A newer version in the manifest is reported from then on.
+    let env = Env::new().await;
+    env.add_account("a@example.com", "rt-a").await;
+    env.fake.set_settings(SettingsPatch { updater_version: Some("2.14.1".into()), ..Default::default() }).await;
+    let manifest = format!("{}/manifest/latest-arm64-mac.yml", env.fake.base_url());
+    let config = std::fs::read_to_string(env.config_path()).unwrap().replace("[upstream]\n", &format!("[upstream]\nversion_manifest_url = \"{manifest}\"\n"));
+    std::fs::write(env.config_path(), config).unwrap();
+    let proxy = env.start().await;
+    assert!(proxy.wait_log("Antigravity version from the updater's manifest: 2.14.1", std::time::Duration::from_secs(20)).await, "{}", proxy.logs());
+    assert_eq!(proxy.gemini(MODEL, "hi").await.0, 200);
+    let ua = generates(&env).await.pop().unwrap().user_agent.unwrap();
+    assert!(ua.starts_with("antigravity/hub/2.14.1 "), "{ua}");
+    proxy.stop().await;
+
+    // A manifest that cannot be read keeps the built-in version, and says so.
+    let env = Env::new().await;
+    env.add_account("b@example.com", "rt-b").await;
+    let manifest = format!("{}/manifest/latest-arm64-mac.yml", env.fake.base_url());
+    let config = std::fs::read_to_string(env.config_path()).unwrap().replace("[upstream]\n", &format!("[upstream]\nversion_manifest_url = \"{manifest}\"\n"));
+    std::fs::write(env.config_path(), config).unwrap();
+    let proxy = env.start().await;
+    assert!(proxy.wait_log("cannot read the Antigravity updater's manifest (HTTP 404)", std::time::Duration::from_secs(20)).await, "{}", proxy.logs());
+    assert_eq!(proxy.gemini(MODEL, "hi").await.0, 200);
+    let ua = generates(&env).await.pop().unwrap().user_agent.unwrap();
+    assert!(ua.starts_with("antigravity/hub/2.13.0 "), "the built-in version: {ua}");
+    proxy.stop().await;
+}

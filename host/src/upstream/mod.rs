@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod envelope;
 pub mod onboarding;
+pub mod version;
 pub mod quota_windows;
 pub mod signatures;
 
@@ -54,9 +55,32 @@ struct Host {
 struct Route {
     profile: &'static Profile,
     hosts: Vec<Host>,
+    /// The User-Agent, its version filled in (a newer one may come from the
+    /// updater's manifest: [`version`]).
+    ua: parking_lot::RwLock<RouteUa>,
+    /// The template before the version is filled in.
+    raw_template: String,
+    /// The version follows the updater's manifest (Antigravity, no
+    /// `antigravity_version` set, a template that names `{version}`).
+    follows_manifest: bool,
+}
+
+/// A User-Agent ready to send.
+struct RouteUa {
     /// The User-Agent when it does not name the model; else built per call.
-    user_agent: Option<HeaderValue>,
-    user_agent_template: String,
+    fixed: Option<HeaderValue>,
+    template: String,
+}
+
+impl RouteUa {
+    fn new(raw: &str, version: &str) -> anyhow::Result<RouteUa> {
+        let template = raw.replace("{version}", version);
+        let fixed = (!template.contains("{model}"))
+            .then(|| HeaderValue::from_str(&template))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?;
+        Ok(RouteUa { fixed, template })
+    }
 }
 
 /// The upstream client (one connection pool for every account).
@@ -73,6 +97,8 @@ pub struct Upstream {
     onboard_poll: Duration,
     /// Which accounts may move on to a profile's later hosts.
     fallback_hosts: crate::config::FallbackHosts,
+    /// The Antigravity version the User-Agent reports now ([`version`]).
+    reported_version: Arc<parking_lot::RwLock<String>>,
     /// The models Google serves each profile.
     pub catalogue: Arc<Catalogue>,
 }
@@ -308,12 +334,10 @@ impl Upstream {
                 ("antigravity", Some(v)) => v.as_str(),
                 _ => profile.version,
             };
-            let template = config.user_agent.clone().unwrap_or_else(|| profile.user_agent.to_string()).replace("{version}", version);
-            let user_agent = (!template.contains("{model}"))
-                .then(|| HeaderValue::from_str(&template))
-                .transpose()
-                .map_err(|_| anyhow::anyhow!("upstream.user_agent is not a valid header value"))?;
-            routes.push(Route { profile, hosts, user_agent, user_agent_template: template });
+            let raw_template = config.user_agent.clone().unwrap_or_else(|| profile.user_agent.to_string());
+            let ua = parking_lot::RwLock::new(RouteUa::new(&raw_template, version)?);
+            let follows_manifest = profile.name == "antigravity" && config.antigravity_version.is_none() && raw_template.contains("{version}");
+            routes.push(Route { profile, hosts, ua, raw_template, follows_manifest });
         }
         Ok(Upstream {
             http,
@@ -323,6 +347,9 @@ impl Upstream {
             onboard_timeout: Duration::from_secs(config.onboard_timeout_secs),
             onboard_poll: Duration::from_millis(config.onboard_poll_ms),
             fallback_hosts: config.fallback_hosts,
+            reported_version: Arc::new(parking_lot::RwLock::new(
+                config.antigravity_version.clone().unwrap_or_else(|| crate::profiles::ANTIGRAVITY.version.to_string()),
+            )),
             catalogue: Arc::new(Catalogue::with_default_tier(&config.default_tier)),
         })
     }
@@ -356,10 +383,10 @@ impl Upstream {
     }
 
     fn user_agent(route: &Route, model: &str) -> HeaderValue {
-        match &route.user_agent {
-            Some(ua) => ua.clone(),
-            None => HeaderValue::from_str(&route.user_agent_template.replace("{model}", model))
-                .unwrap_or_else(|_| HeaderValue::from_static("grantpool")),
+        let ua = route.ua.read();
+        match &ua.fixed {
+            Some(v) => v.clone(),
+            None => HeaderValue::from_str(&ua.template.replace("{model}", model)).unwrap_or_else(|_| HeaderValue::from_static("grantpool")),
         }
     }
 

@@ -63,6 +63,7 @@ mod signatures;
 mod state;
 mod time;
 pub mod types;
+mod updater;
 mod v1internal;
 mod validate;
 

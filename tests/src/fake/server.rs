@@ -30,7 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::record::{message_of, Arrival, CallNote};
 use super::state::{Listener, Shared};
 use super::types::{Endpoint, HostInfo};
-use super::{control, fast, oauth, onboarding, quota_summary, v1internal};
+use super::{control, fast, oauth, onboarding, quota_summary, updater, v1internal};
 
 /// The host label of the listener a request came on (a request extension).
 #[derive(Clone, Debug)]
@@ -158,6 +158,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/v1internal/operations/{id}",
             get(onboarding::get_operation),
         )
+        .route("/manifest/{file}", get(updater::manifest))
         .nest("/_fake", control::router())
         .with_state(shared)
 }

@@ -550,6 +550,9 @@ impl Shared {
             if let Some(v) = patch.retire_gemini_cli_client {
                 s.retire_gemini_cli_client = v;
             }
+            if let Some(v) = patch.updater_version {
+                s.updater_version = Some(v).filter(|v| !v.is_empty());
+            }
             if let Some(v) = patch.accept_any_client {
                 s.accept_any_client = v;
             }

@@ -250,6 +250,12 @@ pub struct FakeSettings {
     /// token) is `UNSUPPORTED_CLIENT`. Default off.
     #[serde(default)]
     pub retire_gemini_cli_client: bool,
+    /// The version the Antigravity updater's manifest
+    /// (`GET /manifest/latest-<arch>-<os>.yml`, CLIProxyAPI
+    /// `internal/misc/antigravity_version.go`) names; `None` (default): the
+    /// manifest answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updater_version: Option<String>,
 }
 
 /// The system-instruction texts Google answers with a bare 429
@@ -282,6 +288,7 @@ impl Default for FakeSettings {
             quota_window_spelling: default_quota_window_spelling(),
             refused_phrases: default_refused_phrases(),
             retire_gemini_cli_client: false,
+            updater_version: None,
         }
     }
 }
@@ -315,6 +322,9 @@ pub struct SettingsPatch {
     /// See [`FakeSettings::retire_gemini_cli_client`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_gemini_cli_client: Option<bool>,
+    /// See [`FakeSettings::updater_version`] (`""` = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updater_version: Option<String>,
 }
 
 /// An account as the fake holds it (`GET /_fake/accounts`).
