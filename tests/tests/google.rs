@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Env, ADMIN_KEY};
+use common::{eventually, generates, Env, ADMIN_KEY};
 use grantpool_tests::fake::{
     go_duration, AccountSpec, CodeSpec, Endpoint, FaultSpec, Outcome, RecordedRequest, ANTIGRAVITY_CLIENT_ID,
     GEMINI_CLI_CLIENT_ID,
@@ -17,15 +17,6 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "gemini-2.5-pro";
 
-/// The generate calls the fake received, newest last.
-async fn generates(env: &Env) -> Vec<RecordedRequest> {
-    env.fake
-        .requests()
-        .await
-        .into_iter()
-        .filter(|r| matches!(r.endpoint, Some(Endpoint::Generate | Endpoint::Stream)))
-        .collect()
-}
 
 /// The token calls the fake received, newest last.
 async fn token_calls(env: &Env) -> Vec<RecordedRequest> {

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{Env, ADMIN_KEY};
-use grantpool_tests::fake::{AccountSpec, Endpoint, FaultSpec, Outcome, RecordedRequest, SettingsPatch};
+use common::{generates, Env, ADMIN_KEY};
+use grantpool_tests::fake::{AccountSpec, Endpoint, FaultSpec, Outcome, SettingsPatch};
 use serde_json::{json, Value};
 
 const MODEL: &str = "gemini-2.5-pro";
@@ -20,15 +20,6 @@ const CLAUDE_CODE_SYSTEM: [&str; 2] = [
     "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
 ];
 
-/// The generate calls the fake received, newest last.
-async fn generates(env: &Env) -> Vec<RecordedRequest> {
-    env.fake
-        .requests()
-        .await
-        .into_iter()
-        .filter(|r| matches!(r.endpoint, Some(Endpoint::Generate | Endpoint::Stream)))
-        .collect()
-}
 
 /// Every account's view in the admin API, by email.
 async fn views(proxy: &common::Proxy) -> Vec<Value> {

@@ -7,10 +7,11 @@
 
 mod common;
 
+
 use std::time::Duration;
 
-use common::Env;
-use grantpool_tests::fake::{Endpoint, FaultSpec, RecordedRequest};
+use common::{generates, Env};
+use grantpool_tests::fake::{Endpoint, FaultSpec};
 use serde_json::{json, Value};
 
 const GEMINI3: &str = "gemini-3-pro-preview";
@@ -19,15 +20,6 @@ const SKIP: &str = "skip_thought_signature_validator";
 /// A well-formed signature the fake never issued.
 const FORGED: &str = "Zm9yZ2VkLXNpZ25hdHVyZS1vZi1hbm90aGVyLXNlc3Npb24=";
 
-/// The generate calls the fake received, oldest first.
-async fn generates(env: &Env) -> Vec<RecordedRequest> {
-    env.fake
-        .requests()
-        .await
-        .into_iter()
-        .filter(|r| matches!(r.endpoint, Some(Endpoint::Generate | Endpoint::Stream)))
-        .collect()
-}
 
 /// POST `body` to `path` on the proxy; (status, JSON body).
 async fn post(proxy: &common::Proxy, path: &str, body: &Value) -> (u16, Value) {

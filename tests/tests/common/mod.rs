@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use grantpool_tests::fake::{AccountSpec, FakeGoogle};
+use grantpool_tests::fake::{AccountSpec, Endpoint, FakeGoogle, RecordedRequest};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -407,4 +407,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The generate and stream calls the fake received, oldest first.
+pub async fn generates(env: &Env) -> Vec<RecordedRequest> {
+    env.fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| matches!(r.endpoint, Some(Endpoint::Generate | Endpoint::Stream)))
+        .collect()
 }
