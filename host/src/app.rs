@@ -58,10 +58,8 @@ impl App {
         let store = open_store(&config, Role::Node)?;
         let pool = Arc::new(Pool::new());
         if let Some(cluster) = store.cluster() {
-            // Sticky sessions hold across nodes: bindings go out through Redis.
-            pool.share_sessions(std::time::Duration::from_secs(config.cluster.session_ttl_secs), move |session, account, until| {
-                cluster.bind_session(session, account, until)
-            });
+            // Sticky sessions hold across nodes: bindings are kept in Redis.
+            pool.share_sessions(std::time::Duration::from_secs(config.cluster.session_ttl_secs), cluster);
         }
         let report = store.load_all();
         let (loaded, skipped) = (report.accounts.len(), report.skipped.len());

@@ -76,6 +76,8 @@ pub struct Metrics {
     accounts: Family<StateLabels, Gauge>,
     quota_window_remaining: Family<WindowLabels, Gauge<f64, AtomicU64>>,
     quota_window_reset: Family<WindowLabels, Gauge>,
+    input_tokens: Family<ModelLabels, Counter>,
+    cached_tokens: Family<ModelLabels, Counter>,
     /// Handles of the success path, per protocol (indexed by
     /// [`protocol_index`]) and model: a served request costs no label
     /// strings.
@@ -94,6 +96,32 @@ struct ServedCounters {
     request: Counter,
     /// `upstream_success{model}`.
     upstream_ok: Counter,
+    /// `input_tokens{model}` and `cached_tokens{model}`.
+    tokens: TokenCounters,
+}
+
+/// The token counters of one served request's model, handed out by
+/// [`Metrics::served`]: counting the answer's usage is two relaxed atomic
+/// adds, no label lookup.
+#[derive(Clone, Debug, Default)]
+pub struct TokenCounters {
+    /// `input_tokens{model}`: prompt tokens, cached ones included.
+    input: Counter,
+    /// `cached_tokens{model}`: the part of them Google read from its cache.
+    cached: Counter,
+}
+
+impl TokenCounters {
+    /// Count one answer's `usageMetadata`: `promptTokenCount` and
+    /// `cachedContentTokenCount`.
+    pub fn count(&self, prompt: u64, cached: u64) {
+        if prompt > 0 {
+            self.input.inc_by(prompt);
+        }
+        if cached > 0 {
+            self.cached.inc_by(cached);
+        }
+    }
 }
 
 fn protocol_index(p: Protocol) -> usize {
@@ -150,6 +178,18 @@ impl Metrics {
             "When each quota window resets, Unix seconds",
             quota_window_reset.clone(),
         );
+        let input_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "input_tokens",
+            "Prompt tokens of served answers by model, cached ones included (Google's usageMetadata.promptTokenCount)",
+            input_tokens.clone(),
+        );
+        let cached_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "cached_tokens",
+            "Prompt tokens of served answers Google read from its cache, by model (usageMetadata.cachedContentTokenCount)",
+            cached_tokens.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -164,6 +204,8 @@ impl Metrics {
             accounts,
             quota_window_remaining,
             quota_window_reset,
+            input_tokens,
+            cached_tokens,
             served: Default::default(),
             answered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -182,27 +224,35 @@ impl Metrics {
     }
 
     /// A request served: the upstream answered 2xx and the client gets 200.
-    pub fn served(&self, protocol: Protocol, model: &str) {
+    /// Answers the model's token counters, for the answer's usage.
+    pub fn served(&self, protocol: Protocol, model: &str) -> TokenCounters {
         self.answered.fetch_add(1, Ordering::Relaxed);
         let cache = &self.served[protocol_index(protocol)];
         if let Some(c) = cache.read().get(model) {
             c.request.inc();
             c.upstream_ok.inc();
-            return;
+            return c.tokens.clone();
         }
+        let labels = ModelLabels { model: model.to_string() };
         let c = ServedCounters {
             request: self
                 .requests
                 .get_or_create(&RequestLabels { protocol: protocol_name(protocol), model: model.to_string(), status: 200 })
                 .clone(),
-            upstream_ok: self.upstream_ok.get_or_create(&ModelLabels { model: model.to_string() }).clone(),
+            upstream_ok: self.upstream_ok.get_or_create(&labels).clone(),
+            tokens: TokenCounters {
+                input: self.input_tokens.get_or_create(&labels).clone(),
+                cached: self.cached_tokens.get_or_create(&labels).clone(),
+            },
         };
         c.request.inc();
         c.upstream_ok.inc();
+        let tokens = c.tokens.clone();
         let mut map = cache.write();
         if map.len() < SERVED_CACHE_CAP {
             map.insert(model.to_string(), c);
         }
+        tokens
     }
 
     pub(crate) fn upstream_error(&self, status: Option<u16>) {
@@ -297,5 +347,21 @@ mod tests {
         assert!(line(r#"grantpool_upstream_success_total{model="gemini-2.5-pro"}"#).ends_with(" 4"), "{text}");
         // No series for protocols that served nothing.
         assert!(!text.contains(r#"protocol="anthropic""#), "{text}");
+    }
+
+    #[test]
+    fn tokens_count_through_the_served_handles() {
+        let m = Metrics::new();
+        m.served(Protocol::Gemini, "gemini-2.5-pro").count(100, 0);
+        // The cached handle of another protocol feeds the same series.
+        m.served(Protocol::Anthropic, "gemini-2.5-pro").count(120, 90);
+        m.served(Protocol::Anthropic, "gemini-2.5-pro").count(0, 0);
+        m.served(Protocol::Openai, "claude-sonnet-4-5").count(7, 3);
+        let text = m.render("");
+        let line = |needle: &str| text.lines().find(|l| l.starts_with(needle)).unwrap_or_else(|| panic!("{needle} in\n{text}")).to_string();
+        assert_eq!(line(r#"grantpool_input_tokens_total{model="gemini-2.5-pro"}"#).rsplit(' ').next(), Some("220"));
+        assert_eq!(line(r#"grantpool_cached_tokens_total{model="gemini-2.5-pro"}"#).rsplit(' ').next(), Some("90"));
+        assert_eq!(line(r#"grantpool_input_tokens_total{model="claude-sonnet-4-5"}"#).rsplit(' ').next(), Some("7"));
+        assert_eq!(line(r#"grantpool_cached_tokens_total{model="claude-sonnet-4-5"}"#).rsplit(' ').next(), Some("3"));
     }
 }

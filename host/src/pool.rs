@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::plugins::{EventBatch, EventFeed, ModelQuota as WitQuota, Outcome, PluginAccount, PoolEvent, SelectRequest};
-use crate::store::{AccountFile, Change, LoadReport, ModelFamily, PersistedCooldown, QuotaWindow, TokenData};
+use crate::store::{AccountFile, Change, Cluster, LoadReport, ModelFamily, PersistedCooldown, QuotaWindow, TokenData};
 use crate::util::now_ms;
 
 mod blocks;
@@ -287,28 +287,54 @@ pub struct QuotaRule {
 
 /// Most session bindings kept (a cluster's shared sticky sessions).
 const SESSIONS_CAP: usize = 200_000;
+/// Least time between two requests to extend one binding (its extension
+/// comes back by subscription).
+const SESSION_EXTEND_EVERY_MS: u64 = 10_000;
 
-/// Conversations bound to accounts across the nodes of a cluster: learned
-/// from the store's change feed into this map, so that following a
-/// binding costs no round trip; a new or moved binding (and one past half
-/// its time) goes out through `sink`.
+/// One conversation's binding as this node knows it.
+struct Binding {
+    account: String,
+    /// Until when, Unix ms (Redis' clock, or this node's when made alone).
+    until_ms: u64,
+    /// Made by this node while Redis did not answer: any binding the
+    /// cluster tells of replaces it.
+    alone: bool,
+    /// When this node last asked to extend it.
+    asked_ms: u64,
+}
+
+/// Conversations bound to accounts across the nodes of a cluster. A
+/// binding is learned from the store's change feed into this map, so that
+/// following a known binding costs no round trip; a node that knows none
+/// for a conversation (a first turn, or one first seen by another node a
+/// moment ago) claims one in Redis before the request goes upstream, and
+/// the binding that holds there wins.
 struct Sessions {
     ttl_ms: u64,
-    /// Session key → (account id, until Unix ms).
-    map: Mutex<HashMap<String, (String, u64)>>,
-    sink: Box<dyn Fn(&str, &str, u64) + Send + Sync>,
+    /// Session key → its binding.
+    map: Mutex<HashMap<String, Binding>>,
+    cluster: Arc<dyn Cluster>,
 }
 
 impl Sessions {
-    fn insert(&self, key: &str, account: &str, until_ms: u64, now: u64) {
+    /// Keeps `binding` for `key`. Unless `sure` (the cluster's answer to
+    /// this node's claim), a binding the feed tells of replaces a known one
+    /// only when it is as late or later (messages may overtake an answer)
+    /// or the known one was made alone.
+    fn learn(&self, key: &str, binding: Binding, now: u64, sure: bool) {
         let mut map = self.map.lock();
+        if let Some(known) = map.get(key) {
+            if !sure && !known.alone && known.until_ms > now && known.until_ms > binding.until_ms {
+                return;
+            }
+        }
         if map.len() >= SESSIONS_CAP && !map.contains_key(key) {
-            map.retain(|_, (_, until)| *until > now);
+            map.retain(|_, b| b.until_ms > now);
             if map.len() >= SESSIONS_CAP {
                 map.clear();
             }
         }
-        map.insert(key.to_string(), (account.to_string(), until_ms));
+        map.insert(key.to_string(), binding);
     }
 }
 
@@ -663,17 +689,16 @@ impl Pool {
             Change::SessionBound { session, account, until_ms } => {
                 let now = now_ms();
                 if let Some(s) = self.sessions.get().filter(|_| until_ms > now) {
-                    s.insert(&session, &account, until_ms, now);
+                    s.learn(&session, Binding { account, until_ms, alone: false, asked_ms: 0 }, now, false);
                 }
             }
         }
     }
 
-    /// Share session bindings with the other nodes of a cluster: each lasts
-    /// `ttl`, and `sink(session key, account id, until ms)` tells the others
-    /// of a new one. Once, at start.
-    pub fn share_sessions(&self, ttl: std::time::Duration, sink: impl Fn(&str, &str, u64) + Send + Sync + 'static) {
-        let _ = self.sessions.set(Sessions { ttl_ms: ttl.as_millis() as u64, map: Mutex::new(HashMap::new()), sink: Box::new(sink) });
+    /// Share session bindings with the other nodes of a cluster through
+    /// `cluster`; each lasts `ttl` from its last extension. Once, at start.
+    pub fn share_sessions(&self, ttl: std::time::Duration, cluster: Arc<dyn Cluster>) {
+        let _ = self.sessions.set(Sessions { ttl_ms: ttl.as_millis() as u64, map: Mutex::new(HashMap::new()), cluster });
     }
 
     /// Whether session bindings are shared ([`Pool::share_sessions`]).
@@ -689,34 +714,59 @@ impl Pool {
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The slot the session `key` is bound to, while the binding lasts and
-    /// the account is known.
-    pub fn bound_slot(&self, key: &str) -> Option<u32> {
+    /// The account the session `key` is bound to, as this node knows it,
+    /// while the binding lasts (no round trip).
+    pub fn session_account(&self, key: &str) -> Option<String> {
         let s = self.sessions.get()?;
-        let id = {
-            let map = s.map.lock();
-            let (id, until) = map.get(key)?;
-            if *until <= now_ms() {
-                return None;
-            }
-            id.clone()
-        };
-        self.inner.read().by_id.get(&id).copied()
+        let map = s.map.lock();
+        map.get(key).filter(|b| b.until_ms > now_ms()).map(|b| b.account.clone())
     }
 
-    /// The session `key` is served by `slot`: a new or moved binding — or
-    /// one past half its time — is kept and told to the other nodes.
-    pub fn bind_session(&self, key: &str, slot: u32) {
+    /// The session `key` was served by `slot`, the account it is bound to:
+    /// past half its time, the binding is extended (queued; every node
+    /// hears of it) — unless the cluster moved it meanwhile.
+    pub fn keep_session(&self, key: &str, slot: u32) {
         let Some(s) = self.sessions.get() else { return };
         let Some(acc) = self.by_slot(slot) else { return };
         let now = now_ms();
-        let fresh = s.map.lock().get(key).is_some_and(|(id, until)| *id == acc.id && until.saturating_sub(now) > s.ttl_ms / 2);
-        if fresh {
-            return;
+        {
+            let mut map = s.map.lock();
+            let Some(b) = map.get_mut(key).filter(|b| b.account == acc.id) else { return };
+            if b.until_ms.saturating_sub(now) > s.ttl_ms / 2 || now.saturating_sub(b.asked_ms) < SESSION_EXTEND_EVERY_MS {
+                return;
+            }
+            b.asked_ms = now;
         }
-        let until = now + s.ttl_ms;
-        s.insert(key, &acc.id, until, now);
-        (s.sink)(key, &acc.id, until);
+        s.cluster.claim_session_later(key, Some(&acc.id), &acc.id, s.ttl_ms);
+    }
+
+    /// Binds the session `key` to `slot`'s account in the cluster (blocks
+    /// on one Redis round trip, bounded): a first binding when `expected`
+    /// is `None`, else a move away from account `expected`. Returns the
+    /// account it is bound to now — another node's when that binding held —
+    /// or `None` when Redis did not answer: then it is bound on this node
+    /// alone, and shared when Redis takes the queued claim.
+    pub fn claim_session(&self, key: &str, expected: Option<&str>, slot: u32) -> Option<String> {
+        let s = self.sessions.get()?;
+        let acc = self.by_slot(slot)?;
+        let now = now_ms();
+        match s.cluster.claim_session(key, expected, &acc.id, s.ttl_ms) {
+            Ok(held) => {
+                if held.account != acc.id {
+                    tracing::debug!(session = %key, account = %held.account, "conversation already bound by another node: following it");
+                } else if expected.is_some_and(|e| e != acc.id) {
+                    tracing::debug!(session = %key, from = expected.unwrap_or_default(), account = %acc.id, "conversation moved to another account");
+                }
+                s.learn(key, Binding { account: held.account.clone(), until_ms: held.until_ms, alone: false, asked_ms: 0 }, now, true);
+                Some(held.account)
+            }
+            Err(e) => {
+                tracing::debug!(session = %key, "session binding not claimed in the cluster, kept on this node: {e}");
+                s.learn(key, Binding { account: acc.id.clone(), until_ms: now + s.ttl_ms, alone: true, asked_ms: now }, now, true);
+                s.cluster.claim_session_later(key, expected, &acc.id, s.ttl_ms);
+                None
+            }
+        }
     }
 
     /// Re-read everything (`POST /admin/reload`): accounts no longer stored

@@ -116,11 +116,22 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+# The policy of a world that names none and does not ask for the bundled
+# default: requests spread over every account in turn.
+SPREAD_POLICY = '[selector]\nplugin = "round-robin"\n\n[[classifier]]\nplugin = "default"\n'
+
+
 class World:
     """A fake Google, a data directory with a config pointing at it, some
     accounts, and `grantpool serve` on a free loopback port."""
 
-    def __init__(self, accounts: int = 2, server: str = "", extra: str = "", policy: str | None = None, emails: list[str] | None = None):
+    def __init__(self, accounts: int = 2, server: str = "", extra: str = "", policy: str | None = None, emails: list[str] | None = None,
+                 bundled_policy: bool = False):
+        """`policy`: policy.toml's text. Without one the world spreads
+        requests over every account in turn (SPREAD_POLICY: most tests are
+        about what happens to accounts); `bundled_policy=True` runs the
+        bundled default instead (affinity: a conversation stays on one
+        account)."""
         ensure_binaries()
         self._tmp = tempfile.TemporaryDirectory(prefix="grantpool-py-")
         self.dir = Path(self._tmp.name)
@@ -129,6 +140,8 @@ class World:
         self.fake = Fake(self.dir)
         try:
             top = ""
+            if policy is None and not bundled_policy:
+                policy = SPREAD_POLICY
             if policy is not None:
                 (self.dir / "policy.toml").write_text(policy)
                 top = 'policy = "policy.toml"'

@@ -114,8 +114,11 @@ impl Cluster {
         for d in &self.dirs {
             let text = base.replace(&from, &format!("data_dir = \"{}\"", d.path().display()));
             std::fs::write(d.path().join("grantpool.toml"), text).unwrap();
-            if self.env.policy_path().is_file() {
-                std::fs::copy(self.env.policy_path(), d.path().join("policy.toml")).unwrap();
+            for policy in ["policy.toml", "spread-policy.toml"] {
+                let from = self.env.data_dir().join(policy);
+                if from.is_file() {
+                    std::fs::copy(from, d.path().join(policy)).unwrap();
+                }
             }
         }
     }
@@ -494,4 +497,147 @@ async fn a_node_starts_without_redis_only_from_its_snapshot() {
     assert_eq!(c.record(&id)["email"], "snap@example.com");
     assert!(a.logs().contains("came back empty"), "{}", a.logs());
     a.stop().await;
+}
+
+/// Every node runs the sticky-session selector with a round-robin
+/// fallback, and node `i`'s round-robin stands `i` places further: left to
+/// itself, each node would bind a new conversation to another account.
+async fn sticky_cluster(accounts: &[&str]) -> (Cluster, Vec<String>, [Proxy; 3]) {
+    let c = Cluster::new(3, false).await;
+    c.use_policy("[selector]\nplugin = \"sticky-session\"\nconfig = { fallback = \"round-robin\" }\n");
+    let mut ids = Vec::new();
+    for e in accounts {
+        ids.push(c.add_account(&format!("{e}@example.com"), &format!("rt-{e}")).await);
+    }
+    let nodes = [c.start(0).await, c.start(1).await, c.start(2).await];
+    for (i, node) in nodes.iter().enumerate() {
+        for k in 0..i {
+            assert_eq!(ask(node, format!("no session {k}"), None).await.0, 200);
+        }
+    }
+    (c, ids, nodes)
+}
+
+/// `turns` turns of `session`, turn `t` on node `(start + t) % 3`, each sent
+/// as soon as the one before is answered; the account of each.
+async fn converse(nodes: &[Proxy; 3], session: &str, start: usize, turns: std::ops::Range<usize>) -> Vec<String> {
+    let mut served = Vec::new();
+    for t in turns {
+        let (s, acc, body) = ask(&nodes[(start + t) % 3], format!("{session} turn {t}"), Some(session)).await;
+        assert_eq!(s, 200, "{session} turn {t}: {body}");
+        served.push(acc.expect("x-grantpool-account"));
+    }
+    served
+}
+
+/// The calls of each command Redis ran so far (`INFO commandstats`).
+fn command_calls(redis: &Redis) -> std::collections::HashMap<String, u64> {
+    redis
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conversation_sent_alternately_to_three_nodes_is_served_by_one_account_50_times_out_of_50() {
+    let (c, _ids, nodes) = sticky_cluster(&["t1", "t2", "t3", "t4"]).await;
+    let nodes = Arc::new(nodes);
+    // One after another: each conversation's first turn on another node.
+    for (n, session) in ["conv-a", "conv-b", "conv-c", "conv-d"].into_iter().enumerate() {
+        let served = converse(&nodes, session, n, 0..50).await;
+        assert!(served.iter().all(|a| *a == served[0]), "{session}: {served:?}");
+    }
+    // Three conversations at once, each alternating over the nodes.
+    let running: Vec<_> = ["conv-e", "conv-f", "conv-g"]
+        .into_iter()
+        .enumerate()
+        .map(|(n, session)| {
+            let nodes = nodes.clone();
+            tokio::spawn(async move { (session, converse(&nodes, session, n, 0..50).await) })
+        })
+        .collect();
+    for r in running {
+        let (session, served) = r.await.unwrap();
+        assert!(served.iter().all(|a| *a == served[0]), "{session}: {served:?}");
+    }
+    // One conversation whose first turn reaches two nodes at the same moment.
+    for session in ["conv-h", "conv-i", "conv-j"] {
+        let (x, y) = tokio::join!(ask(&nodes[0], format!("{session} turn 0"), Some(session)), ask(&nodes[1], format!("{session} turn 0"), Some(session)));
+        assert_eq!((x.0, y.0), (200, 200));
+        assert_eq!(x.1, y.1, "{session}: the two nodes agree on the first turn");
+        let served = converse(&nodes, session, 2, 1..50).await;
+        assert!(served.iter().all(|a| Some(a) == x.1.as_ref()), "{session}: {:?} then {served:?}", x.1);
+    }
+
+    // A binding every node knows costs no Redis command per request.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = command_calls(&c.redis);
+    let served = converse(&nodes, "conv-a", 1, 50..110).await;
+    let after = command_calls(&c.redis);
+    assert!(served.iter().all(|a| *a == served[0]));
+    let grew = |cmd: &str| after.get(cmd).copied().unwrap_or(0) - before.get(cmd).copied().unwrap_or(0);
+    let (scripts, reads) = (grew("evalsha") + grew("eval"), grew("get") + grew("set"));
+    eprintln!("60 turns of a known conversation: {scripts} scripts, {reads} GET/SET in Redis");
+    assert_eq!((scripts, reads), (0, 0), "known bindings are followed without asking Redis");
+    let nodes = Arc::try_unwrap(nodes).ok().unwrap();
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conversation_whose_account_goes_off_the_proxy_moves_once_on_every_node_and_stays() {
+    let (c, _ids, nodes) = sticky_cluster(&["m1", "m2", "m3", "m4"]).await;
+    for (n, session) in ["move-1", "move-2"].into_iter().enumerate() {
+        let before = converse(&nodes, session, n, 0..6).await;
+        let old = before[0].clone();
+        assert!(before.iter().all(|a| *a == old), "{session}: {before:?}");
+
+        // The bound account goes off the proxy (by hand, on one node); every
+        // node knows it within a moment.
+        let resp = nodes[n].http.post(format!("{}/admin/accounts/{old}/disable", nodes[n].url)).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+        for node in &nodes {
+            assert!(eventually(Duration::from_secs(2), || async { state_on(node, &old).await == "proxy_disabled" }).await);
+        }
+        // The next turns, back to back on every node: one new account.
+        let after = converse(&nodes, session, n + 1, 6..36).await;
+        let new = after[0].clone();
+        assert_ne!(new, old);
+        assert!(after.iter().all(|a| *a == new), "{session} moved once: {after:?}");
+
+        // Back on the proxy, the old account does not get it back.
+        let resp = nodes[n].http.post(format!("{}/admin/accounts/{old}/enable", nodes[n].url)).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        for node in &nodes {
+            assert!(eventually(Duration::from_secs(2), || async { state_on(node, &old).await == "active" }).await);
+        }
+        let later = converse(&nodes, session, n + 2, 36..48).await;
+        assert!(later.iter().all(|a| *a == new), "{session} stays: {later:?}");
+    }
+
+    // A rate-limited bound account: the turn that met the 429 is served by
+    // another account, and the conversation stays there, on every node.
+    let before = converse(&nodes, "move-3", 2, 0..6).await;
+    let old = before[0].clone();
+    assert!(before.iter().all(|a| *a == old), "{before:?}");
+    let email = c.record(&old)["email"].as_str().unwrap().to_string();
+    c.env.fake.push_fault(FaultSpec::rate_limit_exceeded(Endpoint::Generate, "1s").for_email(&email).times(1)).await.unwrap();
+    let after = converse(&nodes, "move-3", 2, 6..36).await;
+    assert!(c.env.fake.pending_faults().await.is_empty(), "the bound account met the 429");
+    let new = after[0].clone();
+    assert_ne!(new, old);
+    assert!(after.iter().all(|a| *a == new), "moved once: {after:?}");
+    // Rested again, the old account does not get it back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = converse(&nodes, "move-3", 0, 36..48).await;
+    assert!(later.iter().all(|a| *a == new), "stays: {later:?}");
+    for n in nodes {
+        n.stop().await;
+    }
 }

@@ -89,8 +89,9 @@ impl SelectorPlugin {
         self.interests().contains(Interests::QUOTA)
     }
 
-    /// True when the selector reads session ids: without it the routes do
-    /// not derive them.
+    /// True when the selector reads session ids: without it a cluster does
+    /// not share session bindings. (The routes work the id out for every
+    /// request all the same: it names the upstream session.)
     pub fn wants_sessions(&self) -> bool {
         self.interests().contains(Interests::SESSIONS)
     }

@@ -108,6 +108,8 @@ pub struct Policy {
     pub file: Option<PathBuf>,
     /// The selector.
     pub selector: SelectorPlugin,
+    /// The selector's config, as JSON (`{}` when none).
+    pub selector_config: String,
     /// The classifier chain, in order: the first answer wins.
     pub classifiers: Vec<ChainLink>,
     /// The disable-storm guard.
@@ -155,7 +157,15 @@ impl Policy {
                 .map_err(|e| PolicyError::Plugin { file: file_desc.clone(), line: 1, cause: e })?;
             classifiers.push(ChainLink { plugin, mode: ClassifierMode::Act });
         }
-        Ok(Policy { file: file.map(Path::to_path_buf), selector, classifiers, guard: spec.guard, quota_protection: spec.quota_protection, plugin_files })
+        Ok(Policy {
+            file: file.map(Path::to_path_buf),
+            selector,
+            selector_config: spec.selector.config_json.clone(),
+            classifiers,
+            guard: spec.guard,
+            quota_protection: spec.quota_protection,
+            plugin_files,
+        })
     }
 
     /// Read and load a policy file, or the bundled default when `None`.
@@ -181,7 +191,11 @@ impl Policy {
         .filter_map(|(wanted, what)| wanted.then_some(what))
         .collect();
         let sent = if asked.is_empty() { "nothing beyond the pool".to_string() } else { asked.join(", ") };
-        let mut out = format!("selector: {} ({}); it asks for {sent}", self.selector.name(), self.selector.source().describe());
+        let config = if self.selector_config == "{}" { String::new() } else { format!(" {}", self.selector_config) };
+        let mut out = format!("selector: {}{config} ({}); it asks for {sent}", self.selector.name(), self.selector.source().describe());
+        if self.file.is_none() {
+            out.push_str("\n(the bundled default: a conversation stays on the account that served its first turn while it can serve, else moves to the least-busy account for good; name another [selector] in a policy file to change it)");
+        }
         for (i, c) in self.classifiers.iter().enumerate() {
             let mode = if c.mode == ClassifierMode::Shadow { " [shadow]" } else { "" };
             out.push_str(&format!("\nclassifier {}: {} ({}){mode}", i + 1, c.plugin.name(), c.plugin.source().describe()));

@@ -7,12 +7,21 @@ use toml::Spanned;
 
 /// The policy grantpool runs when none is configured.
 pub const DEFAULT_POLICY: &str = r#"# grantpool's bundled default policy.
+# A conversation stays on the account that served its first turn while that
+# account can serve the model (Google's prompt cache, thought signatures);
+# new conversations, and those whose account cannot serve, go to the
+# least-busy account, and stay there. Bindings end after an hour idle.
 [selector]
-plugin = "round-robin"
+plugin = "sticky-session"
+config = { ttl_secs = 3600, fallback = "least-busy" }
 
 [[classifier]]
 plugin = "default"
 "#;
+
+/// The selector of a policy that names none, as in [`DEFAULT_POLICY`]:
+/// plugin and config (JSON).
+pub const DEFAULT_SELECTOR: (&str, &str) = ("sticky-session", r#"{"ttl_secs":3600,"fallback":"least-busy"}"#);
 
 /// What a classifier's verdicts do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -117,7 +126,7 @@ pub struct Entry {
 /// A policy file read and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
-    /// The selector (`round-robin` when the file names none).
+    /// The selector (the bundled default's, affinity, when the file names none).
     pub selector: Entry,
     /// The classifier chain as written (may be empty).
     pub classifiers: Vec<Entry>,
@@ -160,7 +169,13 @@ pub fn parse(text: &str) -> Result<Spec, SpecError> {
     };
     let selector = match &file.selector {
         Some(s) => entry(&s.plugin, &s.config, ClassifierMode::Act)?,
-        None => Entry { plugin: "round-robin".into(), config_json: "{}".into(), line: 1, config_line: 1, mode: ClassifierMode::Act },
+        None => Entry {
+            plugin: DEFAULT_SELECTOR.0.into(),
+            config_json: DEFAULT_SELECTOR.1.into(),
+            line: 1,
+            config_line: 1,
+            mode: ClassifierMode::Act,
+        },
     };
     let classifiers = file.classifier.iter().map(|c| entry(&c.plugin, &c.config, c.mode)).collect::<Result<Vec<_>, _>>()?;
     let quota_protection = match file.quota_protection {
@@ -199,5 +214,21 @@ mod tests {
         assert!(matches!(parse("[selector]\nplugin = 3"), Err(SpecError::Parse(_))));
         assert!(matches!(parse("[guard]\nmax_fraction = 2.0"), Err(SpecError::Invalid { .. })));
         assert!(matches!(parse("[selector]\nplugin = \"x\"\nconfig = 3"), Err(SpecError::Invalid { line: 2, .. })));
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_without_a_selector_gets_the_bundled_defaults() {
+        let bundled = parse(DEFAULT_POLICY).unwrap();
+        let bare = parse("[[classifier]]\nplugin = \"default\"\n").unwrap();
+        assert_eq!(bundled.selector.plugin, "sticky-session");
+        assert_eq!((bare.selector.plugin.as_str(), bare.selector.config_json.as_str()), DEFAULT_SELECTOR);
+        let a: serde_json::Value = serde_json::from_str(&bundled.selector.config_json).unwrap();
+        let b: serde_json::Value = serde_json::from_str(DEFAULT_SELECTOR.1).unwrap();
+        assert_eq!(a, b, "one default, written twice");
     }
 }

@@ -45,21 +45,38 @@ impl FromRequestParts<Arc<ProxyState>> for Admitted {
     }
 }
 
-/// The conversation id a client sent (`x-session-id` or
-/// `x-grantpool-session`), read without copying the other headers.
-pub struct SessionHeader(pub Option<String>);
+/// The conversation ids a client sent in headers, by rank (see
+/// `routes::conversation_id`): header lookups only, nothing else copied.
+#[derive(Debug, Default)]
+pub struct SessionHeader {
+    /// `x-session-id`, `x-grantpool-session` (any client, set by hand) or
+    /// Claude Code's `x-claude-code-session-id`: above any id in the body.
+    pub explicit: Option<String>,
+    /// Codex's `session-id` (or the `conversation_id` older Codex sent):
+    /// below Claude Code's `metadata.user_id`, above the OpenAI body ids.
+    pub codex: Option<String>,
+}
+
+impl SessionHeader {
+    /// Headers that name the conversation above any body id, in order.
+    pub const EXPLICIT: [&'static str; 3] = ["x-session-id", "x-grantpool-session", "x-claude-code-session-id"];
+    /// Codex's headers, in order.
+    pub const CODEX: [&'static str; 2] = ["session-id", "conversation_id"];
+
+    /// The ids found in `headers` (an empty or non-ASCII value counts as none).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let first = |names: &[&str]| {
+            names.iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())).map(str::to_string)
+        };
+        SessionHeader { explicit: first(&Self::EXPLICIT), codex: first(&Self::CODEX) }
+    }
+}
 
 impl FromRequestParts<Arc<ProxyState>> for SessionHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &Arc<ProxyState>) -> Result<Self, Self::Rejection> {
-        Ok(SessionHeader(
-            ["x-session-id", "x-grantpool-session"]
-                .iter()
-                .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string),
-        ))
+        Ok(SessionHeader::from_headers(&parts.headers))
     }
 }
 
@@ -207,5 +224,26 @@ mod tests {
         assert!(key_matches("sk-bb", &keys));
         assert!(!key_matches("sk-b", &keys));
         assert!(!key_matches("", &keys));
+    }
+
+    #[test]
+    fn session_headers_by_rank() {
+        let of = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, axum::http::HeaderValue::from_static(v));
+            }
+            let s = SessionHeader::from_headers(&h);
+            (s.explicit, s.codex)
+        };
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(of(&[]), (None, None));
+        assert_eq!(of(&[("x-grantpool-session", "g"), ("x-session-id", "x")]), (s("x"), None));
+        assert_eq!(of(&[("x-grantpool-session", "g"), ("x-claude-code-session-id", "c")]), (s("g"), None));
+        assert_eq!(of(&[("x-claude-code-session-id", "c")]), (s("c"), None));
+        assert_eq!(of(&[("session-id", "k"), ("conversation_id", "old")]), (None, s("k")));
+        assert_eq!(of(&[("conversation_id", "old")]), (None, s("old")));
+        // An empty header is no id: the next one counts.
+        assert_eq!(of(&[("x-session-id", ""), ("x-claude-code-session-id", "c")]), (s("c"), None));
     }
 }

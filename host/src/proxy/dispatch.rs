@@ -111,10 +111,12 @@ impl Dispatcher {
     /// The next account for `req`, held: the selector's pick (the built-in
     /// choice when the selector fails), skipping accounts that can no
     /// longer be held. `None` when no account fits.
-    fn next_lease(&self, policy: &Policy, req: &mut SelectRequest) -> Option<Lease> {
-        // In a cluster, a conversation's binding is shared by every node
-        // (learned by subscription: no round trip here); it is offered
-        // first while its account can serve, else the selector decides.
+    async fn next_lease(&self, policy: &Policy, req: &mut SelectRequest) -> Option<Lease> {
+        // In a cluster a conversation's binding is shared by every node.
+        // Known here (by subscription, or from an earlier claim) it costs no
+        // round trip and is followed while its account can serve; else the
+        // selector picks and the pick is claimed in Redis before the request
+        // goes upstream (see `settle_session`).
         let shared_session = req
             .session_id
             .as_deref()
@@ -124,23 +126,49 @@ impl Dispatcher {
             let now = now_ms();
             self.pool.expire(now);
             req.unavailable = self.pool.unavailable_for(&req.model, now);
-            let bound = shared_session.as_deref().and_then(|k| self.pool.bound_slot(k)).filter(|s| self.pool.is_candidate(*s, req));
-            let slot = match bound {
-                Some(s) => s,
-                None => match policy.selector.select(&*self.pool, req, |s| self.pool.is_candidate(s, req)) {
-                    SelectOutcome::Picked(s) => s,
-                    SelectOutcome::NoneFits => return None,
-                    SelectOutcome::Failed(_) => self.pool.least_recently_used(req)?,
-                },
+            let known = shared_session.as_deref().and_then(|k| self.pool.session_account(k));
+            let bound = known.as_deref().and_then(|id| self.pool.get(id)).map(|a| a.slot).filter(|s| self.pool.is_candidate(*s, req));
+            let slot = match (bound, &shared_session) {
+                (Some(s), Some(k)) => {
+                    self.pool.keep_session(k, s);
+                    s
+                }
+                _ => {
+                    let picked = match policy.selector.select(&*self.pool, req, |s| self.pool.is_candidate(s, req)) {
+                        SelectOutcome::Picked(s) => s,
+                        SelectOutcome::NoneFits => return None,
+                        SelectOutcome::Failed(_) => self.pool.least_recently_used(req)?,
+                    };
+                    match &shared_session {
+                        Some(k) => self.settle_session(k, known, picked, req).await,
+                        None => picked,
+                    }
+                }
             };
-            if let Some(k) = &shared_session {
-                self.pool.bind_session(k, slot);
-            }
             req.tried.push(slot);
             if let Some(lease) = self.pool.begin(slot, &req.model, req.session_id.as_deref(), policy.selector.wants_outcomes()) {
                 return Some(lease);
             }
         }
+    }
+
+    /// A conversation with no binding this node can follow (none known, or
+    /// its account `known` cannot serve): `picked` is claimed in Redis — a
+    /// first binding, or a move for good — unless another node's binding
+    /// holds there; that one is followed when its account can serve here,
+    /// else the conversation moves away from it. One round trip, rarely two;
+    /// when Redis does not answer, `picked` (bound on this node alone).
+    async fn settle_session(&self, key: &str, mut expected: Option<String>, picked: u32, req: &SelectRequest) -> u32 {
+        for _ in 0..3 {
+            let (pool, k, from) = (self.pool.clone(), key.to_string(), expected.clone());
+            let held = tokio::task::spawn_blocking(move || pool.claim_session(&k, from.as_deref(), picked)).await.ok().flatten();
+            let Some(held) = held else { return picked };
+            match self.pool.get(&held).map(|a| a.slot) {
+                Some(s) if s == picked || self.pool.is_candidate(s, req) => return s,
+                _ => expected = Some(held),
+            }
+        }
+        picked
     }
 
     /// Count the tokens of a Gemini request (`contents`, `systemInstruction`,
@@ -151,7 +179,7 @@ impl Dispatcher {
         let mut last = None;
         while req.attempt < self.max_attempts {
             req.attempt += 1;
-            let Some(lease) = self.next_lease(policy, &mut req) else { break };
+            let Some(lease) = self.next_lease(policy, &mut req).await else { break };
             let acc = lease.account().clone();
             let token = match self.tokens.access_token(&acc).await {
                 Ok(t) => t,
@@ -223,7 +251,7 @@ impl Dispatcher {
         while upstream_calls < max_attempts {
             attempt += 1;
             req.attempt = attempt;
-            let Some(lease) = self.next_lease(policy, &mut req) else {
+            let Some(lease) = self.next_lease(policy, &mut req).await else {
                 if self.wait_for_one_back(&call.model, &mut waited).await {
                     // Those tried before may serve again once rested.
                     req.tried.clear();

@@ -18,6 +18,7 @@ use super::answer::{dispatch_error, error_response, refused, with_account};
 use super::auth::{Admitted, ClientBody, SessionHeader};
 use super::dispatch::{Call, Served};
 use super::state::ProxyState;
+use crate::metrics::TokenCounters;
 use crate::plugins::Protocol;
 use crate::policy::Policy;
 use crate::pool::Lease;
@@ -58,44 +59,107 @@ struct Prepared {
     policy: Arc<Policy>,
 }
 
-/// The request's session id, worked out only when the selector reads
-/// session ids.
-fn session_if_wanted(policy: &Policy, session: impl FnOnce() -> Option<String>) -> Option<String> {
-    if policy.selector.wants_sessions() {
-        session()
+/// A conversation's id, by rank: the explicit headers (`x-session-id`,
+/// `x-grantpool-session`, Claude Code's `x-claude-code-session-id`); then
+/// `body` when `body_first` (Claude Code's `metadata.user_id`); Codex's
+/// `session-id` / `conversation_id` headers; `body` otherwise (OpenAI
+/// `prompt_cache_key`, `user`, `safety_identifier`); else `fallback` (a hash
+/// of the system prompt and first turn), worked out only when nothing came.
+fn conversation_id(
+    headers: SessionHeader,
+    body: Option<String>,
+    body_first: bool,
+    fallback: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let (id, source) = if let Some(id) = headers.explicit {
+        (Some(id), "header")
+    } else if let Some(id) = body.as_ref().filter(|_| body_first) {
+        (Some(id.clone()), "body")
+    } else if let Some(id) = headers.codex {
+        (Some(id), "codex header")
+    } else if let Some(id) = body {
+        (Some(id), "body")
     } else {
-        None
-    }
+        (fallback(), "first turn")
+    };
+    tracing::trace!(source, known = id.is_some(), "conversation id");
+    id
 }
 
 /// A conversation's identity when the client sends none: a hash of its
-/// first message, stable across the turns of one conversation, so sticky
-/// selection keeps it on one account (and the upstream prompt cache warm).
-fn first_message_session(first: Option<&[u8]>) -> Option<String> {
-    use std::hash::{Hash, Hasher};
+/// system prompt and first turn, stable across the turns of one
+/// conversation (every turn resends them), different between conversations.
+/// `None` without a first turn.
+fn first_turn_session(system: Option<&[u8]>, first: Option<&[u8]>) -> Option<String> {
     let first = first?;
-    // DefaultHasher::new() has fixed keys: the same input hashes the same
-    // in every process.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    first.hash(&mut h);
-    Some(format!("conv-{:016x}", h.finish()))
+    let mut h = FirstTurnHasher::default();
+    h.add(system.unwrap_or_default());
+    h.add(first);
+    Some(h.finish())
 }
 
-/// A Gemini request body checked once: it must be a JSON object; its first
-/// content (raw JSON) names the conversation when the client sends no
-/// session id.
-fn gemini_first_content(body: &[u8]) -> Result<Option<&[u8]>, serde_json::Error> {
+/// Hashes the system prompt and first turn; `io::Write` so that a
+/// translated request is hashed as it is serialised, with no copy.
+#[derive(Default)]
+struct FirstTurnHasher(std::collections::hash_map::DefaultHasher);
+
+impl FirstTurnHasher {
+    /// One field, length-prefixed (so that `("ab","c")` ≠ `("a","bc")`).
+    fn add(&mut self, bytes: &[u8]) {
+        use std::hash::Hasher;
+        self.0.write_usize(bytes.len());
+        self.0.write(bytes);
+    }
+
+    fn finish(self) -> String {
+        use std::hash::Hasher;
+        // DefaultHasher::new() has fixed keys: the same input hashes the
+        // same in every process (and on every node of a cluster).
+        format!("conv-{:016x}", self.0.finish())
+    }
+}
+
+impl std::io::Write for FirstTurnHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The first-turn id of a translated request: its system instruction and
+/// first content, hashed as serialised (no intermediate buffer).
+fn translated_first_turn(g: &GenerateContentRequest) -> Option<String> {
+    let first = g.contents.first()?;
+    let mut h = FirstTurnHasher::default();
+    // A marker byte between the two parts stands in for a length prefix.
+    if let Some(system) = &g.system_instruction {
+        serde_json::to_writer(&mut h, system).ok()?;
+    }
+    h.add(b"\0");
+    serde_json::to_writer(&mut h, first).ok()?;
+    Some(h.finish())
+}
+
+/// A Gemini request's system instruction and first content, as raw JSON.
+type FirstTurn<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A Gemini request body checked once: it must be a JSON object; its
+/// system instruction and first content (raw JSON) name the conversation
+/// when the client sends no session id.
+fn gemini_first_turn(body: &[u8]) -> Result<FirstTurn<'_>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Req<'a> {
         #[serde(borrow, default)]
         contents: Vec<&'a RawValue>,
+        #[serde(borrow, default, alias = "system_instruction", rename = "systemInstruction")]
+        system: Option<&'a RawValue>,
     }
     let r: Req = serde_json::from_slice(body)?;
-    Ok(r.contents.first().map(|c| c.get().as_bytes()))
-}
-
-fn translated_first_content(g: &GenerateContentRequest) -> Option<Vec<u8>> {
-    g.contents.first().and_then(|c| serde_json::to_vec(c).ok())
+    Ok((r.system.map(|s| s.get().as_bytes()), r.contents.first().map(|c| c.get().as_bytes())))
 }
 
 /// Where the Gemini answer sits in a `v1internal` answer (or one stream
@@ -124,7 +188,7 @@ pub async fn gemini_generate(
     _: Admitted,
     State(app): State<Arc<ProxyState>>,
     Path(model_action): Path<String>,
-    SessionHeader(session): SessionHeader,
+    session: SessionHeader,
     ClientBody(body): ClientBody,
 ) -> Response {
     const ROUTE: &str = "POST /v1beta/models/{model}";
@@ -141,12 +205,12 @@ pub async fn gemini_generate(
         "countTokens" => return super::models::gemini_count(app, model, &body).await,
         other => return refused(Protocol::Gemini, ROUTE, 404, &format!("method `{other}` is not supported; use generateContent, streamGenerateContent or countTokens")),
     };
-    let first = match gemini_first_content(&body) {
-        Ok(first) => first,
+    let (system, first) = match gemini_first_turn(&body) {
+        Ok(turn) => turn,
         Err(e) => return refused(Protocol::Gemini, ROUTE, 400, &format!("request body is not a JSON object: {e}")),
     };
     let policy = app.policy.current();
-    let session_id = session_if_wanted(&policy, || session.or_else(|| first_message_session(first)));
+    let session_id = conversation_id(session, None, false, || first_turn_session(system, first));
     let prepared = Prepared {
         policy,
         dialect: Dialect::Gemini,
@@ -159,12 +223,12 @@ pub async fn gemini_generate(
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
     translated(app, Dialect::Chat, "POST /v1/chat/completions", openai::parse_request(&body), session).await
 }
 
 /// `POST /v1/responses` (the Responses API, as Codex CLI speaks it).
-pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
     const ROUTE: &str = "POST /v1/responses";
     match responses::parse_request_with_tools(&body) {
         Ok((req, tools)) => {
@@ -178,7 +242,7 @@ pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, S
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, SessionHeader(session): SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
     translated(app, Dialect::Anthropic, "POST /v1/messages", anthropic::parse_request(&body), session).await
 }
 
@@ -189,7 +253,7 @@ async fn translated(
     dialect: Dialect,
     route: &str,
     parsed: Result<ClientRequest, TranslateError>,
-    session: Option<String>,
+    session: SessionHeader,
 ) -> Response {
     let protocol = dialect.protocol();
     let req = match parsed {
@@ -201,9 +265,11 @@ async fn translated(
         Err(e) => return error_response(protocol, 500, &format!("cannot encode the translated request: {e}")),
     };
     let policy = app.policy.current();
-    let session_id = session_if_wanted(&policy, || {
-        session.or(req.session_hint).or_else(|| first_message_session(translated_first_content(&req.gemini).as_deref()))
-    });
+    // Claude Code's `metadata.user_id` ranks above Codex's headers; the
+    // OpenAI body ids below them.
+    let body_first = matches!(dialect, Dialect::Anthropic);
+    let gemini = &req.gemini;
+    let session_id = conversation_id(session, req.session_hint, body_first, || translated_first_turn(gemini));
     let prepared = Prepared { dialect, client_model: req.model, stream: req.stream, session_id, request, policy };
     run(app, prepared).await
 }
@@ -216,11 +282,11 @@ async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
     let proto = protocol_name(protocol);
     match app.dispatcher.dispatch(&p.policy, &call).await {
         Ok(served) => {
-            app.dispatcher.metrics.served(protocol, model);
+            let tally = Tally::new(app.dispatcher.metrics.served(protocol, model));
             if p.stream {
-                stream_response(served, p.dialect, &p.client_model)
+                stream_response(served, p.dialect, &p.client_model, tally)
             } else {
-                whole_response(served, p.dialect, &p.client_model).await
+                whole_response(served, p.dialect, &p.client_model, tally).await
             }
         }
         Err(e) => {
@@ -231,7 +297,51 @@ async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
     }
 }
 
-async fn whole_response(served: Served, dialect: Dialect, client_model: &str) -> Response {
+/// The input tokens of one served answer (Google's `usageMetadata`), for
+/// `grantpool_input_tokens_total` and `grantpool_cached_tokens_total`:
+/// counted once, by [`Tally::count`] when a stream ends (before its last
+/// bytes go out), else when the tally goes (the whole answer read, or the
+/// client gone mid-stream). A stream's counts are cumulative: the last
+/// usage it carried stands.
+struct Tally {
+    counters: TokenCounters,
+    prompt: u64,
+    cached: u64,
+}
+
+impl Tally {
+    fn new(counters: TokenCounters) -> Self {
+        Tally { counters, prompt: 0, cached: 0 }
+    }
+
+    /// An answer's usage, from its parse.
+    fn saw(&mut self, usage: Option<&gemini::UsageMetadata>) {
+        if let Some(u) = usage {
+            (self.prompt, self.cached) = (u.prompt(), u.cached());
+        }
+    }
+
+    /// An answer's usage, found in its bytes (the Gemini route, which
+    /// does not parse).
+    fn scan(&mut self, data: &[u8]) {
+        if let Some(usage) = gemini::usage_scan(data) {
+            (self.prompt, self.cached) = usage;
+        }
+    }
+
+    /// Count what was seen (once: the counts are then 0).
+    fn count(&mut self) {
+        self.counters.count(std::mem::take(&mut self.prompt), std::mem::take(&mut self.cached));
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.count();
+    }
+}
+
+async fn whole_response(served: Served, dialect: Dialect, client_model: &str, mut tally: Tally) -> Response {
     let protocol = dialect.protocol();
     let Served { response, lease, account } = served;
     let body = match response.bytes().await {
@@ -249,14 +359,18 @@ async fn whole_response(served: Served, dialect: Dialect, client_model: &str) ->
             // The inner answer, as a view into the upstream's buffer (the
             // whole answer when it is not JSON: the client sees what came).
             let inner = body.slice(gemini_inner(&body).unwrap_or(0..body.len()));
+            tally.scan(&inner);
             ([(axum::http::header::CONTENT_TYPE, "application/json")], inner).into_response()
         }
         Dialect::Chat | Dialect::Responses(_) | Dialect::Anthropic => match parse_upstream_response(&body) {
-            Ok(g) => match &dialect {
-                Dialect::Chat => Json(openai::response_from_gemini(&g, client_model)).into_response(),
-                Dialect::Responses(tools) => Json(responses::response_with_tools(&g, client_model, tools)).into_response(),
-                _ => Json(anthropic::response_from_gemini(&g, client_model)).into_response(),
-            },
+            Ok(g) => {
+                tally.saw(g.usage_metadata.as_ref());
+                match &dialect {
+                    Dialect::Chat => Json(openai::response_from_gemini(&g, client_model)).into_response(),
+                    Dialect::Responses(tools) => Json(responses::response_with_tools(&g, client_model, tools)).into_response(),
+                    _ => Json(anthropic::response_from_gemini(&g, client_model)).into_response(),
+                }
+            }
             Err(e) => {
                 lease.finish(false, Some(200));
                 return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account);
@@ -276,23 +390,28 @@ enum StreamOut {
 }
 
 impl StreamOut {
-    /// Translate one upstream event; the flag says it carried a finish reason.
-    fn push(&mut self, data: &str) -> Result<(Vec<Bytes>, bool), String> {
+    /// Translate one upstream event (its usage goes to `tally`); the flag
+    /// says it carried a finish reason.
+    fn push(&mut self, data: &str, tally: &mut Tally) -> Result<(Vec<Bytes>, bool), String> {
         match self {
             StreamOut::Gemini => {
                 let inner = &data[gemini_inner(data.as_bytes()).map_err(|e| format!("upstream event is not JSON: {e}"))?];
+                tally.scan(inner.as_bytes());
                 Ok((vec![SseEvent::data(inner.to_string()).to_bytes()], inner.contains("\"finishReason\"")))
             }
             StreamOut::Openai(t) => {
                 let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                tally.saw(g.usage_metadata.as_ref());
                 Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
             }
             StreamOut::Responses(t) => {
                 let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                tally.saw(g.usage_metadata.as_ref());
                 Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
             }
             StreamOut::Anthropic(t) => {
                 let g = parse_upstream_response(data.as_bytes()).map_err(|e| format!("upstream event is not a Gemini response: {e}"))?;
+                tally.saw(g.usage_metadata.as_ref());
                 Ok((t.push(&g).iter().map(SseEvent::to_bytes).collect(), g.finish_reason().is_some()))
             }
         }
@@ -329,9 +448,11 @@ struct StreamState<S> {
     done: bool,
     /// An event with a finish reason came: the answer is complete.
     saw_finish: bool,
+    /// The last usage seen, counted when the stream goes.
+    tally: Tally,
 }
 
-fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Response {
+fn stream_response(served: Served, dialect: Dialect, client_model: &str, tally: Tally) -> Response {
     let Served { response, lease, account } = served;
     let out = match dialect {
         Dialect::Gemini => StreamOut::Gemini,
@@ -339,7 +460,7 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Resp
         Dialect::Responses(tools) => StreamOut::Responses(Box::new(responses::StreamTranslator::with_tools(client_model, tools))),
         Dialect::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
     };
-    let state = StreamState { events: response.into_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false };
+    let state = StreamState { events: response.into_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false, tally };
     let body = futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(b) = st.pending.pop_front() {
@@ -353,7 +474,7 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Resp
                     if ev.data.trim().is_empty() || ev.data.trim() == "[DONE]" {
                         continue;
                     }
-                    match st.out.push(&ev.data) {
+                    match st.out.push(&ev.data, &mut st.tally) {
                         Ok((chunks, finished)) => {
                             st.pending.extend(chunks);
                             st.saw_finish |= finished;
@@ -378,6 +499,7 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Resp
                 }
                 None => {
                     st.done = true;
+                    st.tally.count();
                     if st.saw_finish {
                         st.pending.extend(st.out.finish());
                         if let Some(l) = st.lease.take() {
@@ -400,4 +522,71 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str) -> Resp
     h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     with_account(resp, &account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn headers(explicit: Option<&str>, codex: Option<&str>) -> SessionHeader {
+        SessionHeader { explicit: explicit.map(str::to_string), codex: codex.map(str::to_string) }
+    }
+
+    #[test]
+    fn the_conversation_id_by_rank() {
+        let s = |v: &str| Some(v.to_string());
+        let never = || -> Option<String> { panic!("the first turn is hashed only when no id came") };
+        // The explicit headers come first, over any body id.
+        assert_eq!(conversation_id(headers(Some("h"), Some("k")), s("b"), true, never), s("h"));
+        // Claude Code's `metadata.user_id` ranks above Codex's headers...
+        assert_eq!(conversation_id(headers(None, Some("k")), s("b"), true, never), s("b"));
+        // ...the OpenAI body ids below them.
+        assert_eq!(conversation_id(headers(None, Some("k")), s("b"), false, never), s("k"));
+        assert_eq!(conversation_id(headers(None, None), s("b"), false, never), s("b"));
+        assert_eq!(conversation_id(headers(None, None), None, false, || s("f")), s("f"));
+    }
+
+    #[test]
+    fn the_first_turn_names_a_conversation_without_an_id() {
+        let body = |system: &str, turns: serde_json::Value| {
+            serde_json::to_vec(&json!({"systemInstruction": {"parts": [{"text": system}]}, "contents": turns})).unwrap()
+        };
+        let hash = |b: &[u8]| {
+            let (system, first) = gemini_first_turn(b).unwrap();
+            first_turn_session(system, first)
+        };
+        let t1 = json!([{"role": "user", "parts": [{"text": "fix the bug"}]}]);
+        let t3 = json!([{"role": "user", "parts": [{"text": "fix the bug"}]}, {"role": "model", "parts": [{"text": "done"}]},
+                        {"role": "user", "parts": [{"text": "thanks"}]}]);
+        let one = hash(&body("be terse", t1.clone()));
+        assert!(one.as_deref().unwrap().starts_with("conv-"));
+        // Stable across the turns of one conversation.
+        assert_eq!(one, hash(&body("be terse", t3)));
+        // Another first turn, or another system prompt: another conversation.
+        assert_ne!(one, hash(&body("be terse", json!([{"role": "user", "parts": [{"text": "write docs"}]}]))));
+        assert_ne!(one, hash(&body("be verbose", t1)));
+        // `system_instruction` is the same field.
+        let snake = serde_json::to_vec(&json!({"system_instruction": {"parts": [{"text": "be terse"}]},
+                                               "contents": [{"role": "user", "parts": [{"text": "fix the bug"}]}]})).unwrap();
+        assert_eq!(one, hash(&snake));
+        // No turn at all: no id.
+        assert_eq!(hash(b"{}"), None);
+    }
+
+    #[test]
+    fn a_translated_first_turn_includes_the_system_prompt() {
+        let parse = |v: serde_json::Value| anthropic::parse_request(&serde_json::to_vec(&v).unwrap()).unwrap().gemini;
+        let first = json!({"role": "user", "content": "fix the bug"});
+        let t1 = parse(json!({"model": "m", "system": "be terse", "messages": [first]}));
+        let t2 = parse(json!({"model": "m", "system": "be terse", "messages": [first, {"role": "assistant", "content": "done"},
+                                                                                {"role": "user", "content": "thanks"}]}));
+        let other_system = parse(json!({"model": "m", "system": "be verbose", "messages": [first]}));
+        let other_turn = parse(json!({"model": "m", "system": "be terse", "messages": [{"role": "user", "content": "write docs"}]}));
+        let id = translated_first_turn(&t1);
+        assert!(id.is_some());
+        assert_eq!(id, translated_first_turn(&t2));
+        assert_ne!(id, translated_first_turn(&other_system));
+        assert_ne!(id, translated_first_turn(&other_turn));
+    }
 }

@@ -197,7 +197,8 @@ pub struct GuardLimits {
 /// (one token refresh for the whole cluster), short-lived notes (a refresh's
 /// failure, for the nodes that waited on it), the storm guard's window, and
 /// session bindings. Only a cluster backend has one ([`Backend::cluster`]).
-/// Every call is a Redis round trip: none is on the steady-state request path.
+/// Every call is a Redis round trip: none is on the steady-state request path
+/// (a conversation's first binding, or its move, costs the request one).
 pub trait Cluster: Send + Sync {
     /// Takes the lease `name` for `ttl_ms` unless another holder has it:
     /// `Some(token)` (for [`Cluster::release`]) when taken.
@@ -214,11 +215,30 @@ pub trait Cluster: Send + Sync {
     /// `account` fits (and it is counted now), else `Some(disables in the
     /// window)`. The same account twice counts once.
     fn admit_disable(&self, account: &str, limits: GuardLimits) -> Result<Option<u32>, StoreError>;
-    /// Tells every node that `session` is bound to `account` until
-    /// `until_ms` (queued: never waits on Redis).
-    fn bind_session(&self, session: &str, account: &str, until_ms: u64);
+    /// Binds conversation `session` to `account` for `ttl_ms` and tells
+    /// every node, unless another binding holds: the stored binding is
+    /// replaced only when it is `expected` (`None`: there is none — a first
+    /// binding, `SET NX`), is already `account`, or has expired. Returns the
+    /// binding as it stands now — `account`'s, or the one that held (two
+    /// nodes racing on one conversation agree). One round trip, bounded by
+    /// a short timeout: a caller on the request path goes on alone when it
+    /// fails.
+    fn claim_session(&self, session: &str, expected: Option<&str>, account: &str, ttl_ms: u64) -> Result<SessionBinding, StoreError>;
+    /// [`Cluster::claim_session`], queued (never waits on Redis): to extend
+    /// a binding, or to share one made while Redis did not answer. When
+    /// another binding holds, it is told to every node instead.
+    fn claim_session_later(&self, session: &str, expected: Option<&str>, account: &str, ttl_ms: u64);
     /// How the link stands.
     fn status(&self) -> ClusterStatus;
+}
+
+/// A conversation's binding as the cluster holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionBinding {
+    /// The account id.
+    pub account: String,
+    /// Until when, Unix ms (Redis' clock).
+    pub until_ms: u64,
 }
 
 /// Receives the changes a watch sees.

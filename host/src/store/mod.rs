@@ -35,7 +35,7 @@ pub use file::{
     REASON_MAX_BYTES,
 };
 pub use backend::{
-    Backend, Change, ChangeSink, Cluster, ClusterStatus, GuardLimits, LoadReport, SkippedFile, StoreError, Updated, Watch,
+    Backend, Change, ChangeSink, Cluster, ClusterStatus, GuardLimits, LoadReport, SessionBinding, SkippedFile, StoreError, Updated, Watch,
 };
 pub use files::FileStore;
 pub use import::{ImportEntry, ImportReport};

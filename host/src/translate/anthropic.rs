@@ -416,12 +416,30 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
     Ok(ClientRequest {
         model,
         stream: req.stream.unwrap_or(false),
-        session_hint: req
-            .metadata
-            .and_then(|m| m.user_id)
-            .filter(|u| !u.is_empty()),
+        session_hint: req.metadata.and_then(|m| m.user_id).and_then(conversation_of_user_id),
         gemini: gemini_request(contents, system, tools, tool_config, config),
     })
+}
+
+/// The conversation a `metadata.user_id` names. Claude Code sends its
+/// session there: as JSON (`{"device_id","account_uuid","session_id"}`,
+/// 2.1.x) or as `user_<hash>_account_<uuid>_session_<uuid>` (older); only
+/// the session part is kept (not the device or account). Any other value
+/// is the client's own user id, kept whole (like OpenAI `user`).
+fn conversation_of_user_id(user_id: String) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ClaudeCode {
+        session_id: Option<String>,
+    }
+    let session = if user_id.starts_with('{') {
+        serde_json::from_str::<ClaudeCode>(&user_id).ok().and_then(|c| c.session_id)
+    } else {
+        user_id.rsplit_once("_session_").map(|(_, s)| s.to_string())
+    };
+    match session {
+        Some(s) => Some(s).filter(|s| !s.is_empty()),
+        None => Some(user_id).filter(|u| !u.is_empty()),
+    }
 }
 
 fn unsupported_block(kind: Option<&str>, path: &At<'_>, role: &str) -> TranslateError {
@@ -1862,5 +1880,23 @@ mod tests {
         let end = events(&t.finish());
         assert_eq!(end[0].0, "content_block_stop");
         assert_eq!(end[1].1["delta"]["stop_reason"], "max_tokens");
+    }
+
+    #[test]
+    fn the_conversation_of_claude_codes_user_id() {
+        let hint = |user_id: Value| {
+            parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": {"user_id": user_id}})).session_hint
+        };
+        // Claude Code 2.1.x: a JSON string; only its session is kept.
+        let json_form = r#"{"device_id":"170ceb","account_uuid":"acc-1","session_id":"b36d550a-2a63-4960-adb2-4dfde5704da1"}"#;
+        assert_eq!(hint(json!(json_form)).as_deref(), Some("b36d550a-2a63-4960-adb2-4dfde5704da1"));
+        // Older Claude Code: `user_<hash>_account_<uuid>_session_<uuid>`.
+        let old_form = "user_9f2c_account_0d5e8c1a-1111-4000-8000-000000000001_session_7e1d2c3b-0000-4000-8000-00000000000a";
+        assert_eq!(hint(json!(old_form)).as_deref(), Some("7e1d2c3b-0000-4000-8000-00000000000a"));
+        assert_eq!(hint(json!("user_9f2c_account__session_s-2")).as_deref(), Some("s-2"));
+        // Any other user id is the client's own, kept whole.
+        assert_eq!(hint(json!("tenant-7")).as_deref(), Some("tenant-7"));
+        assert_eq!(hint(json!(r#"{"device_id":"d"}"#)).as_deref(), Some(r#"{"device_id":"d"}"#));
+        assert_eq!(hint(json!("")), None);
     }
 }

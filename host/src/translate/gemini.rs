@@ -659,6 +659,33 @@ pub fn response_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// `usageMetadata`'s `promptTokenCount` and `cachedContentTokenCount` (0
+/// when absent) in an answer or one stream event, found without parsing: the
+/// Gemini route passes the upstream's bytes on, and counts the usage for
+/// the metrics with this scan. It takes the last `"usageMetadata"` key
+/// (Google writes it after the candidates, so the backward search is
+/// short) and reads the two counts after it; a quote inside a JSON string is
+/// escaped, so a quoted key cannot match inside a text. `None` when the
+/// answer carries no usage.
+pub fn usage_scan(body: &[u8]) -> Option<(u64, u64)> {
+    const KEY: &[u8] = b"\"usageMetadata\"";
+    let at = memchr::memmem::rfind(body, KEY)?;
+    let rest = &body[at + KEY.len()..];
+    let count = |key: &[u8]| {
+        let i = memchr::memmem::find(rest, key)? + key.len();
+        let mut v = rest.get(i..)?;
+        v = v.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+        // proto3 JSON may quote 64-bit integers.
+        v = v.strip_prefix(b"\"").unwrap_or(v);
+        let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&v[..digits]).ok()?.parse::<u64>().ok()
+    };
+    Some((
+        count(b"\"promptTokenCount\"").unwrap_or(0),
+        count(b"\"cachedContentTokenCount\"").unwrap_or(0),
+    ))
+}
+
 /// An error body in Google's shape: `{"error":{"code","message","status"}}`.
 pub fn error_body(status: u16, message: &str) -> Value {
     let status_name = match status {
@@ -699,6 +726,25 @@ mod tests {
         // Wrong types are errors, as with a derived reader.
         assert!(serde_json::from_str::<Part>(r#"{"text": 1}"#).is_err());
         assert!(serde_json::from_str::<Content>(r#"[]"#).is_err());
+    }
+
+    #[test]
+    fn usage_scan_reads_the_counts_without_parsing() {
+        let answer = br#"{"response": {"candidates": [{"content": {"parts": [{"text": "say \"usageMetadata\": {\"promptTokenCount\": 9}"}]}}],
+            "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 5,
+              "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 120}],
+              "cachedContentTokenCount" : 96, "totalTokenCount": 125},
+            "modelVersion": "gemini-2.5-pro"}, "traceId": "t"}"#;
+        assert_eq!(usage_scan(answer), Some((120, 96)));
+        // No cache hit: no cached count.
+        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":7,"totalTokenCount":9}}"#), Some((7, 0)));
+        // An event without usage, and a text that only quotes the key.
+        assert_eq!(usage_scan(br#"{"candidates":[{"content":{"parts":[{"text":"\"usageMetadata\""}]}}]}"#), None);
+        // What a parse of the same bytes reads.
+        let parsed = parse_upstream_response(answer).unwrap().usage_metadata.unwrap();
+        assert_eq!(usage_scan(answer), Some((parsed.prompt(), parsed.cached())));
+        // Cut short: what is there.
+        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":"#), Some((0, 0)));
     }
 
     #[test]

@@ -50,6 +50,10 @@ struct ChatRequest<'a> {
     messages: Option<Vec<ChatMessage<'a>>>,
     stream: Option<bool>,
     user: Option<String>,
+    /// OpenAI's successor of `user`; with `user` and `prompt_cache_key`, a
+    /// conversation id when no header names one.
+    safety_identifier: Option<String>,
+    prompt_cache_key: Option<String>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     max_tokens: Option<u32>,
@@ -363,7 +367,7 @@ fn translate(req: ChatRequest<'_>) -> Result<ClientRequest, TranslateError> {
     Ok(ClientRequest {
         model,
         stream: req.stream.unwrap_or(false),
-        session_hint: req.user.filter(|u| !u.is_empty()),
+        session_hint: [req.prompt_cache_key, req.user, req.safety_identifier].into_iter().flatten().find(|s| !s.is_empty()),
         gemini: gemini_request(contents, system, tools, tool_config, config),
     })
 }
@@ -1547,5 +1551,19 @@ mod tests {
             data(&t.finish()[0])["choices"][0]["finish_reason"],
             "content_filter"
         );
+    }
+
+    #[test]
+    fn conversation_ids_in_the_body() {
+        let hint = |extra: Value| {
+            let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(v).session_hint
+        };
+        assert_eq!(hint(json!({"safety_identifier": "s-1"})).as_deref(), Some("s-1"));
+        assert_eq!(hint(json!({"user": "u-1", "safety_identifier": "s-1"})).as_deref(), Some("u-1"));
+        assert_eq!(hint(json!({"user": "u-1", "prompt_cache_key": "k-1"})).as_deref(), Some("k-1"));
+        assert_eq!(hint(json!({"user": "", "safety_identifier": "s-2"})).as_deref(), Some("s-2"));
+        assert_eq!(hint(json!({})), None);
     }
 }

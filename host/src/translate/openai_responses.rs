@@ -2755,4 +2755,18 @@ mod tests {
         assert_eq!(end.last().unwrap().event, Some("response.incomplete"));
         assert!(end.last().unwrap().data.contains("\"content_filter\""));
     }
+
+    #[test]
+    fn conversation_ids_in_the_body() {
+        let hint = |extra: Value| {
+            let mut v = json!({"model": "m", "input": "x"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(v).session_hint
+        };
+        // Codex's `prompt_cache_key` (its thread id) first, then OpenAI's user ids.
+        assert_eq!(hint(json!({"prompt_cache_key": "k-1", "user": "u-1", "safety_identifier": "s-1"})).as_deref(), Some("k-1"));
+        assert_eq!(hint(json!({"user": "u-1", "safety_identifier": "s-1"})).as_deref(), Some("u-1"));
+        assert_eq!(hint(json!({"prompt_cache_key": "", "safety_identifier": "s-1"})).as_deref(), Some("s-1"));
+        assert_eq!(hint(json!({})), None);
+    }
 }

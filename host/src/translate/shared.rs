@@ -22,8 +22,9 @@ pub struct ClientRequest {
     pub model: String,
     /// Whether the client asked for a stream.
     pub stream: bool,
-    /// A stable per-user/session string for sticky selection: OpenAI `user`,
-    /// Anthropic `metadata.user_id`.
+    /// The conversation id the body carries, if any: OpenAI
+    /// `prompt_cache_key`, `user`, `safety_identifier`; the session part of
+    /// Anthropic `metadata.user_id`. Ranked against the headers by the route.
     pub session_hint: Option<String>,
     /// The translated request.
     pub gemini: GenerateContentRequest,

@@ -36,7 +36,8 @@ pub struct Outgoing<'a> {
     pub model: &'a str,
     /// The account's Code Assist project.
     pub project: &'a str,
-    /// The conversation's id, when known (else a fresh one).
+    /// The conversation's id, when known: the envelope carries a stable
+    /// form of it (else a fresh one); see `upstream_session`.
     pub session: Option<&'a str>,
     /// The Gemini request, serialised.
     pub request: &'a [u8],
@@ -65,14 +66,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
     } else {
         o.request
     };
-    let fresh;
-    let session = match o.session {
-        Some(s) => s,
-        None => {
-            fresh = format!("-{}", random_u64() & 0x7fff_ffff_ffff_ffff);
-            &fresh
-        }
-    };
+    let session = upstream_session(o.profile.envelope, o.session);
     let mut w = BytesMut::with_capacity(request.len() + o.model.len() + o.project.len() + 160).writer();
     match o.profile.envelope {
         Envelope::Antigravity => {
@@ -81,7 +75,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
             let _ = w.write_all(b",\"model\":");
             let _ = serde_json::to_writer(&mut w, o.model);
             let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", request_uuid());
-            splice_first(&mut w, request, "sessionId", session);
+            splice_first(&mut w, request, "sessionId", &session);
         }
         Envelope::GeminiCli => {
             let _ = w.write_all(b"{\"model\":");
@@ -89,7 +83,7 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
             let _ = w.write_all(b",\"project\":");
             let _ = serde_json::to_writer(&mut w, o.project);
             let _ = write!(w, ",\"user_prompt_id\":\"{}\",\"request\":", request_uuid().simple());
-            splice_first(&mut w, request, "session_id", session);
+            splice_first(&mut w, request, "session_id", &session);
         }
     }
     let _ = w.write_all(b"}");
@@ -102,8 +96,28 @@ fn request_uuid() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
-fn random_u64() -> u64 {
-    rand::random()
+/// The envelope's session id for the conversation `id`: the same for every
+/// call of one conversation, different between conversations, and derived
+/// (a SHA-256 of the id) so that no client text — a Claude Code
+/// `metadata.user_id` may name an account — reaches Google verbatim. In the
+/// form each backend's own client sends: Antigravity a negative decimal,
+/// Gemini CLI a UUID. A fresh random one when the conversation is unknown.
+fn upstream_session(envelope: Envelope, id: Option<&str>) -> String {
+    let bytes: [u8; 16] = match id {
+        Some(id) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::new().chain_update(b"grantpool session\0").chain_update(id.as_bytes()).finalize();
+            digest[..16].try_into().unwrap_or_default()
+        }
+        None => rand::random(),
+    };
+    match envelope {
+        Envelope::Antigravity => {
+            let n = u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
+            format!("-{}", n & 0x7fff_ffff_ffff_ffff)
+        }
+        Envelope::GeminiCli => uuid::Builder::from_random_bytes(bytes).into_uuid().to_string(),
+    }
 }
 
 /// Writes the JSON object `object` with `"key": value` as its first member,
@@ -309,7 +323,7 @@ mod tests {
         assert_eq!(v["userAgent"], "antigravity");
         assert_eq!(v["requestType"], "agent");
         assert!(v["requestId"].as_str().unwrap().starts_with("agent-"));
-        assert_eq!(v["request"]["sessionId"], "conv-1");
+        assert_eq!(v["request"]["sessionId"], upstream_session(Envelope::Antigravity, Some("conv-1")));
         assert!(v["request"].get("safetySettings").is_none());
         assert_eq!(v["request"]["contents"][0]["parts"][0]["text"], "hi");
         // No session known: a fresh one.
@@ -331,13 +345,34 @@ mod tests {
     }
 
     #[test]
+    fn one_conversation_is_one_upstream_session() {
+        let req = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        let ag = |s| out(&ANTIGRAVITY, "gemini-2.5-pro", &req, s)["request"]["sessionId"].as_str().unwrap().to_string();
+        let gc = |s| out(&GEMINI_CLI, "gemini-2.5-pro", &req, s)["request"]["session_id"].as_str().unwrap().to_string();
+        // Stable per conversation, different between conversations.
+        assert_eq!(ag(Some("conv-a")), ag(Some("conv-a")));
+        assert_ne!(ag(Some("conv-a")), ag(Some("conv-b")));
+        assert_eq!(gc(Some("conv-a")), gc(Some("conv-a")));
+        assert_ne!(gc(Some("conv-a")), gc(Some("conv-b")));
+        // Derived, never the client's text; in each backend's own form.
+        let id = "user_abc_account_0d5e8c1a-0000-4000-8000-000000000001_session_s1";
+        let (a, g) = (ag(Some(id)), gc(Some(id)));
+        assert!(!a.contains("account") && !g.contains("account"));
+        assert!(a.starts_with('-') && a[1..].parse::<u64>().is_ok(), "{a}");
+        assert!(uuid::Uuid::parse_str(&g).is_ok(), "{g}");
+        // Unknown conversation: a fresh one per call.
+        assert_ne!(ag(None), ag(None));
+        assert!(uuid::Uuid::parse_str(&gc(None)).is_ok());
+    }
+
+    #[test]
     fn only_a_session_of_the_request_itself_counts() {
         assert!(top_level_key(br#"{"a":1,"sessionId":"x"}"#, &["sessionId"]));
         assert!(!top_level_key(br#"{"tools":[{"d":{"sessionId":"x"}}],"t":"\"sessionId\":"}"#, &["sessionId"]));
         // A tool that takes a session_id is not the request's session.
         let req = json!({"tools": [{"functionDeclarations": [{"name": "write_stdin", "parametersJsonSchema": {"properties": {"session_id": {"type": "string"}}}}]}]});
         let v = out(&ANTIGRAVITY, "gemini-3-pro-preview", &req, Some("conv-9"));
-        assert_eq!(v["request"]["sessionId"], "conv-9");
+        assert_eq!(v["request"]["sessionId"], upstream_session(Envelope::Antigravity, Some("conv-9")));
     }
 
     #[test]

@@ -32,7 +32,7 @@
 
 mod sessions;
 
-use grantpool_plugin_sdk::pick::{FillFirst, LeastBusy, Rng, RoundRobin};
+use grantpool_plugin_sdk::pick::{busy_key, FillFirst, LeastBusy, Rng, RoundRobin};
 use grantpool_plugin_sdk::selector::{Interests, Pool, PoolEvent, Request, Strategy};
 use sessions::{hash, Binding, Sessions};
 
@@ -84,6 +84,8 @@ impl Fallback {
 struct Sticky {
     sessions: Sessions,
     fallback: Fallback,
+    /// Breaks full ties between new conversations' homes.
+    rng: Rng,
 }
 
 impl Sticky {
@@ -97,10 +99,10 @@ impl Sticky {
         }
         let fallback = match c.fallback {
             FallbackName::RoundRobin => Fallback::RoundRobin(RoundRobin::new()),
-            FallbackName::LeastBusy => Fallback::LeastBusy(LeastBusy::new(2, rng)),
+            FallbackName::LeastBusy => Fallback::LeastBusy(LeastBusy::new(2, rng.clone())),
             FallbackName::FillFirst => Fallback::FillFirst(FillFirst::new()),
         };
-        Ok(Sticky { sessions: Sessions::new(c.ttl_secs.saturating_mul(1000), c.max_sessions), fallback })
+        Ok(Sticky { sessions: Sessions::new(c.ttl_secs.saturating_mul(1000), c.max_sessions), fallback, rng })
     }
 
     fn pick(&mut self, pool: &Pool, req: &Request, now_ms: u64) -> Option<u32> {
@@ -116,10 +118,43 @@ impl Sticky {
                 return Some(b.slot);
             }
         }
-        let slot = self.fallback.pick(pool, req)?;
+        let slot = self.new_home(pool, req)?;
         let account = hash(&pool.get(slot)?.id);
         self.sessions.bind(key, Binding { slot, account }, now_ms);
         Some(slot)
+    }
+}
+
+impl Sticky {
+    /// The account a conversation without a usable binding goes to: with
+    /// the least-busy fallback, the candidate holding the fewest live
+    /// conversations (then the least busy; full ties at random), so two
+    /// conversations started at the same moment land on different accounts
+    /// and conversations spread evenly; else the fallback's pick.
+    fn new_home(&mut self, pool: &Pool, req: &Request) -> Option<u32> {
+        if !matches!(self.fallback, Fallback::LeastBusy(_)) {
+            return self.fallback.pick(pool, req);
+        }
+        // One pass; full ties go to a uniformly random one (a reservoir of one).
+        let mut best: Option<((u32, (u32, u64, u32)), u32)> = None;
+        let mut ties = 0usize;
+        for a in pool.candidates(req) {
+            let key = (self.sessions.bound_to(hash(&a.id)), busy_key(a));
+            match best.map_or(std::cmp::Ordering::Less, |(b, _)| key.cmp(&b)) {
+                std::cmp::Ordering::Less => {
+                    best = Some((key, a.slot));
+                    ties = 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    ties += 1;
+                    if self.rng.below(ties) == 0 {
+                        best = Some((key, a.slot));
+                    }
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        best.map(|(_, slot)| slot)
     }
 }
 
@@ -193,6 +228,20 @@ mod tests {
         let mut other_model = req(Some("conv-1"));
         other_model.unavailable = vec![third];
         assert_ne!(s.pick(&p, &other_model, 63), Some(third));
+    }
+
+    #[test]
+    fn new_conversations_go_to_the_account_holding_the_fewest() {
+        let p = pool(3);
+        let mut s = sticky("{}", &p);
+        let mut homes: Vec<u32> = (0..3).map(|i| s.pick(&p, &req(Some(&format!("conv-{i}"))), i).unwrap()).collect();
+        homes.sort();
+        assert_eq!(homes, vec![0, 1, 2], "three conversations, three accounts");
+        let fourth = s.pick(&p, &req(Some("conv-3")), 10).unwrap();
+        let fifth = s.pick(&p, &req(Some("conv-4")), 11).unwrap();
+        assert_ne!(fourth, fifth, "then the next round, again spread");
+        // Bindings that expire no longer count.
+        assert_eq!(s.sessions.bound_to(hash(&p.get(fourth).unwrap().id)), 2);
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Sessions {
     head: u32,
     /// Most recently used.
     tail: u32,
+    /// Live bindings per account (hash of its id): new conversations go to
+    /// the account holding the fewest.
+    per_account: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Sessions {
@@ -72,6 +75,25 @@ impl Sessions {
             free: Vec::new(),
             head: NIL,
             tail: NIL,
+            per_account: HashMap::default(),
+        }
+    }
+
+    /// How many live conversations are bound to the account whose id
+    /// hashes to `account`.
+    pub fn bound_to(&self, account: u64) -> u32 {
+        self.per_account.get(&account).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, account: u64, up: bool) {
+        let n = self.per_account.entry(account).or_insert(0);
+        if up {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_account.remove(&account);
+            }
         }
     }
 
@@ -114,6 +136,9 @@ impl Sessions {
     /// full.
     pub fn bind(&mut self, key: u64, binding: Binding, now_ms: u64) {
         if let Some(&i) = self.index.get(&key) {
+            let before = self.nodes[i as usize].binding.account;
+            self.count(before, false);
+            self.count(binding.account, true);
             self.nodes[i as usize].binding = binding;
             self.touch(key, now_ms);
             return;
@@ -134,12 +159,15 @@ impl Sessions {
             }
         };
         self.index.insert(key, i);
+        self.count(binding.account, true);
         self.push_back(i);
     }
 
     /// Forget `key`.
     pub fn remove(&mut self, key: u64) {
         if let Some(i) = self.index.remove(&key) {
+            let account = self.nodes[i as usize].binding.account;
+            self.count(account, false);
             self.unlink(i);
             self.free.push(i);
         }

@@ -39,7 +39,7 @@
 //! `license_required`, `unsupported_version`, `empty_stream`, `bare_429`,
 //! `weekly_quota` (with `reset_secs`). An account takes `"enterprise":
 //! true`; the settings take `refused_phrases` (a list, replacing the
-//! default five) and `retire_gemini_cli_client`.
+//! default five), `retire_gemini_cli_client` and `prompt_cache`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

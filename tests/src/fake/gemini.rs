@@ -22,7 +22,8 @@
 //! What depends on the fake's state (call ids, thought signatures, a
 //! Claude thought part) is added by [`Decor`]. Token counts are whitespace-separated words (at
 //! least 1): `promptTokenCount` over every text of the request,
-//! `candidatesTokenCount` over the answer.
+//! `candidatesTokenCount` over the answer; `cachedContentTokenCount` (when
+//! not 0) is the account's prompt cache's ([`prompt_cache`](super::prompt_cache)).
 
 use base64::Engine;
 use bytes::Bytes;
@@ -60,6 +61,8 @@ pub(crate) struct Decor {
 pub(crate) struct Composed {
     pub(crate) answer: Answer,
     pub(crate) prompt_tokens: u64,
+    /// Of `prompt_tokens`, those read from the account's prompt cache.
+    pub(crate) cached_tokens: u64,
     pub(crate) candidate_tokens: u64,
     pub(crate) decor: Decor,
 }
@@ -266,6 +269,7 @@ pub(crate) fn compose_with(
             candidate_tokens: words(&text).max(1),
             answer: Answer::Text(text),
             prompt_tokens: prompt_words.max(1),
+            cached_tokens: 0,
             decor: Decor::default(),
         };
     }
@@ -306,6 +310,7 @@ pub(crate) fn compose_with(
     Composed {
         answer,
         prompt_tokens: prompt_words.max(1),
+        cached_tokens: 0,
         candidate_tokens,
         decor: Decor::default(),
     }
@@ -325,6 +330,9 @@ impl Composed {
         });
         if thoughts > 0 {
             u["thoughtsTokenCount"] = json!(thoughts);
+        }
+        if self.cached_tokens > 0 {
+            u["cachedContentTokenCount"] = json!(self.cached_tokens.min(self.prompt_tokens));
         }
         u
     }

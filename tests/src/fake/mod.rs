@@ -54,6 +54,7 @@ mod faults;
 mod gemini;
 mod oauth;
 mod onboarding;
+mod prompt_cache;
 mod proto;
 mod quota_summary;
 mod record;

@@ -237,6 +237,8 @@ pub(crate) struct Inner {
     pub(crate) log: RequestLog,
     /// 5-hour and weekly windows set by tests (`retrieveUserQuotaSummary`).
     pub(crate) quota_windows: super::quota_summary::Windows,
+    /// Each account's prompt cache (`cachedContentTokenCount`).
+    pub(crate) prompt_cache: super::prompt_cache::PromptCache,
     next_grant: u64,
     next_response: u64,
     next_call: u64,
@@ -262,6 +264,7 @@ impl Default for Inner {
             operations: HashMap::new(),
             log: RequestLog::default(),
             quota_windows: Default::default(),
+            prompt_cache: Default::default(),
             next_grant: 1,
             next_response: 1,
             next_call: 0,
@@ -555,6 +558,9 @@ impl Shared {
             }
             if let Some(v) = patch.accept_any_client {
                 s.accept_any_client = v;
+            }
+            if let Some(v) = patch.prompt_cache {
+                s.prompt_cache = v;
             }
             if let Some(v) = patch.max_recorded_requests {
                 s.max_recorded_requests = v;

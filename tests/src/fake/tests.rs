@@ -658,6 +658,69 @@ async fn stream_sends_chunks_then_finish() {
     assert!(stats.served[0].stream);
 }
 
+/// Google's implicit prompt cache: the same account seeing a prefix again
+/// reports its tokens as `cachedContentTokenCount`; another account does
+/// not; the setting turns it off.
+#[tokio::test]
+async fn a_prefix_seen_again_on_one_account_is_cached() {
+    let fake = fake_with_accounts().await;
+    let c = client();
+    let (at_a, at_b) = (
+        access_token(&c, &fake, "1//rt-a").await,
+        access_token(&c, &fake, "1//rt-b").await,
+    );
+    let turn = |project: &str, contents: &Value| {
+        envelope(
+            "gemini-2.5-pro",
+            project,
+            json!({"systemInstruction": {"parts": [{"text": "be brief"}]}, "contents": contents}),
+        )
+    };
+    let usage = |v: &Value| v["response"]["usageMetadata"].clone();
+    let mut history = json!([{"role": "user", "parts": [{"text": "one two three"}]}]);
+    let (status, v) = generate(&c, &fake, &at_a, &turn("proj-a", &history)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(usage(&v)["promptTokenCount"], 5);
+    assert!(usage(&v).get("cachedContentTokenCount").is_none(), "{v}");
+
+    // The next turn resends the history: its first turn (and the system
+    // instruction) is cached on A.
+    let arr = history.as_array_mut().unwrap();
+    arr.push(json!({"role": "model", "parts": [{"text": "four five"}]}));
+    arr.push(json!({"role": "user", "parts": [{"text": "six"}]}));
+    let (_, v) = generate(&c, &fake, &at_a, &turn("proj-a", &history)).await;
+    assert_eq!(usage(&v)["promptTokenCount"], 2 + 3 + 2 + 1);
+    assert_eq!(usage(&v)["cachedContentTokenCount"], 2 + 3);
+
+    // B never saw it.
+    let (_, v) = generate(&c, &fake, &at_b, &turn("fake-project-b", &history)).await;
+    assert!(usage(&v).get("cachedContentTokenCount").is_none(), "{v}");
+
+    // A stream reports it on its last event; the whole request was seen.
+    let resp = c
+        .post(fake.url("v1internal:streamGenerateContent?alt=sse"))
+        .bearer_auth(&at_a)
+        .header("user-agent", ANTIGRAVITY_USER_AGENT)
+        .json(&turn("proj-a", &history))
+        .send()
+        .await
+        .unwrap();
+    let events = sse_events(&resp.text().await.unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(usage(last)["cachedContentTokenCount"], 8, "{last}");
+
+    // Off: no cached tokens.
+    let settings = fake
+        .set_settings(SettingsPatch {
+            prompt_cache: Some(false),
+            ..Default::default()
+        })
+        .await;
+    assert!(!settings.prompt_cache);
+    let (_, v) = generate(&c, &fake, &at_a, &turn("proj-a", &history)).await;
+    assert!(usage(&v).get("cachedContentTokenCount").is_none(), "{v}");
+}
+
 #[tokio::test]
 async fn status_and_rate_limit_faults() {
     let fake = fake_with_accounts().await;

@@ -163,6 +163,9 @@ fn compose_call(inner: &mut Inner, email: &str, model: &str, request: &Value) ->
         let runs = &inner.run_calls;
         compose_with(email, request, &|id| runs.contains(id))
     };
+    if inner.settings.prompt_cache {
+        composed.cached_tokens = inner.prompt_cache.hit(email, model, request);
+    }
     let claude = catalogue::is_claude(model);
     if let Answer::Call { run, .. } = &composed.answer {
         let run = *run;

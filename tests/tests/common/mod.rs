@@ -64,14 +64,23 @@ pub struct Env {
     /// The upstream hosts the config names, in order (`base_urls`); empty:
     /// the fake's one URL as `base_url`.
     pub upstream_hosts: Vec<String>,
+    /// Run on the bundled default policy (affinity: a conversation stays on
+    /// one account). Off by default: most tests are about what happens to
+    /// accounts and need every account used, so a config that names no
+    /// policy gets [`SPREAD_POLICY`] (round-robin) instead.
+    pub bundled_policy: bool,
 }
+
+/// The policy of a test that names none and does not ask for the bundled
+/// default: requests spread over every account in turn.
+pub const SPREAD_POLICY: &str = "[selector]\nplugin = \"round-robin\"\n\n[[classifier]]\nplugin = \"default\"\n";
 
 impl Env {
     /// A fresh fake and data directory.
     pub async fn new() -> Env {
         let fake = FakeGoogle::start().await.expect("start fake google");
         let dir = tempfile::tempdir().unwrap();
-        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts: Vec::new() };
+        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts: Vec::new(), bundled_policy: false };
         env.write_config("");
         env
     }
@@ -82,9 +91,16 @@ impl Env {
         let fake = FakeGoogle::start_with_hosts(labels).await.expect("start fake google");
         let upstream_hosts = labels.iter().map(|l| fake.base_url_of(l).expect("host")).collect();
         let dir = tempfile::tempdir().unwrap();
-        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts };
+        let env = Env { fake, dir, extra_config: String::new(), server_config: String::new(), upstream_hosts, bundled_policy: false };
         env.write_config("");
         env
+    }
+
+    /// The same world on the bundled default policy (affinity).
+    pub fn on_bundled_policy(mut self) -> Env {
+        self.bundled_policy = true;
+        self.write_config("");
+        self
     }
 
     /// The data directory.
@@ -106,6 +122,12 @@ impl Env {
     /// defaults (extra may hold whole tables).
     pub fn write_config(&self, top: &str) {
         let fake = self.fake.base_url();
+        let top = if self.bundled_policy || top.contains("policy =") {
+            top.to_string()
+        } else {
+            std::fs::write(self.dir.path().join("spread-policy.toml"), SPREAD_POLICY).unwrap();
+            format!("policy = \"spread-policy.toml\"\n{top}")
+        };
         let text = format!(
             r#"data_dir = "{dir}"
 {top}

@@ -106,6 +106,54 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Runs `f` on a pooled connection, waiting at most `within` for a
+    /// connection and for the answer: for a question on the request path.
+    /// A timeout is not `down` (a slow Redis is not an absent one: the
+    /// subscriber's checks decide that), and its connection is dropped, not
+    /// reused (the late answer would come out of turn).
+    pub(crate) fn run_within<T>(&self, within: Duration, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, Fail> {
+        let pooled = self.idle.lock().pop();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => self.client.get_connection_with_timeout(within).map_err(slow_is_not_down)?,
+        };
+        con.set_read_timeout(Some(within)).map_err(Fail::from)?;
+        con.set_write_timeout(Some(within)).map_err(Fail::from)?;
+        match f(&mut con) {
+            Ok(v) => {
+                if con.set_read_timeout(Some(IO_TIMEOUT)).is_ok() && con.set_write_timeout(Some(IO_TIMEOUT)).is_ok() {
+                    let mut idle = self.idle.lock();
+                    if idle.len() < IDLE_MAX {
+                        idle.push(con);
+                    }
+                }
+                Ok(v)
+            }
+            Err(e) if e.is_timeout() => Err(slow_is_not_down(e)),
+            Err(e) => {
+                let fail = Fail::from(e);
+                if fail.down {
+                    self.idle.lock().clear();
+                } else if con.set_read_timeout(Some(IO_TIMEOUT)).is_ok() && con.set_write_timeout(Some(IO_TIMEOUT)).is_ok() {
+                    let mut idle = self.idle.lock();
+                    if idle.len() < IDLE_MAX {
+                        idle.push(con);
+                    }
+                }
+                Err(fail)
+            }
+        }
+    }
+}
+
+fn slow_is_not_down(e: redis::RedisError) -> Fail {
+    let slow = e.is_timeout();
+    let mut fail = Fail::from(e);
+    fail.down &= !slow;
+    fail
+}
+
 trait KindStr {
     fn kind_str(&self) -> String;
 }

@@ -5,18 +5,49 @@
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::super::backend::{Cluster, ClusterStatus, GuardLimits, StoreError};
+use super::super::backend::{Cluster, ClusterStatus, GuardLimits, SessionBinding, StoreError};
 use super::conn::{Fail, Redis};
 use super::keys::Keys;
 use super::link::Link;
 use super::scripts;
 
-/// Session bindings waiting to be written; beyond this many, new ones are
+/// Session claims waiting to be written; beyond this many, new ones are
 /// dropped (the binding stays local to this node until the next one).
-const BIND_QUEUE: usize = 4096;
+const CLAIM_QUEUE: usize = 4096;
+/// Longest a request waits for a session claim: past it, the node goes on
+/// alone (the claim is queued).
+const CLAIM_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// One session claim (see [`Cluster::claim_session`]).
+struct Claim {
+    session: String,
+    expected: Option<String>,
+    account: String,
+    ttl_ms: u64,
+}
+
+impl Claim {
+    /// `scripts::CLAIM` on `c`; `tell`: publish the binding that holds when
+    /// it is not this one.
+    fn run(&self, c: &mut redis::Connection, keys: &Keys, node: &str, tell: bool) -> redis::RedisResult<SessionBinding> {
+        let (account, until): (String, String) = scripts::CLAIM
+            .key(keys.session(&self.session))
+            .arg(self.expected.as_deref().unwrap_or(""))
+            .arg(&self.account)
+            .arg(self.ttl_ms.max(1))
+            .arg(keys.channel())
+            .arg(&self.session)
+            .arg(node)
+            .arg(crate::util::now_ms().to_string())
+            .arg(if tell { "1" } else { "0" })
+            .invoke(c)?;
+        Ok(SessionBinding { account, until_ms: until.parse().unwrap_or(0) })
+    }
+}
 
 /// The shared services of one node.
 pub(crate) struct Coordinator {
@@ -24,13 +55,13 @@ pub(crate) struct Coordinator {
     keys: Keys,
     link: Arc<Link>,
     node: String,
-    binds: Mutex<Option<SyncSender<(String, String, u64)>>>,
+    claims: Mutex<Option<SyncSender<Claim>>>,
 }
 
 impl Coordinator {
     /// Services over `redis`, as node `node`.
     pub(crate) fn new(redis: Arc<Redis>, keys: Keys, link: Arc<Link>, node: String) -> Coordinator {
-        Coordinator { redis, keys, link, node, binds: Mutex::new(None) }
+        Coordinator { redis, keys, link, node, claims: Mutex::new(None) }
     }
 
     fn run<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
@@ -45,34 +76,20 @@ impl Coordinator {
         })
     }
 
-    /// The writer of session bindings: one thread, started with the first.
-    fn binder(&self) -> SyncSender<(String, String, u64)> {
-        let mut slot = self.binds.lock();
+    /// The writer of queued session claims: one thread, started with the first.
+    fn claimer(&self) -> SyncSender<Claim> {
+        let mut slot = self.claims.lock();
         if let Some(tx) = slot.as_ref() {
             return tx.clone();
         }
-        let (tx, rx) = sync_channel::<(String, String, u64)>(BIND_QUEUE);
+        let (tx, rx) = sync_channel::<Claim>(CLAIM_QUEUE);
         let (redis, keys, link, node) = (self.redis.clone(), self.keys.clone(), self.link.clone(), self.node.clone());
         let spawned = std::thread::Builder::new().name("cluster-sessions".into()).spawn(move || {
-            let channel = keys.channel();
-            while let Ok((session, account, until_ms)) = rx.recv() {
-                let now = crate::util::now_ms();
-                if until_ms <= now || !link.is_up() {
+            while let Ok(claim) = rx.recv() {
+                if !link.is_up() {
                     continue;
                 }
-                let r = redis.run(|c| {
-                    scripts::BIND
-                        .key(keys.session(&session))
-                        .arg(&account)
-                        .arg(until_ms - now)
-                        .arg(&channel)
-                        .arg(&session)
-                        .arg(until_ms.to_string())
-                        .arg(&node)
-                        .arg(now.to_string())
-                        .invoke::<i64>(c)
-                });
-                if let Err(f) = r {
+                if let Err(f) = redis.run(|c| claim.run(c, &keys, &node, true)) {
                     if f.down {
                         link.down(&f.cause);
                     } else {
@@ -133,10 +150,24 @@ impl Cluster for Coordinator {
         Ok((n >= 0).then_some(n as u32))
     }
 
-    fn bind_session(&self, session: &str, account: &str, until_ms: u64) {
-        match self.binder().try_send((session.to_string(), account.to_string(), until_ms)) {
+    fn claim_session(&self, session: &str, expected: Option<&str>, account: &str, ttl_ms: u64) -> Result<SessionBinding, StoreError> {
+        if std::env::var_os("GP_NOCLAIM").is_some() || !self.link.is_up() {
+            return Err(Fail { down: true, cause: "the link is down".into() }.into_store(self.redis.place()));
+        }
+        let claim = Claim { session: session.to_string(), expected: expected.map(str::to_string), account: account.to_string(), ttl_ms };
+        self.redis.run_within(CLAIM_TIMEOUT, |c| claim.run(c, &self.keys, &self.node, false)).map_err(|f| {
+            if f.down {
+                self.link.down(&f.cause);
+            }
+            f.into_store(self.redis.place())
+        })
+    }
+
+    fn claim_session_later(&self, session: &str, expected: Option<&str>, account: &str, ttl_ms: u64) {
+        let claim = Claim { session: session.to_string(), expected: expected.map(str::to_string), account: account.to_string(), ttl_ms };
+        match self.claimer().try_send(claim) {
             Ok(()) | Err(TrySendError::Full(_)) => {}
-            Err(TrySendError::Disconnected(_)) => *self.binds.lock() = None,
+            Err(TrySendError::Disconnected(_)) => *self.claims.lock() = None,
         }
     }
 

@@ -103,16 +103,34 @@ return -1
     )
 });
 
-/// Binds a session to an account for a while and tells every node.
+/// Binds a session to an account unless another binding holds, on the
+/// server's clock (so that every node orders bindings alike): the stored
+/// binding is replaced when it is the expected one (`''`: none, `SET NX`),
+/// is already this account, or has expired; the new binding is published.
+/// Otherwise the binding that holds is kept — and published when `ARGV[8]`
+/// is `1` (a queued claim: its node learns the truth by subscription).
+/// Returns `{account, until}` as they stand now (`until`: Unix ms).
 ///
-/// KEYS: the session. ARGV: account, ttl ms, channel, session hash, until
-/// (Unix ms), node, sent.
-pub(crate) static BIND: LazyLock<redis::Script> = LazyLock::new(|| {
+/// KEYS: the session. ARGV: expected account, account, ttl ms, channel,
+/// session hash, node, sent, tell.
+pub(crate) static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PUBLISH', ARGV[3], cjson.encode({op = 'sess', s = ARGV[4], a = ARGV[1], u = ARGV[5], node = ARGV[6], ts = ARGV[7]}))
-return 1
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('GET', KEYS[1])
+local held, upto
+if cur and cur ~= ARGV[1] and cur ~= ARGV[2] then
+  held = cur
+  upto = string.format('%.0f', now + math.max(redis.call('PTTL', KEYS[1]), 0))
+  if ARGV[8] ~= '1' then return {held, upto} end
+else
+  held = ARGV[2]
+  upto = string.format('%.0f', now + tonumber(ARGV[3]))
+  redis.call('SET', KEYS[1], held, 'PX', ARGV[3])
+end
+redis.call('PUBLISH', ARGV[4], cjson.encode({op = 'sess', s = ARGV[5], a = held, u = upto, node = ARGV[6], ts = ARGV[7]}))
+return {held, upto}
 "#,
     )
 });

@@ -141,3 +141,46 @@ fn a_change_on_one_node_reaches_the_other_within_100_ms() {
     // The same record the file backend would write.
     assert_eq!(b.load(&id).unwrap().unwrap(), a.load(&id).unwrap().unwrap());
 }
+
+#[test]
+fn a_session_claim_holds_once_made_and_moves_only_from_the_binding_that_holds() {
+    let server = Server::start();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (server.store(d1.path()), server.store(d2.path()));
+    let (ca, cb) = (a.cluster().unwrap(), b.cluster().unwrap());
+    let seen: Arc<Mutex<Vec<Change>>> = Arc::default();
+    let sink = seen.clone();
+    let _watch = b.watch(move |c| sink.lock().unwrap().push(c)).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !seen.lock().unwrap().iter().any(|c| matches!(c, Change::Reloaded(_))) {
+        assert!(Instant::now() < until, "no resync");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ttl = 60_000;
+    // Two nodes racing on a new conversation agree on the first claim.
+    let first = ca.claim_session("s1", None, "acc-a", ttl).unwrap();
+    assert_eq!(first.account, "acc-a");
+    assert!(first.until_ms > crate::util::now_ms() + ttl - 5_000, "{first:?}");
+    assert_eq!(cb.claim_session("s1", None, "acc-b", ttl).unwrap().account, "acc-a", "the loser adopts the winner's");
+    // A move from the binding that holds lands; a stale move does not.
+    assert_eq!(cb.claim_session("s1", Some("acc-a"), "acc-b", ttl).unwrap().account, "acc-b");
+    assert_eq!(ca.claim_session("s1", Some("acc-a"), "acc-c", ttl).unwrap().account, "acc-b", "moved once, not twice");
+    // An extension of a binding that moved meanwhile changes nothing, and
+    // tells every node which one holds.
+    ca.claim_session_later("s1", Some("acc-a"), "acc-a", ttl);
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let told = seen.lock().unwrap().iter().filter(|c| matches!(c, Change::SessionBound { session, account, .. } if session == "s1" && account == "acc-b")).count();
+        // The move, then the answer to the stale extension.
+        if told >= 2 {
+            break;
+        }
+        assert!(Instant::now() < until, "the bindings were not told: {:?}", seen.lock().unwrap().len());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(cb.claim_session("s1", None, "acc-c", ttl).unwrap().account, "acc-b");
+    // An expired binding is no binding.
+    assert_eq!(ca.claim_session("s2", None, "acc-a", 30).unwrap().account, "acc-a");
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(cb.claim_session("s2", None, "acc-b", ttl).unwrap().account, "acc-b");
+}

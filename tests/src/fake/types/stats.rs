@@ -256,6 +256,16 @@ pub struct FakeSettings {
     /// manifest answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updater_version: Option<String>,
+    /// Google's implicit prompt cache: an account that sees a request
+    /// whose prefix (system instruction, tools, first contents) it saw
+    /// before reports that prefix's tokens as `cachedContentTokenCount`
+    /// (module `prompt_cache`). Default on.
+    #[serde(default = "default_prompt_cache")]
+    pub prompt_cache: bool,
+}
+
+fn default_prompt_cache() -> bool {
+    true
 }
 
 /// The system-instruction texts Google answers with a bare 429
@@ -289,6 +299,7 @@ impl Default for FakeSettings {
             refused_phrases: default_refused_phrases(),
             retire_gemini_cli_client: false,
             updater_version: None,
+            prompt_cache: true,
         }
     }
 }
@@ -325,6 +336,9 @@ pub struct SettingsPatch {
     /// See [`FakeSettings::updater_version`] (`""` = none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updater_version: Option<String>,
+    /// See [`FakeSettings::prompt_cache`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<bool>,
 }
 
 /// An account as the fake holds it (`GET /_fake/accounts`).
