@@ -254,3 +254,88 @@ def test_gemini_cli_plain_and_shell_round_trip(agents, model):
     out = gemini(agents, f"gemini-tool-{model}", SHELL_PROMPT, model, "--yolo")
     # Gemini CLI wraps the output it returns (`<untrusted_context>Output: …`).
     assert re.search(rf"The command printed: .*{MAGIC}", out, re.S), out
+
+
+# ---- Conversations on the bundled default policy (affinity) ---------------------
+
+
+@pytest.fixture(scope="module")
+def affinity():
+    """Three accounts on the bundled default policy: a conversation stays on
+    one account. The fake's content filter is off (as for `agents`)."""
+    w = World(accounts=3, extra=MODELS, bundled_policy=True)
+    w.fake.call("POST", "settings", {"refused_phrases": []})
+    yield w
+    w.close()
+
+
+def _claude_argv(world, name):
+    proj, env = sandbox(world, name)
+    env.update(ANTHROPIC_BASE_URL=world.url, ANTHROPIC_API_KEY="sk-test", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
+               DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1", CLAUDE_CODE_MAX_RETRIES="0")
+    return [str(BIN / "claude"), "-p", SHELL_PROMPT, "--output-format", "json", "--allowedTools", "Bash"], env, proj
+
+
+def _codex_argv(world, name):
+    proj, env = sandbox(world, name)
+    codex_home = Path(env["HOME"]) / ".codex"
+    codex_home.mkdir(exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        f'model = "gemini-3-pro-preview"\nmodel_provider = "grantpool"\ncheck_for_update_on_startup = false\n\n'
+        f'[model_providers.grantpool]\nname = "grantpool"\nbase_url = "{world.url}/v1"\nwire_api = "responses"\nenv_key = "GRANTPOOL_KEY"\n'
+        'request_max_retries = 0\nstream_max_retries = 0\n\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n'
+    )
+    env.update(CODEX_HOME=str(codex_home), GRANTPOOL_KEY="sk-test")
+    return [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", SHELL_PROMPT], env, proj
+
+
+def _gemini_argv(world, name):
+    proj, env = sandbox(world, name)
+    settings = Path(env["HOME"]) / ".gemini"
+    settings.mkdir(exist_ok=True)
+    (settings / "settings.json").write_text(json.dumps({
+        "security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False, "maxAttempts": 1}}))
+    env.update(GEMINI_API_KEY="sk-test", GOOGLE_GEMINI_BASE_URL=world.url, GEMINI_CLI_NO_RELAUNCH="true")
+    # Each conversation its own first turn (Gemini CLI sends no id).
+    return [str(BIN / "gemini"), "--skip-trust", "-m", "gemini-3-pro-preview", "--yolo", "-p", f"{SHELL_PROMPT} # {name}"], env, proj
+
+
+@pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
+def test_each_agent_conversation_stays_on_one_account_and_two_at_once_take_two(affinity, client):
+    """Two conversations of the real CLI started at the same moment, each an
+    agent turn with a shell-tool round trip (several requests): every
+    upstream call of one conversation is served by one account, and the two
+    conversations by two different accounts."""
+    make = {"claude": _claude_argv, "codex": _codex_argv, "gemini": _gemini_argv}[client]
+    affinity.fake.call("POST", "reset_stats")
+    runs = [make(affinity, f"{client}-conv-{i}") for i in range(2)]
+    procs = [subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for argv, env, cwd in runs]
+    outs = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        outs.append((p.returncode, out, err))
+    detail = "\n".join(f"rc {rc}\nstdout: {o[-2000:]}\nstderr: {e[-2000:]}" for rc, o, e in outs) + "\nproxy log:\n" + affinity.log()[-6000:]
+    assert all(rc == 0 for rc, _, _ in outs), detail
+    assert all(MAGIC in o for _, o, _ in outs), detail
+    calls = [r for r in affinity.fake.call("GET", "requests") if r.get("endpoint") in ("generate", "stream")]
+    by_conversation: dict[str, set] = {}
+    for r in calls:
+        req = r["body"]["request"]
+        session = req.get("sessionId") or req.get("session_id")
+        by_conversation.setdefault(session, set()).add(r["email"])
+    # Requests that carry the shell prompt name the two conversations.
+    main = {s for s in by_conversation if any(
+        (r["body"]["request"].get("sessionId") or r["body"]["request"].get("session_id")) == s and "RUN: echo" in json.dumps(r["body"]["request"].get("contents", []))
+        for r in calls)}
+    assert len(main) == 2, (by_conversation, detail)
+    for s in main:
+        assert len(by_conversation[s]) == 1, f"one conversation, one account: {by_conversation}\n{detail}"
+    homes = [next(iter(by_conversation[s])) for s in main]
+    assert homes[0] != homes[1], f"two conversations at once, two accounts: {by_conversation}"
+    assert sum(1 for r in calls if (r["body"]["request"].get("sessionId") or r["body"]["request"].get("session_id")) in main) >= 4, "each a turn of several requests"

@@ -182,3 +182,74 @@ async fn a_gemini_cli_account_gets_the_session_as_session_id() {
     assert_ne!(s[0], s[3]);
     assert!(calls.iter().all(|r| r.body["request"].get("sessionId").is_none()));
 }
+
+/// One turn of conversation `conv` (by `x-session-id`) on the Gemini route;
+/// the account that served it.
+async fn turn(proxy: &common::Proxy, conv: &str, i: usize) -> String {
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": format!("{conv} turn {i}")}]}]});
+    let resp = proxy
+        .http
+        .post(format!("{}/v1beta/models/{MODEL}:generateContent", proxy.url))
+        .header("x-session-id", conv)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let account = resp.headers().get("x-grantpool-account").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(status, 200, "{conv} turn {i}: {}", resp.text().await.unwrap_or_default());
+    account.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_bundled_policy_a_conversation_stays_and_moves_once_when_its_account_fails() {
+    let env = Env::new().await.on_bundled_policy();
+    let mut ids = Vec::new();
+    for e in ["a", "b", "c"] {
+        ids.push(env.add_account(&format!("{e}@example.com"), &format!("rt-{e}")).await);
+    }
+    let email_of = |id: &str| format!("{}@example.com", ["a", "b", "c"][ids.iter().position(|x| x == id).unwrap()]);
+    let proxy = env.start().await;
+    // Three conversations begun together land on three accounts.
+    let homes: Vec<String> = futures::future::join_all(["x", "y", "z"].map(|c| turn(&proxy, c, 0))).await;
+    let distinct: std::collections::HashSet<&String> = homes.iter().collect();
+    assert_eq!(distinct.len(), 3, "{homes:?}");
+    let home = homes[0].clone();
+    for i in 1..5 {
+        assert_eq!(turn(&proxy, "x", i).await, home, "turn {i} stays");
+    }
+
+    // A 429 on its account: the conversation moves once, and stays there
+    // even after the rest is over.
+    env.fake
+        .push_fault(grantpool_tests::fake::FaultSpec::rate_limit_exceeded(grantpool_tests::fake::Endpoint::Generate, "1s").for_email(&email_of(&home)).times(1))
+        .await
+        .unwrap();
+    let second = turn(&proxy, "x", 5).await;
+    assert_ne!(second, home, "moved off the resting account");
+    let rested = common::eventually(std::time::Duration::from_secs(10), || async { proxy.admin_account(&home).await["state"] == "active" }).await;
+    assert!(rested, "the first account's rest is over");
+    for i in 6..10 {
+        assert_eq!(turn(&proxy, "x", i).await, second, "turn {i}: stays where it moved, no way back");
+    }
+
+    // Taken off the proxy: moves once more, and stays.
+    let resp = proxy.http.post(format!("{}/admin/accounts/{second}/disable", proxy.url)).bearer_auth(common::ADMIN_KEY).send().await.unwrap();
+    assert!(resp.status().is_success());
+    let third = turn(&proxy, "x", 10).await;
+    assert!(third != second, "off the proxy: moved");
+    for i in 11..14 {
+        assert_eq!(turn(&proxy, "x", i).await, third);
+    }
+
+    // Its grant revoked (disabled by invalid_grant): moves once more.
+    env.fake.revoke_refresh_token(&format!("rt-{}", email_of(&third).trim_end_matches("@example.com"))).await;
+    env.fake.invalidate_access_tokens(Some(&email_of(&third))).await;
+    let fourth = turn(&proxy, "x", 14).await;
+    assert!(fourth != third && fourth != second, "{fourth}");
+    assert_eq!(env.account_file(&third)["disabled"], true);
+    for i in 15..18 {
+        assert_eq!(turn(&proxy, "x", i).await, fourth);
+    }
+    proxy.stop().await;
+}
