@@ -31,7 +31,9 @@ use crate::store::{AccountFile, Change, Cluster, LoadReport, ModelFamily, Persis
 use crate::util::now_ms;
 
 mod blocks;
+mod sessions;
 use blocks::{newly_exhausted, quota_blocks, window_blocks, Tally};
+use sessions::Sessions;
 
 /// Events kept for selectors that are behind; older ones mean a reset.
 const EVENT_LOG_CAP: usize = 1024;
@@ -283,59 +285,6 @@ pub struct QuotaRule {
     pub models: Vec<String>,
     /// How long to hold off when the reset time is unknown, ms.
     pub unknown_reset_ms: u64,
-}
-
-/// Most session bindings kept (a cluster's shared sticky sessions).
-const SESSIONS_CAP: usize = 200_000;
-/// Least time between two requests to extend one binding (its extension
-/// comes back by subscription).
-const SESSION_EXTEND_EVERY_MS: u64 = 10_000;
-
-/// One conversation's binding as this node knows it.
-struct Binding {
-    account: String,
-    /// Until when, Unix ms (Redis' clock, or this node's when made alone).
-    until_ms: u64,
-    /// Made by this node while Redis did not answer: any binding the
-    /// cluster tells of replaces it.
-    alone: bool,
-    /// When this node last asked to extend it.
-    asked_ms: u64,
-}
-
-/// Conversations bound to accounts across the nodes of a cluster. A
-/// binding is learned from the store's change feed into this map, so that
-/// following a known binding costs no round trip; a node that knows none
-/// for a conversation (a first turn, or one first seen by another node a
-/// moment ago) claims one in Redis before the request goes upstream, and
-/// the binding that holds there wins.
-struct Sessions {
-    ttl_ms: u64,
-    /// Session key → its binding.
-    map: Mutex<HashMap<String, Binding>>,
-    cluster: Arc<dyn Cluster>,
-}
-
-impl Sessions {
-    /// Keeps `binding` for `key`. Unless `sure` (the cluster's answer to
-    /// this node's claim), a binding the feed tells of replaces a known one
-    /// only when it is as late or later (messages may overtake an answer)
-    /// or the known one was made alone.
-    fn learn(&self, key: &str, binding: Binding, now: u64, sure: bool) {
-        let mut map = self.map.lock();
-        if let Some(known) = map.get(key) {
-            if !sure && !known.alone && known.until_ms > now && known.until_ms > binding.until_ms {
-                return;
-            }
-        }
-        if map.len() >= SESSIONS_CAP && !map.contains_key(key) {
-            map.retain(|_, b| b.until_ms > now);
-            if map.len() >= SESSIONS_CAP {
-                map.clear();
-            }
-        }
-        map.insert(key.to_string(), binding);
-    }
 }
 
 /// The live pool.
@@ -687,9 +636,8 @@ impl Pool {
                 self.resync(report);
             }
             Change::SessionBound { session, account, until_ms } => {
-                let now = now_ms();
-                if let Some(s) = self.sessions.get().filter(|_| until_ms > now) {
-                    s.learn(&session, Binding { account, until_ms, alone: false, asked_ms: 0 }, now, false);
+                if let Some(s) = self.sessions.get() {
+                    s.learn(&session, account, until_ms, now_ms());
                 }
             }
         }
@@ -698,7 +646,7 @@ impl Pool {
     /// Share session bindings with the other nodes of a cluster through
     /// `cluster`; each lasts `ttl` from its last extension. Once, at start.
     pub fn share_sessions(&self, ttl: std::time::Duration, cluster: Arc<dyn Cluster>) {
-        let _ = self.sessions.set(Sessions { ttl_ms: ttl.as_millis() as u64, map: Mutex::new(HashMap::new()), cluster });
+        let _ = self.sessions.set(Sessions::new(ttl.as_millis() as u64, cluster));
     }
 
     /// Whether session bindings are shared ([`Pool::share_sessions`]).
@@ -717,56 +665,27 @@ impl Pool {
     /// The account the session `key` is bound to, as this node knows it,
     /// while the binding lasts (no round trip).
     pub fn session_account(&self, key: &str) -> Option<String> {
-        let s = self.sessions.get()?;
-        let map = s.map.lock();
-        map.get(key).filter(|b| b.until_ms > now_ms()).map(|b| b.account.clone())
+        self.sessions.get()?.account(key, now_ms())
     }
 
     /// The session `key` was served by `slot`, the account it is bound to:
-    /// past half its time, the binding is extended (queued; every node
-    /// hears of it) — unless the cluster moved it meanwhile.
+    /// past half its time the binding is extended (queued, off the request
+    /// path).
     pub fn keep_session(&self, key: &str, slot: u32) {
-        let Some(s) = self.sessions.get() else { return };
-        let Some(acc) = self.by_slot(slot) else { return };
-        let now = now_ms();
-        {
-            let mut map = s.map.lock();
-            let Some(b) = map.get_mut(key).filter(|b| b.account == acc.id) else { return };
-            if b.until_ms.saturating_sub(now) > s.ttl_ms / 2 || now.saturating_sub(b.asked_ms) < SESSION_EXTEND_EVERY_MS {
-                return;
-            }
-            b.asked_ms = now;
+        if let (Some(s), Some(acc)) = (self.sessions.get(), self.by_slot(slot)) {
+            s.served(key, &acc.id, now_ms());
         }
-        s.cluster.claim_session_later(key, Some(&acc.id), &acc.id, s.ttl_ms);
     }
 
-    /// Binds the session `key` to `slot`'s account in the cluster (blocks
-    /// on one Redis round trip, bounded): a first binding when `expected`
-    /// is `None`, else a move away from account `expected`. Returns the
-    /// account it is bound to now — another node's when that binding held —
-    /// or `None` when Redis did not answer: then it is bound on this node
-    /// alone, and shared when Redis takes the queued claim.
+    /// Binds the session `key` to `slot`'s account in the cluster; blocks on
+    /// one Redis round trip (bounded). A first binding when `expected` is
+    /// `None`, else a move away from account `expected`. Returns the account
+    /// it is bound to now — another node's when that binding held — or
+    /// `None` when Redis did not answer (bound on this node alone).
     pub fn claim_session(&self, key: &str, expected: Option<&str>, slot: u32) -> Option<String> {
         let s = self.sessions.get()?;
         let acc = self.by_slot(slot)?;
-        let now = now_ms();
-        match s.cluster.claim_session(key, expected, &acc.id, s.ttl_ms) {
-            Ok(held) => {
-                if held.account != acc.id {
-                    tracing::debug!(session = %key, account = %held.account, "conversation already bound by another node: following it");
-                } else if expected.is_some_and(|e| e != acc.id) {
-                    tracing::debug!(session = %key, from = expected.unwrap_or_default(), account = %acc.id, "conversation moved to another account");
-                }
-                s.learn(key, Binding { account: held.account.clone(), until_ms: held.until_ms, alone: false, asked_ms: 0 }, now, true);
-                Some(held.account)
-            }
-            Err(e) => {
-                tracing::debug!(session = %key, "session binding not claimed in the cluster, kept on this node: {e}");
-                s.learn(key, Binding { account: acc.id.clone(), until_ms: now + s.ttl_ms, alone: true, asked_ms: now }, now, true);
-                s.cluster.claim_session_later(key, expected, &acc.id, s.ttl_ms);
-                None
-            }
-        }
+        s.claim(key, expected, &acc.id, now_ms())
     }
 
     /// Re-read everything (`POST /admin/reload`): accounts no longer stored

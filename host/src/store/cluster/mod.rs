@@ -4,7 +4,7 @@
 //!
 //! - `keys.rs`: every key and channel, under one prefix.
 //! - `scripts.rs`: the Lua scripts (compare-and-set write + publish, load,
-//!   remove, lease release, storm guard, session binding).
+//!   remove, lease release, storm guard, session claim).
 //! - `message.rs`: the change messages.
 //! - `conn.rs`: connections and their errors.
 //! - `link.rs`: up or down, lag, journal length (and the one log line per
