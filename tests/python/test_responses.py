@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import uuid
 
 import openai
 import pytest
@@ -42,7 +43,10 @@ def _events(stream) -> list:
 
 
 def test_responses_text(oai, world):
-    raw = oai.responses.with_raw_response.create(model=MODEL, input="hello there", store=False)
+    # A text no account has seen before in this world (the fake reports a
+    # cache hit for a prefix the same account saw).
+    fresh = uuid.uuid4().hex
+    raw = oai.responses.with_raw_response.create(model=MODEL, input=f"hello {fresh}", store=False)
     account = raw.headers.get("x-grantpool-account")
     assert account in world.ids.values()
     r = raw.parse()
@@ -50,7 +54,7 @@ def test_responses_text(oai, world):
     assert r.id.startswith("resp_")
     assert r.status == "completed"
     assert r.model == MODEL
-    assert r.output_text == f"echo({world.email_of(account)}): hello there"
+    assert r.output_text == f"echo({world.email_of(account)}): hello {fresh}"
     msg = r.output[-1]
     assert msg.type == "message" and msg.role == "assistant" and msg.id.startswith("msg_")
     assert msg.content[0].type == "output_text"
