@@ -72,10 +72,14 @@ impl App {
         pool.set_quota_rule(crate::quota::rule_of(&policy.quota_protection));
         let policy = Arc::new(PolicyHandle::new(engine, policy));
 
-        let oauth = OAuth::new(config.oauth.clone())?;
+        let egress = crate::egress::Egress::new(&config.egress).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for e in egress.entries() {
+            tracing::info!(proxy = %e.name, endpoint = %e.url.endpoint(), "egress proxy");
+        }
+        let oauth = OAuth::with_egress(config.oauth.clone(), egress.clone())?;
         let tokens = Arc::new(TokenManager::new(oauth.clone(), store.clone(), pool.clone(), config.oauth.refresh_skew_secs));
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
-        let upstream = Upstream::new(&config.upstream, crate::proxy::listener::lanes(config.server.workers))?;
+        let upstream = Upstream::with_egress(&config.upstream, crate::proxy::listener::lanes(config.server.workers), egress)?;
         let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone(), config.profile_map()));
         let dispatcher = Dispatcher {
             pool,
@@ -108,7 +112,20 @@ impl App {
             let every = std::time::Duration::from_secs(self.proxy.config.upstream.version_check_secs);
             tokio::spawn(crate::upstream::version::keep_current(d.upstream.clone(), url, every));
         }
+        if let Some(target) = egress_check_target(&self.proxy.config) {
+            let timeout = std::time::Duration::from_secs(self.proxy.config.upstream.connect_timeout_secs.max(1));
+            tokio::spawn(d.upstream.egress.clone().run_checks(target, timeout));
+        }
         self.ui.start();
         Ok(Background { _watch: watch })
     }
+}
+
+/// Where the egress proxies' health checks open their tunnel: the first
+/// upstream host (what the accounts' calls need to reach).
+pub fn egress_check_target(config: &Config) -> Option<(String, u16)> {
+    let profile = config.upstream.forced_profile().unwrap_or(&crate::profiles::ANTIGRAVITY);
+    let base = config.upstream.base_urls_of(profile).into_iter().next()?;
+    let url = reqwest::Url::parse(&base).ok()?;
+    Some((url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_string(), url.port_or_known_default()?))
 }

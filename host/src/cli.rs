@@ -73,6 +73,9 @@ pub enum AccountsCmd {
         /// `gemini-cli`, or one in [oauth.clients] (default: [oauth] client).
         #[arg(long, alias = "oauth-client")]
         client: Option<String>,
+        /// The egress proxy its calls go through (a name in [egress.proxies]).
+        #[arg(long)]
+        egress: Option<String>,
     },
     /// Add an account by signing in with Google in a browser.
     Login {
@@ -83,6 +86,9 @@ pub enum AccountsCmd {
         /// Print the URL only; do not try to open a browser.
         #[arg(long)]
         no_browser: bool,
+        /// The egress proxy its calls go through (a name in [egress.proxies]).
+        #[arg(long)]
+        egress: Option<String>,
     },
     /// Import accounts: a folder of account files, an Antigravity-Manager
     /// data directory (in cluster mode this seeds the cluster), or the
@@ -92,6 +98,18 @@ pub enum AccountsCmd {
         /// The directory (holding accounts/*.json, or the files themselves),
         /// agy's token file, or `agy` (a folder named agy: `./agy`).
         path: PathBuf,
+        /// The egress proxy the imported accounts' calls go through (a name in [egress.proxies]).
+        #[arg(long)]
+        egress: Option<String>,
+    },
+    /// Change an account's settings.
+    Edit {
+        /// Id or email.
+        account: String,
+        /// The egress proxy its calls go through (a name in
+        /// [egress.proxies]), or `none` for the pool's default.
+        #[arg(long)]
+        egress: Option<String>,
     },
     /// Write every account as an account file (`DIR/<id>.json`), from any
     /// store (in cluster mode: the cluster's records).
@@ -341,6 +359,14 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"accounts": views, "unreadable": skipped}))?);
                 return Ok(());
             }
+            // Each proxy the accounts use, checked once now (a tunnel to the
+            // first upstream host), so that the list says which work.
+            let egress = crate::egress::Egress::new(&config.egress).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(target) = crate::app::egress_check_target(&config) {
+                let timeout = std::time::Duration::from_secs(config.upstream.connect_timeout_secs.clamp(1, 5));
+                let used: Vec<_> = egress.entries().into_iter().filter(|e| views.iter().any(|v| v.egress.as_deref() == Some(&*e.name)) || egress.of_account(None).is_some_and(|d| d.name == *e.name)).collect();
+                rt.block_on(futures::future::join_all(used.iter().map(|e| e.check(&target, timeout))));
+            }
             if views.is_empty() && report.skipped.is_empty() {
                 println!("no accounts in the {} — add one with `grantpool accounts add --refresh-token …` or `grantpool accounts login`", store.location());
             }
@@ -361,6 +387,14 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                     CoolingDown { reason, until_ms } => format!("cooling down until {}: {reason}", fmt_time((*until_ms / 1000) as i64)),
                 };
                 println!("{:<36} {:<32} {state}", v.id, v.email);
+                if let Some(p) = egress.of_account(v.egress.as_deref()) {
+                    let health = match (&p.error, p.healthy) {
+                        (None, _) if p.checked_at == 0 => "not checked".to_string(),
+                        (None, true) => "healthy".to_string(),
+                        (e, _) => format!("UNREACHABLE: {}", e.as_deref().unwrap_or("")),
+                    };
+                    println!("{:<36} {:<32}   egress {} ({}): {health}", "", "", p.name, if p.endpoint.is_empty() { "not configured" } else { &p.endpoint });
+                }
                 for b in &v.model_cooldowns {
                     println!("{:<36} {:<32}   {} cooling down until {}: {}", "", "", b.model, fmt_time((b.until_ms / 1000) as i64), b.reason);
                 }
@@ -376,16 +410,35 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AccountsCmd::Add { refresh_token, email, client } => rt.block_on(async {
-            let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
-            let new = oauth.verify_refresh_token(client.as_deref(), &refresh_token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        AccountsCmd::Add { refresh_token, email, client, egress } => rt.block_on(async {
+            check_egress(&config, egress.as_deref())?;
+            let oauth = oauth_of(&config)?;
+            let new = oauth.verify_refresh_token(client.as_deref(), &refresh_token, egress.as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(given) = email.filter(|e| !e.trim().eq_ignore_ascii_case(new.email.trim())) {
                 bail!("the token belongs to {}, not {given}; nothing was written (drop --email, or add the other account's token)", new.email);
             }
-            upsert_and_report(&store, new)
+            let id = upsert_and_report(&store, new)?;
+            set_egress(&store, &id, egress.as_deref())
         }),
-        AccountsCmd::Login { client, no_browser } => rt.block_on(login(&config, &store, client.as_deref(), no_browser)),
-        AccountsCmd::Import { path } => {
+        AccountsCmd::Login { client, no_browser, egress } => {
+            check_egress(&config, egress.as_deref())?;
+            let id = rt.block_on(login(&config, &store, client.as_deref(), no_browser, egress.as_deref()))?;
+            set_egress(&store, &id, egress.as_deref())
+        }
+        AccountsCmd::Edit { account, egress } => {
+            let file = find(&store, &account)?;
+            let Some(egress) = egress else { bail!("nothing to change: give --egress NAME (or --egress none)") };
+            let egress = (!egress.eq_ignore_ascii_case("none")).then_some(egress);
+            check_egress(&config, egress.as_deref())?;
+            let file = store.update(&file.id, |f| f.egress = egress.clone())?;
+            match &file.egress {
+                Some(name) => println!("{} ({}): its calls go through egress proxy `{name}`", file.id, file.email),
+                None => println!("{} ({}): its calls take the pool's default way out", file.id, file.email),
+            }
+            Ok(())
+        }
+        AccountsCmd::Import { path, egress } => {
+            check_egress(&config, egress.as_deref())?;
             // The Antigravity CLI's sign-in: `agy`, or its token file by content.
             let agy = if path.as_os_str() == "agy" {
                 Some(crate::agy::find_here()?)
@@ -393,7 +446,8 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                 crate::agy::read_token_file(&path)?.map(|t| (crate::agy::AgySource::File(path.clone()), t))
             };
             if let Some((source, token)) = agy {
-                return rt.block_on(import_agy(&config, &store, source, token));
+                let id = rt.block_on(import_agy(&config, &store, source, token, egress.as_deref()))?;
+                return set_egress(&store, &id, egress.as_deref());
             }
             let report = store.import_antigravity(&path);
             for e in &report.imported {
@@ -405,6 +459,7 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
                     "unchanged"
                 };
                 println!("{what:<9} {} {}", e.id, e.email);
+                set_egress(&store, &e.id, egress.as_deref())?;
             }
             for f in &report.failed {
                 eprintln!("skipped   {}: {}", f.path.display(), f.cause);
@@ -461,15 +516,37 @@ fn accounts(config: Config, cmd: AccountsCmd) -> anyhow::Result<()> {
 /// `accounts import agy` / `accounts import <agy token file>`: agy's
 /// refresh token is refreshed with Antigravity's client and upserted by the
 /// email Google's userinfo names (as `accounts add` does).
-async fn import_agy(config: &Config, store: &Store, source: crate::agy::AgySource, token: crate::agy::AgyToken) -> anyhow::Result<()> {
+async fn import_agy(config: &Config, store: &Store, source: crate::agy::AgySource, token: crate::agy::AgyToken, egress: Option<&str>) -> anyhow::Result<String> {
     println!("agy sign-in found in {source}");
-    let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+    let oauth = oauth_of(config)?;
     let new = oauth
-        .verify_refresh_token(Some(crate::agy::OAUTH_CLIENT), &token.refresh_token)
+        .verify_refresh_token(Some(crate::agy::OAUTH_CLIENT), &token.refresh_token, egress)
         .await
         .map_err(|e| anyhow::anyhow!("agy's sign-in from {source}: {e}; if agy's token is stale, sign in with `agy` again and re-run this, or add the account with `grantpool accounts login`"))?;
-    upsert_and_report(store, new).with_context(|| format!("importing agy's sign-in from {source}"))?;
+    let id = upsert_and_report(store, new).with_context(|| format!("importing agy's sign-in from {source}"))?;
     println!("imported from agy: an Antigravity account (OAuth client `{}`)", crate::agy::OAUTH_CLIENT);
+    Ok(id)
+}
+
+/// The OAuth client of a CLI command, its calls routed as the server's.
+fn oauth_of(config: &Config) -> anyhow::Result<crate::oauth::OAuth> {
+    let egress = crate::egress::Egress::new(&config.egress).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::oauth::OAuth::with_egress(config.oauth.clone(), egress)
+}
+
+/// Refuses an egress proxy name that `[egress.proxies]` does not hold.
+fn check_egress(config: &Config, egress: Option<&str>) -> anyhow::Result<()> {
+    match egress {
+        Some(name) => config.egress.check_name(name).map_err(|e| anyhow::anyhow!("--egress: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// Records `egress` on account `id` (nothing when not given).
+fn set_egress(store: &Store, id: &str, egress: Option<&str>) -> anyhow::Result<()> {
+    let Some(name) = egress else { return Ok(()) };
+    store.update(id, |f| f.egress = Some(name.to_string())).with_context(|| format!("setting the egress proxy of {id}"))?;
+    println!("{id}: its calls go through egress proxy `{name}`");
     Ok(())
 }
 
@@ -479,7 +556,8 @@ fn find(store: &Store, account: &str) -> anyhow::Result<crate::store::AccountFil
         .ok_or_else(|| anyhow::anyhow!("no account with id or email `{account}` in the {}", store.location()))
 }
 
-fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<()> {
+/// Upserts `new` and says what happened; the account's id.
+fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<String> {
     let outcome = store.upsert(new)?;
     let a = &outcome.account;
     if outcome.created {
@@ -495,13 +573,13 @@ fn upsert_and_report(store: &Store, new: NewAccount) -> anyhow::Result<()> {
     if a.proxy_disabled {
         println!("note: the account is off the proxy ({}); `grantpool accounts enable {}` puts it back", a.proxy_disabled_reason.as_deref().unwrap_or(""), a.id);
     }
-    Ok(())
+    Ok(a.id.clone())
 }
 
 /// The OAuth authorization-code flow with PKCE and a loopback redirect.
-async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser: bool) -> anyhow::Result<()> {
+async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser: bool, egress: Option<&str>) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let oauth = crate::oauth::OAuth::new(config.oauth.clone())?;
+    let oauth = oauth_of(config)?;
     let client = oauth.client_named(client).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("opening the loopback port for the OAuth redirect")?;
     let redirect_uri = format!("http://127.0.0.1:{}/oauth2callback", listener.local_addr()?.port());
@@ -562,7 +640,7 @@ async fn login(config: &Config, store: &Store, client: Option<&str>, no_browser:
     })
     .await
     .map_err(|_| anyhow::anyhow!("no sign-in within 10 minutes; run `grantpool accounts login` again"))??;
-    let new = oauth.account_from_code(&client, &code, &verifier, &redirect_uri).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = oauth.account_from_code(&client, &code, &verifier, &redirect_uri, egress).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     upsert_and_report(store, new)
 }
 

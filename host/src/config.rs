@@ -442,6 +442,13 @@ impl std::fmt::Debug for ClusterConfig {
 
 pub use crate::util::redact_url;
 
+/// A parse error's text with the password of every quoted URL in it
+/// replaced (the error quotes the offending line: an `[egress]` URL's
+/// password must not reach the terminal or a log).
+fn redact_urls_in(text: &str) -> String {
+    text.split('"').map(|part| if part.contains("://") { redact_url(part) } else { part.to_string() }).collect::<Vec<_>>().join("\"")
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -454,8 +461,92 @@ struct FileConfig {
     log: LogConfig,
     plugins: PluginsConfig,
     cluster: ClusterConfig,
+    egress: EgressConfig,
     /// Client model name → upstream model; `*` wildcards allowed.
     models: BTreeMap<String, String>,
+}
+
+/// `[egress]`: outbound proxies for the calls made for accounts. Absent:
+/// every call follows `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` /
+/// `NO_PROXY` alike (or none of them). `Debug` never shows a password.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// The proxy of accounts that name none: a URL (`socks5h://…`,
+    /// `http://user:pass@host:port`) or the name of one of `proxies`.
+    pub default: Option<String>,
+    /// Named proxies an account may pick (`egress = "NAME"`).
+    pub proxies: BTreeMap<String, EgressProxy>,
+    /// Seconds between two health checks of each proxy (0: the default, 180).
+    pub check_secs: u64,
+}
+
+/// One named proxy, `[egress.proxies.NAME]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressProxy {
+    /// `http://[user:pass@]host:port`, `https://…` (CONNECT), `socks5://…`
+    /// (local DNS) or `socks5h://…` (the proxy resolves names).
+    pub url: String,
+}
+
+impl std::fmt::Debug for EgressProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressProxy").field("url", &redact_url(&self.url)).finish()
+    }
+}
+
+impl std::fmt::Debug for EgressConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressConfig")
+            .field("default", &self.default.as_deref().map(redact_url))
+            .field("proxies", &self.proxies)
+            .field("check_secs", &self.check_secs)
+            .finish()
+    }
+}
+
+impl EgressConfig {
+    /// Whether any proxy is configured (else the environment decides).
+    pub fn is_configured(&self) -> bool {
+        self.default.is_some() || !self.proxies.is_empty()
+    }
+
+    /// The configured names, for messages (`none` when there are none).
+    pub fn names(&self) -> String {
+        if self.proxies.is_empty() {
+            "none configured in [egress.proxies]".into()
+        } else {
+            self.proxies.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    /// Refuses a name an account may not use (not in `[egress.proxies]`).
+    pub fn check_name(&self, name: &str) -> Result<(), String> {
+        if self.proxies.contains_key(name) {
+            Ok(())
+        } else {
+            Err(format!("unknown egress proxy `{name}`: the configured ones are {}", self.names()))
+        }
+    }
+
+    /// Each URL parsed, each name usable; errors name the key, never a password.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for (name, p) in &self.proxies {
+            if name.is_empty() || name.eq_ignore_ascii_case("none") || name.eq_ignore_ascii_case("default") || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid { what: format!("egress.proxies.{name}"), cause: "a proxy name is a word without spaces, not `none` or `default`".into() });
+            }
+            crate::egress::ProxyUrl::parse(&p.url).map_err(|cause| ConfigError::Invalid { what: format!("egress.proxies.{name}.url"), cause })?;
+        }
+        if let Some(d) = &self.default {
+            if d.contains("://") {
+                crate::egress::ProxyUrl::parse(d).map_err(|cause| ConfigError::Invalid { what: "egress.default".into(), cause })?;
+            } else {
+                self.check_name(d).map_err(|cause| ConfigError::Invalid { what: "egress.default".into(), cause })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The settings in force.
@@ -479,6 +570,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// `[cluster]`.
     pub cluster: ClusterConfig,
+    /// `[egress]`.
+    pub egress: EgressConfig,
     /// `[models]`: client model name → upstream model.
     pub models: BTreeMap<String, String>,
 }
@@ -521,7 +614,7 @@ impl Config {
                 let text = std::fs::read_to_string(path)
                     .map_err(|cause| ConfigError::Read { path: path.clone(), cause })?;
                 toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.clone(), cause: e.to_string().trim().to_string() })?
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), cause: redact_urls_in(e.to_string().trim()) })?
             }
             None => FileConfig::default(),
         };
@@ -588,6 +681,7 @@ impl Config {
             log: file.log,
             plugins,
             cluster,
+            egress: file.egress,
             models: file.models,
         };
         config.validate()?;
@@ -595,6 +689,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.egress.validate()?;
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid {
                 what: "server.listen".into(),

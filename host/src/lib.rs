@@ -13,6 +13,7 @@ pub mod agy;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod logging;
 pub mod manage;
 pub mod metrics;

@@ -105,7 +105,7 @@ impl<'a> Manager<'a> {
         expected: Option<&str>,
         project_id: Option<String>,
     ) -> Result<UpsertOutcome, ManageError> {
-        let mut new = self.oauth.verify_refresh_token(client, refresh_token).await.map_err(ManageError::Refused)?;
+        let mut new = self.oauth.verify_refresh_token(client, refresh_token, None).await.map_err(ManageError::Refused)?;
         new.token.project_id = project_id.filter(|p| !p.is_empty());
         self.upsert(new, expected).await
     }

@@ -2,6 +2,7 @@
 //! an authorization code (PKCE), ask who a token belongs to, and the
 //! loopback login flow of `grantpool accounts login`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -108,7 +109,9 @@ struct TokenAnswer {
 /// The OAuth client of the host.
 #[derive(Clone)]
 pub struct OAuth {
-    http: reqwest::Client,
+    /// One client per way out ([`crate::egress`]).
+    http: Arc<crate::egress::Clients<reqwest::Client>>,
+    egress: Arc<crate::egress::Egress>,
     config: OAuthConfig,
 }
 
@@ -117,12 +120,28 @@ const HEADERS_KEPT: &[&str] = &["retry-after", "content-type", "www-authenticate
 impl OAuth {
     /// A client for `config`.
     pub fn new(config: OAuthConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("grantpool/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(OAuth { http, config })
+        Self::with_egress(config, crate::egress::Egress::direct())
+    }
+
+    /// A client for `config` whose calls for an account leave by the
+    /// account's egress route.
+    pub fn with_egress(config: OAuthConfig, egress: Arc<crate::egress::Egress>) -> anyhow::Result<Self> {
+        let http = crate::egress::Clients::build(&egress, |route| -> anyhow::Result<reqwest::Client> {
+            Ok(crate::egress::reqwest_builder(route)?
+                .timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("grantpool/", env!("CARGO_PKG_VERSION")))
+                .build()?)
+        })?;
+        Ok(OAuth { http: Arc::new(http), egress, config })
+    }
+
+    /// The client for a call to `url` made for an account with `egress`,
+    /// and the proxy's name (for messages).
+    fn http_for(&self, egress: Option<&str>, url: &str) -> Result<(&reqwest::Client, Option<Arc<crate::egress::ProxyEntry>>), String> {
+        let way = self.egress.route_url(egress, url).map_err(|e| e.to_string())?;
+        let client = self.http.get(&way).ok_or_else(|| "no client for the egress route".to_string())?;
+        Ok((client, way))
     }
 
     /// The settings in force.
@@ -149,7 +168,8 @@ impl OAuth {
 
     /// `POST token_url` with `grant_type=refresh_token`, with the account's
     /// own client.
-    pub async fn refresh(&self, token: &TokenData) -> Result<Refreshed, RefreshError> {
+    /// `egress`: the account's proxy name.
+    pub async fn refresh(&self, token: &TokenData, egress: Option<&str>) -> Result<Refreshed, RefreshError> {
         let client = self.client_of(token)?;
         let form = [
             ("grant_type", "refresh_token"),
@@ -157,7 +177,7 @@ impl OAuth {
             ("client_id", client.client_id.as_str()),
             ("client_secret", client.client_secret.as_str()),
         ];
-        self.token_call(&form).await
+        self.token_call(&form, egress).await
     }
 
     /// `POST token_url` with `grant_type=authorization_code` (PKCE).
@@ -167,6 +187,7 @@ impl OAuth {
         code: &str,
         verifier: &str,
         redirect_uri: &str,
+        egress: Option<&str>,
     ) -> Result<Refreshed, RefreshError> {
         let form = [
             ("grant_type", "authorization_code"),
@@ -176,20 +197,15 @@ impl OAuth {
             ("client_id", client.client_id.as_str()),
             ("client_secret", client.client_secret.as_str()),
         ];
-        self.token_call(&form).await
+        self.token_call(&form, egress).await
     }
 
-    async fn token_call(&self, form: &[(&str, &str)]) -> Result<Refreshed, RefreshError> {
-        let resp = self
-            .http
-            .post(&self.config.token_url)
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
+    async fn token_call(&self, form: &[(&str, &str)], egress: Option<&str>) -> Result<Refreshed, RefreshError> {
+        let (http, way) = self.http_for(egress, &self.config.token_url).map_err(RefreshError::Network)?;
+        let resp = http.post(&self.config.token_url).form(form).send().await.map_err(|e| RefreshError::Network(via(&way, &e)))?;
         let status = resp.status().as_u16();
         let headers = crate::util::kept_headers(resp.headers(), HEADERS_KEPT);
-        let body = resp.text().await.map_err(|e| RefreshError::Network(describe_reqwest(&e)))?;
+        let body = resp.text().await.map_err(|e| RefreshError::Network(via(&way, &e)))?;
         if !(200..300).contains(&status) {
             return Err(RefreshError::Rejected { status, body: crate::util::truncate_utf8(&body, 4096).to_string(), headers });
         }
@@ -207,11 +223,12 @@ impl OAuth {
     /// refreshed with `client` (`None`: the default client) and the email is
     /// the one userinfo returns for it. `Err` says why nothing may be
     /// written (the token endpoint refused it, or userinfo did not answer).
-    pub async fn verify_refresh_token(&self, client: Option<&str>, refresh_token: &str) -> Result<crate::store::NewAccount, String> {
+    /// `egress`: the proxy the new account will use (its calls go there now too).
+    pub async fn verify_refresh_token(&self, client: Option<&str>, refresh_token: &str, egress: Option<&str>) -> Result<crate::store::NewAccount, String> {
         let client = self.client_named(client).map_err(|e| e.to_string())?;
         let mut token = TokenData::new("", refresh_token, 0);
         token.oauth_client = Some(client.name.clone());
-        let refreshed = self.refresh(&token).await.map_err(|e| {
+        let refreshed = self.refresh(&token, egress).await.map_err(|e| {
             let why = e.oauth_error().map(|o| format!("the token endpoint answered {o}")).unwrap_or_else(|| e.to_string());
             format!("refused: {why} (it refused the refresh token with OAuth client `{}`); nothing was written: is the token right, and issued to that client?", client.name)
         })?;
@@ -220,7 +237,7 @@ impl OAuth {
         if let Some(rt) = refreshed.refresh_token {
             token.refresh_token = rt;
         }
-        let email = self.userinfo_email(&refreshed.access_token).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
+        let email = self.userinfo_email(&refreshed.access_token, egress).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
         Ok(crate::store::NewAccount { email, token })
     }
 
@@ -233,33 +250,34 @@ impl OAuth {
         code: &str,
         verifier: &str,
         redirect_uri: &str,
+        egress: Option<&str>,
     ) -> Result<crate::store::NewAccount, String> {
-        let tokens = self.exchange_code(client, code, verifier, redirect_uri).await.map_err(|e| {
+        let tokens = self.exchange_code(client, code, verifier, redirect_uri, egress).await.map_err(|e| {
             let why = e.oauth_error().map(|o| format!("the token endpoint answered {o}")).unwrap_or_else(|| e.to_string());
             format!("exchanging the sign-in code failed: {why}; nothing was written")
         })?;
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             return Err("Google gave no refresh token (the consent screen was skipped?); remove grantpool's access at https://myaccount.google.com/permissions and sign in again".into());
         };
-        let email = self.userinfo_email(&tokens.access_token).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
+        let email = self.userinfo_email(&tokens.access_token, egress).await.map_err(|e| format!("cannot learn whose token it is: {e}; nothing was written"))?;
         let mut token = TokenData::new(tokens.access_token, refresh_token, tokens.expiry_timestamp);
         token.oauth_client = Some(client.name.clone());
         Ok(crate::store::NewAccount { email, token })
     }
 
     /// The email an access token belongs to.
-    pub async fn userinfo_email(&self, access_token: &str) -> anyhow::Result<String> {
+    pub async fn userinfo_email(&self, access_token: &str, egress: Option<&str>) -> anyhow::Result<String> {
         #[derive(Deserialize)]
         struct Info {
             email: Option<String>,
         }
-        let resp = self
-            .http
+        let (http, way) = self.http_for(egress, &self.config.userinfo_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let resp = http
             .get(&self.config.userinfo_url)
             .bearer_auth(access_token)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("asking {} who the token belongs to: {}", self.config.userinfo_url, describe_reqwest(&e)))?;
+            .map_err(|e| anyhow::anyhow!("asking {} who the token belongs to: {}", self.config.userinfo_url, via(&way, &e)))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -310,6 +328,20 @@ pub fn pkce_pair() -> (String, String) {
     let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
+}
+
+/// [`describe_reqwest`], naming the egress proxy the call went through (a
+/// failed connection asks for a health check of it).
+fn via(way: &crate::egress::Route, e: &reqwest::Error) -> String {
+    match way {
+        Some(p) => {
+            if e.is_connect() {
+                p.suspect();
+            }
+            format!("through egress proxy `{}`: {}", p.name, describe_reqwest(e))
+        }
+        None => describe_reqwest(e),
+    }
 }
 
 /// A reqwest error in words, without the URL's query (which could hold a

@@ -363,6 +363,9 @@ pub struct AccountView {
     pub oauth_client: Option<String>,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The egress proxy it names (`None`: the pool's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<String>,
 }
 
 /// A model that an account may not serve for now.
@@ -1209,6 +1212,7 @@ fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> A
         project_id: file.token.project_id.clone(),
         oauth_client: file.token.oauth_client.clone(),
         labels: file.labels.clone(),
+        egress: file.egress.clone(),
     }
 }
 

@@ -60,11 +60,11 @@ impl Quota {
     /// it changes nothing.
     pub async fn fetch(&self, acc: &Arc<LiveAccount>) -> anyhow::Result<()> {
         let token = self.tokens.access_token(acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
-        let (project, client) = acc.read(|f| (f.token.project_id.clone(), f.token.oauth_client.clone()));
+        let (project, client, egress) = acc.read(|f| (f.token.project_id.clone(), f.token.oauth_client.clone(), f.egress.clone()));
         let profile = self.profiles.of(client.as_deref());
         let (models, windows) = futures::join!(
-            self.upstream.fetch_available_models(profile, &token, project.as_deref()),
-            self.upstream.retrieve_user_quota_summary(profile, &token, project.as_deref()),
+            self.upstream.fetch_available_models(profile, &token, project.as_deref(), egress.as_deref()),
+            self.upstream.retrieve_user_quota_summary(profile, &token, project.as_deref(), egress.as_deref()),
         );
         let windows = match windows {
             Ok(w) => Some(w.into_iter().map(|w| (w.bucket_id.clone(), window_of(w))).collect::<std::collections::BTreeMap<_, _>>()),
@@ -125,7 +125,8 @@ impl Quota {
             let listed = async {
                 let token = self.tokens.access_token(&acc).await.map_err(|f| anyhow::anyhow!("token refresh failed: {}", f.error))?;
                 let project = acc.project_id();
-                self.upstream.fetch_available_models(profile, &token, project.as_deref()).await?;
+                let egress = acc.read(|f| f.egress.clone());
+                self.upstream.fetch_available_models(profile, &token, project.as_deref(), egress.as_deref()).await?;
                 anyhow::Ok(())
             };
             if let Err(e) = listed.await {

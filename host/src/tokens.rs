@@ -254,7 +254,8 @@ impl TokenManager {
     async fn refresh_now(&self, acc: &Arc<LiveAccount>) -> Result<String, RefreshFailure> {
         let t = acc.token();
         self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self.oauth.refresh(&t).await {
+        let egress = acc.read(|f| f.egress.clone());
+        match self.oauth.refresh(&t, egress.as_deref()).await {
             Ok(new) => {
                 self.failures.lock().remove(&acc.id);
                 let used = t.refresh_token.clone();

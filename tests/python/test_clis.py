@@ -223,6 +223,30 @@ def test_claude_code_print_mode_refused_for_its_prompt_rests_no_account(refusing
     assert len(served) == 3, served
 
 
+def test_claude_code_websearch(agents):
+    """Claude Code's WebSearch tool: the fake's agent turn calls it
+    (`SEARCH: <query>`), Claude Code sends its own request with only the
+    `web_search_20250305` server tool, grantpool answers with Anthropic's
+    search blocks from the fake's grounding, and Claude Code counts the
+    search and hands the sources back to the model."""
+    query = "grantpool websearch check"
+    name = "claude-websearch"
+    r = claude(agents, name, f"SEARCH: {query}", "--allowedTools", "WebSearch")
+    # The final turn echoes the tool result (`result(WebSearch): …`), which
+    # holds the sources' links.
+    assert "result(WebSearch)" in r["result"], r
+    assert "vertexaisearch.cloud.google.com/grounding-api-redirect/example-org-" in r["result"], r
+    # Claude Code counted the search: its usage, else the tool's own record
+    # in the transcript.
+    searches = (r.get("usage") or {}).get("server_tool_use", {}).get("web_search_requests", 0)
+    if not searches:
+        home = agents.dir / "homes" / name / ".claude" / "projects"
+        records = [json.loads(line) for f in home.rglob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
+        results = [rec.get("toolUseResult") for rec in records if isinstance(rec.get("toolUseResult"), dict)]
+        searches = sum(1 for t in results for item in t.get("results", []) if isinstance(item, dict))
+    assert searches >= 1, r
+
+
 def test_claude_code_gemini3_model(agents):
     r = claude(agents, "claude-gemini3-plain", "say hi", "--model", "gemini-3-pro-preview")
     assert "say hi" in r["result"], r

@@ -36,8 +36,27 @@ pub(super) async fn health(State(app): State<Arc<ProxyState>>) -> Json<serde_jso
 }
 
 /// `GET /admin/accounts`.
+/// Each account carries `egress_proxy` (its proxy's name, endpoint and
+/// health; never the URL's credentials) when its calls go through one, and
+/// `egress` lists every proxy in use.
 pub(super) async fn admin_list(State(app): State<Arc<ProxyState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "accounts": app.dispatcher.pool.views() }))
+    let egress = &app.dispatcher.upstream.egress;
+    let accounts: Vec<serde_json::Value> = app
+        .dispatcher
+        .pool
+        .views()
+        .into_iter()
+        .map(|v| {
+            let proxy = egress.of_account(v.egress.as_deref());
+            let mut j = serde_json::to_value(v).unwrap_or_default();
+            if let (Some(p), Some(obj)) = (proxy, j.as_object_mut()) {
+                obj.insert("egress_proxy".into(), serde_json::to_value(p).unwrap_or_default());
+            }
+            j
+        })
+        .collect();
+    let proxies: Vec<_> = egress.entries().iter().map(|e| e.health()).collect();
+    Json(serde_json::json!({ "accounts": accounts, "egress": proxies }))
 }
 
 /// Body of `POST /admin/accounts`: a refresh token, the client that
@@ -141,6 +160,14 @@ pub(super) async fn metrics(State(app): State<Arc<ProxyState>>) -> Response {
         load(&c.proxy_disables),
     );
     let mut extra = extra;
+    let proxies = app.dispatcher.upstream.egress.entries();
+    if !proxies.is_empty() {
+        extra.push_str("# HELP grantpool_egress_up Whether an egress proxy passed its last check (or tunnel).\n# TYPE grantpool_egress_up gauge\n");
+        for p in proxies {
+            let name = p.name.replace('\\', "\\\\").replace('"', "\\\"");
+            extra.push_str(&format!("grantpool_egress_up{{proxy=\"{name}\"}} {}\n", u8::from(p.healthy())));
+        }
+    }
     if let Some(s) = app.store.cluster().map(|c| c.status()) {
         extra.push_str(&format!(
             "# HELP grantpool_cluster_connected Whether Redis (the cluster store) answers.\n# TYPE grantpool_cluster_connected gauge\ngrantpool_cluster_connected {}\n\

@@ -189,8 +189,8 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let profile = acc.read(|f| self.profiles.of(f.token.oauth_client.as_deref()));
-            match self.upstream.count_tokens(profile, &token, model, request).await {
+            let (profile, egress) = acc.read(|f| (self.profiles.of(f.token.oauth_client.as_deref()), f.egress.clone()));
+            match self.upstream.count_tokens(profile, &token, model, request, egress.as_deref()).await {
                 Ok(n) => {
                     lease.finish(true, Some(200));
                     return Ok(n);
@@ -402,8 +402,9 @@ impl Dispatcher {
                         max_output_tokens: self.upstream.catalogue.max_output_tokens(&call.model),
                     });
                     let started = std::time::Instant::now();
-                    let all_hosts = self.upstream.all_hosts_for(profile, acc.read(|f| f.token.gcp_managed));
-                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream, all_hosts).await;
+                    let (gcp_managed, egress) = acc.read(|f| (f.token.gcp_managed, f.egress.clone()));
+                    let all_hosts = self.upstream.all_hosts_for(profile, gcp_managed);
+                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream, all_hosts, egress.as_deref()).await;
                     self.metrics.upstream_latency(started.elapsed());
                     match sent {
                         Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -544,10 +545,12 @@ impl Dispatcher {
         if let Some(p) = known(acc) {
             return Ok(p);
         }
+        let egress = acc.read(|f| f.egress.clone());
+        let egress = egress.as_deref();
         let found = match acc.project_id() {
             // The project is on file: a failure to learn the tier keeps the
             // account on the first host this time, and asks again next time.
-            Some(p) => match self.upstream.account_tier(profile, token).await {
+            Some(p) => match self.upstream.account_tier(profile, token, egress).await {
                 Ok(found) => found,
                 Err(ProjectError::Call(e)) => {
                     tracing::debug!(account = %acc.id, "could not learn the account's tier: {e}");
@@ -555,7 +558,7 @@ impl Dispatcher {
                 }
                 Err(e) => return Err(e),
             },
-            None => self.upstream.discover_project(profile, token).await?,
+            None => self.upstream.discover_project(profile, token, egress).await?,
         };
         self.actions.remember_code_assist(acc, &found).await;
         acc.project_id().or(found.project).ok_or_else(|| ProjectError::Ineligible {

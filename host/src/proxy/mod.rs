@@ -8,6 +8,7 @@ pub mod admin;
 pub mod answer;
 pub mod auth;
 pub mod dispatch;
+pub mod images;
 pub mod listener;
 pub mod models;
 pub mod router;

@@ -11,7 +11,7 @@ use axum::Router;
 
 use super::state::ProxyState;
 use super::answer::refused;
-use super::{admin, auth, models, routes};
+use super::{admin, auth, images, models, routes};
 
 /// The whole router. The API routes carry no middleware: their handlers
 /// take [`auth::Admitted`] and [`auth::ClientBody`], which do the same checks without a
@@ -28,7 +28,9 @@ pub fn router(app: Arc<ProxyState>, ui: Arc<crate::ui::Ui>) -> Router {
         .route("/v1/chat/completions", post(routes::openai_chat))
         .route("/v1/responses", post(routes::openai_responses))
         .route("/v1/messages", post(routes::anthropic_messages))
-        .route("/v1/messages/count_tokens", post(models::anthropic_count));
+        .route("/v1/messages/count_tokens", post(models::anthropic_count))
+        .route("/v1/images/generations", post(images::generations))
+        .route("/v1/images/edits", post(images::edits));
     let admin = Router::new()
         .route("/admin/accounts", get(admin::admin_list).post(admin::admin_upsert))
         .route("/admin/accounts/{id}/enable", post(admin::admin_enable))

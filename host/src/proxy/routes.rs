@@ -34,7 +34,9 @@ enum Dialect {
     Chat,
     /// The Responses API, with the client's tools (names and kinds to put back).
     Responses(ToolMap),
-    Anthropic,
+    /// Anthropic messages; `true` when the request runs Google Search
+    /// (its grounding is shown as Anthropic's web search tool).
+    Anthropic(bool),
 }
 
 impl Dialect {
@@ -42,7 +44,7 @@ impl Dialect {
         match self {
             Dialect::Gemini => Protocol::Gemini,
             Dialect::Chat | Dialect::Responses(_) => Protocol::Openai,
-            Dialect::Anthropic => Protocol::Anthropic,
+            Dialect::Anthropic(_) => Protocol::Anthropic,
         }
     }
 }
@@ -232,6 +234,9 @@ pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, s
     const ROUTE: &str = "POST /v1/responses";
     match responses::parse_request_with_tools(&body) {
         Ok((req, tools)) => {
+            if tools.search_dropped() {
+                crate::translate::search::log_search_dropped(ROUTE);
+            }
             if !tools.dropped().is_empty() {
                 tracing::info!(route = ROUTE, "built-in tools Google has no equivalent for were left out: {}", tools.dropped().join(", "));
             }
@@ -243,7 +248,15 @@ pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, s
 
 /// `POST /v1/messages`.
 pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Dialect::Anthropic, "POST /v1/messages", anthropic::parse_request(&body), session).await
+    const ROUTE: &str = "POST /v1/messages";
+    let parsed = anthropic::parse_request_with_search(&body).map(|(req, search_dropped)| {
+        if search_dropped {
+            crate::translate::search::log_search_dropped(ROUTE);
+        }
+        req
+    });
+    let search = parsed.as_ref().is_ok_and(|r| crate::translate::search::uses_google_search(&r.gemini));
+    translated(app, Dialect::Anthropic(search), ROUTE, parsed, session).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
@@ -267,7 +280,7 @@ async fn translated(
     let policy = app.policy.current();
     // Claude Code's `metadata.user_id` ranks above Codex's headers; the
     // OpenAI body ids below them.
-    let body_first = matches!(dialect, Dialect::Anthropic);
+    let body_first = matches!(dialect, Dialect::Anthropic(_));
     let gemini = &req.gemini;
     let session_id = conversation_id(session, req.session_hint, body_first, || translated_first_turn(gemini));
     let prepared = Prepared { dialect, client_model: req.model, stream: req.stream, session_id, request, policy };
@@ -362,13 +375,16 @@ async fn whole_response(served: Served, dialect: Dialect, client_model: &str, mu
             tally.scan(&inner);
             ([(axum::http::header::CONTENT_TYPE, "application/json")], inner).into_response()
         }
-        Dialect::Chat | Dialect::Responses(_) | Dialect::Anthropic => match parse_upstream_response(&body) {
+        Dialect::Chat | Dialect::Responses(_) | Dialect::Anthropic(_) => match parse_upstream_response(&body) {
             Ok(g) => {
                 tally.saw(g.usage_metadata.as_ref());
                 match &dialect {
                     Dialect::Chat => Json(openai::response_from_gemini(&g, client_model)).into_response(),
                     Dialect::Responses(tools) => Json(responses::response_with_tools(&g, client_model, tools)).into_response(),
-                    _ => Json(anthropic::response_from_gemini(&g, client_model)).into_response(),
+                    _ => {
+                        let search = matches!(dialect, Dialect::Anthropic(true));
+                        Json(anthropic::response_with_search(&g, client_model, search)).into_response()
+                    }
                 }
             }
             Err(e) => {
@@ -458,7 +474,7 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str, tally: 
         Dialect::Gemini => StreamOut::Gemini,
         Dialect::Chat => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
         Dialect::Responses(tools) => StreamOut::Responses(Box::new(responses::StreamTranslator::with_tools(client_model, tools))),
-        Dialect::Anthropic => StreamOut::Anthropic(anthropic::StreamTranslator::new(client_model)),
+        Dialect::Anthropic(search) => StreamOut::Anthropic(anthropic::StreamTranslator::with_search(client_model, search)),
     };
     let state = StreamState { events: response.into_stream().eventsource(), out, lease: Some(lease), pending: VecDeque::new(), done: false, saw_finish: false, tally };
     let body = futures::stream::unfold(state, |mut st| async move {

@@ -329,6 +329,9 @@ pub struct AccountFile {
     pub last_used: Option<i64>,
     /// Free labels used by selection strategies (e.g. `tier = "pro"`).
     pub labels: BTreeMap<String, String>,
+    /// The outbound proxy every call for this account goes through (a name
+    /// from `[egress.proxies]`); `None`: the pool's `[egress] default`.
+    pub egress: Option<String>,
     /// Cooldowns that must survive a restart.
     pub cooldowns: Vec<PersistedCooldown>,
     /// Last known quota per model name.
@@ -366,6 +369,7 @@ impl AccountFile {
             created_at: now,
             last_used: None,
             labels: BTreeMap::new(),
+            egress: None,
             cooldowns: Vec::new(),
             quota: BTreeMap::new(),
             quota_windows: BTreeMap::new(),
@@ -446,6 +450,7 @@ impl fmt::Debug for AccountFile {
             .field("created_at", &self.created_at)
             .field("last_used", &self.last_used)
             .field("labels", &self.labels)
+            .field("egress", &self.egress)
             .field("cooldowns", &self.cooldowns)
             .field("quota", &self.quota)
             .field("quota_windows", &self.quota_windows)
@@ -489,6 +494,8 @@ struct RawAccount {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    egress: Option<String>,
     #[serde(
         default,
         deserialize_with = "null_as_default",
@@ -543,6 +550,7 @@ impl TryFrom<RawAccount> for AccountFile {
             created_at: raw.created_at,
             last_used: raw.last_used,
             labels: raw.labels,
+            egress: raw.egress.filter(|e| !e.is_empty()),
             cooldowns: raw.cooldowns,
             quota,
             quota_windows: raw.quota_windows,
@@ -577,6 +585,7 @@ impl From<AccountFile> for RawAccount {
             created_at: a.created_at,
             last_used: a.last_used,
             labels: a.labels,
+            egress: a.egress,
             cooldowns: a.cooldowns,
             quota,
             quota_windows: a.quota_windows,

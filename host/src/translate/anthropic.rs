@@ -27,7 +27,13 @@
 //!   `refusal`.
 //! - `web_search_*` server tools map to Gemini's `googleSearch` when the
 //!   request declares no custom tools (Gemini cannot mix them), and are
-//!   dropped otherwise; other Anthropic-defined tools are refused.
+//!   dropped otherwise ([`parse_request_with_search`] says so, for the
+//!   log); other Anthropic-defined tools are refused. A grounded answer
+//!   comes back as Anthropic's own web search does (see
+//!   [`response_with_search`]): a `server_tool_use` block, a
+//!   `web_search_tool_result` block with Gemini's sources, then the text
+//!   with `web_search_result_location` citations, and
+//!   `usage.server_tool_use.web_search_requests`.
 //! - `redacted_thinking`, `server_tool_use` and `web_search_tool_result`
 //!   blocks in the history are dropped.
 
@@ -41,6 +47,7 @@ use super::gemini::{
     GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig, UsageMetadata,
 };
 use super::schema::function_declaration;
+use super::search::{Grounding, Source as WebSource};
 use super::shared::{
     self, args_json, function_tools, gemini_request, new_id, sign_first_call, At, ContentsBuilder, Probe, TextOr,
 };
@@ -194,6 +201,13 @@ fn unwrap_signature(mut signature: String) -> Option<String> {
 /// Errors name the offending field, e.g.
 /// ``invalid request: `messages[2].content[0].tool_use_id` `toolu_9` does not match …``.
 pub fn parse_request(body: &[u8]) -> Result<ClientRequest, TranslateError> {
+    parse_request_with_search(body).map(|(req, _)| req)
+}
+
+/// [`parse_request`], and whether a web search tool was left out because
+/// the request also declares custom tools (Gemini cannot mix them), for
+/// the route to log.
+pub fn parse_request_with_search(body: &[u8]) -> Result<(ClientRequest, bool), TranslateError> {
     match serde_json::from_slice::<MessagesRequest>(body) {
         Ok(req) => translate(req),
         Err(err) => Err(diagnose(body, err)),
@@ -248,7 +262,7 @@ fn diagnose(body: &[u8], err: serde_json::Error) -> TranslateError {
     shared::blame(body, err, &root)
 }
 
-fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> {
+fn translate(req: MessagesRequest<'_>) -> Result<(ClientRequest, bool), TranslateError> {
     let model = shared::required(req.model.filter(|m| !m.is_empty()), "model")?;
     let messages = shared::required(req.messages, "messages")?;
 
@@ -366,7 +380,7 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
         ));
     }
 
-    let tools = translate_tools(req.tools)?;
+    let (tools, search_dropped) = translate_tools(req.tools)?;
     let has_functions = tools.iter().any(|t| t.function_declarations.is_some());
     let tool_config = match (req.tool_choice, has_functions) {
         (Some(choice), true) => Some(tool_choice(choice)?),
@@ -413,12 +427,13 @@ fn translate(req: MessagesRequest<'_>) -> Result<ClientRequest, TranslateError> 
         ..GenerationConfig::default()
     };
 
-    Ok(ClientRequest {
+    let req = ClientRequest {
         model,
         stream: req.stream.unwrap_or(false),
         session_hint: req.metadata.and_then(|m| m.user_id).and_then(conversation_of_user_id),
         gemini: gemini_request(contents, system, tools, tool_config, config),
-    })
+    };
+    Ok((req, search_dropped))
 }
 
 /// The conversation a `metadata.user_id` names. Claude Code sends its
@@ -598,7 +613,9 @@ fn tool_use_part(block: Block<'_>, path: &At<'_>) -> Result<Part, TranslateError
     })
 }
 
-fn translate_tools(tools: Option<Vec<ToolIn<'_>>>) -> Result<Vec<Tool>, TranslateError> {
+/// The Gemini tools, and whether a web search tool was dropped for the
+/// custom ones.
+fn translate_tools(tools: Option<Vec<ToolIn<'_>>>) -> Result<(Vec<Tool>, bool), TranslateError> {
     let mut decls = Vec::new();
     let mut web_search = false;
     for (j, tool) in tools.unwrap_or_default().into_iter().enumerate() {
@@ -626,16 +643,17 @@ fn translate_tools(tools: Option<Vec<ToolIn<'_>>>) -> Result<Vec<Tool>, Translat
         }
     }
     Ok(if !decls.is_empty() {
-        function_tools(decls)
+        (function_tools(decls), web_search)
     } else if web_search {
         let mut extra = Map::with_capacity(1);
         extra.insert("googleSearch".to_owned(), Value::Object(Map::new()));
-        vec![Tool {
+        let tool = Tool {
             function_declarations: None,
             extra,
-        }]
+        };
+        (vec![tool], false)
     } else {
-        Vec::new()
+        (Vec::new(), false)
     })
 }
 
@@ -693,6 +711,9 @@ pub enum ContentBlock {
     Text {
         /// The text.
         text: String,
+        /// The sources of this span of a grounded answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        citations: Option<Vec<Citation>>,
     },
     /// Gemini's thought summary.
     Thinking {
@@ -710,6 +731,86 @@ pub enum ContentBlock {
         /// Arguments object.
         input: Value,
     },
+    /// The web search Gemini ran (Google Search grounding).
+    ServerToolUse {
+        /// `srvtoolu_…`.
+        id: String,
+        /// Always `web_search`.
+        name: &'static str,
+        /// `{"query": <the first query Gemini ran>}`.
+        input: Value,
+    },
+    /// The pages the search found.
+    WebSearchToolResult {
+        /// The `server_tool_use` block's id.
+        tool_use_id: String,
+        /// One entry per page.
+        content: Vec<WebSearchResult>,
+    },
+}
+
+/// One page of a `web_search_tool_result` block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebSearchResult {
+    /// Always `web_search_result`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The page's address.
+    pub url: String,
+    /// Its title.
+    pub title: String,
+    /// An opaque token (Anthropic's is its copy of the page; this proxy's
+    /// is never read back).
+    pub encrypted_content: String,
+    /// Always `null` (Google does not say).
+    pub page_age: Option<String>,
+}
+
+impl WebSearchResult {
+    fn of(source: &WebSource) -> Self {
+        WebSearchResult {
+            kind: "web_search_result",
+            url: source.url.clone(),
+            title: source.title.clone(),
+            encrypted_content: source.token(),
+            page_age: None,
+        }
+    }
+}
+
+/// A `web_search_result_location` citation on a span of text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Citation {
+    /// Always `web_search_result_location`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The page.
+    pub url: String,
+    /// Its title.
+    pub title: String,
+    /// An opaque token (the page's).
+    pub encrypted_index: String,
+    /// The span cited (Gemini's segment).
+    pub cited_text: String,
+}
+
+impl Citation {
+    fn of(source: &WebSource, cited: &str) -> Self {
+        Citation {
+            kind: "web_search_result_location",
+            url: source.url.clone(),
+            title: source.title.clone(),
+            encrypted_index: source.token(),
+            cited_text: cited.to_owned(),
+        }
+    }
+}
+
+/// `usage.server_tool_use`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ServerToolUsage {
+    /// The searches Gemini ran (its `webSearchQueries`).
+    pub web_search_requests: u64,
 }
 
 /// Anthropic `usage`.
@@ -722,6 +823,9 @@ pub struct Usage {
     /// Prompt tokens read from cache, when Gemini reports any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    /// The server tools run, for a grounded answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUsage>,
 }
 
 impl Usage {
@@ -731,6 +835,7 @@ impl Usage {
             input_tokens: u.prompt().saturating_sub(u.cached()),
             output_tokens: u.output(),
             cache_read_input_tokens: u.cached_content_token_count,
+            server_tool_use: None,
         })
     }
 }
@@ -761,6 +866,85 @@ fn call_input(call: &FunctionCall) -> Value {
 /// Builds the Anthropic `message` for a (non-streamed) Gemini response.
 /// `model` is echoed as the client sent it.
 pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> MessageResponse {
+    response_with_search(resp, model, false)
+}
+
+/// [`response_from_gemini`]; with `search` (the request ran Google Search)
+/// and a grounded answer, the search is shown as Anthropic's web search
+/// tool shows it: after any thinking, a `server_tool_use` block
+/// (`web_search`, the first query Gemini ran), a `web_search_tool_result`
+/// block with Gemini's sources, then the text, cut into blocks at the
+/// spans Gemini's supports cite, those with `citations`; and
+/// `usage.server_tool_use.web_search_requests`, the number of queries.
+pub fn response_with_search(resp: &GenerateContentResponse, model: &str, search: bool) -> MessageResponse {
+    let mut message = plain_response(resp, model);
+    let grounding = search.then(|| resp.grounding()).flatten().map(|m| {
+        let mut g = Grounding::default();
+        g.add(m);
+        g
+    });
+    if let Some(g) = grounding.filter(Grounding::searched) {
+        let sources = g.sources();
+        let at = message
+            .content
+            .iter()
+            .position(|b| !matches!(b, ContentBlock::Thinking { .. }))
+            .unwrap_or(message.content.len());
+        let mut blocks = search_blocks(&g, &sources).to_vec();
+        // The answer text, cut at the cited spans.
+        if let Some(ContentBlock::Text { text, .. }) = message.content.get(at) {
+            blocks.extend(cited_blocks(text, &g, &sources));
+            message.content.splice(at..=at, blocks);
+        } else {
+            message.content.splice(at..at, blocks);
+        }
+        message.usage.server_tool_use = Some(ServerToolUsage { web_search_requests: g.requests() });
+    }
+    message
+}
+
+/// The `server_tool_use` and `web_search_tool_result` blocks of a search.
+fn search_blocks(g: &Grounding, sources: &[WebSource]) -> [ContentBlock; 2] {
+    let id = new_id("srvtoolu_");
+    [
+        ContentBlock::ServerToolUse {
+            id: id.clone(),
+            name: "web_search",
+            input: search_input(g),
+        },
+        ContentBlock::WebSearchToolResult {
+            tool_use_id: id,
+            content: sources.iter().map(WebSearchResult::of).collect(),
+        },
+    ]
+}
+
+fn search_input(g: &Grounding) -> Value {
+    json!({"query": g.queries.first().map_or("", String::as_str)})
+}
+
+/// `text` as text blocks: the spans Gemini cites with their citations,
+/// the rest plain.
+fn cited_blocks(text: &str, g: &Grounding, sources: &[WebSource]) -> Vec<ContentBlock> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let plain = |s: &str| ContentBlock::Text { text: s.to_owned(), citations: None };
+    for cited in g.citations(text) {
+        if cited.range.start > at {
+            out.push(plain(&text[at..cited.range.start]));
+        }
+        let span = &text[cited.range.clone()];
+        let citations = cited.sources.iter().map(|&i| Citation::of(&sources[i], span)).collect();
+        out.push(ContentBlock::Text { text: span.to_owned(), citations: Some(citations) });
+        at = cited.range.end;
+    }
+    if at < text.len() || out.is_empty() {
+        out.push(plain(&text[at..]));
+    }
+    out
+}
+
+fn plain_response(resp: &GenerateContentResponse, model: &str) -> MessageResponse {
     let mut content: Vec<ContentBlock> = Vec::new();
     let mut tool_use = false;
     for part in resp.parts() {
@@ -801,9 +985,10 @@ pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> Mess
             });
         } else if !text.is_empty() {
             match content.last_mut() {
-                Some(ContentBlock::Text { text: existing }) => existing.push_str(text),
+                Some(ContentBlock::Text { text: existing, .. }) => existing.push_str(text),
                 _ => content.push(ContentBlock::Text {
                     text: text.to_owned(),
+                    citations: None,
                 }),
             }
         }
@@ -922,6 +1107,15 @@ enum BlockStart<'a> {
         name: &'a str,
         input: EmptyObject,
     },
+    ServerToolUse {
+        id: &'a str,
+        name: &'static str,
+        input: EmptyObject,
+    },
+    WebSearchToolResult {
+        tool_use_id: &'a str,
+        content: Vec<WebSearchResult>,
+    },
 }
 
 #[derive(Serialize)]
@@ -932,6 +1126,7 @@ enum BlockDelta<'a> {
     ThinkingDelta { thinking: &'a str },
     SignatureDelta { signature: String },
     InputJsonDelta { partial_json: String },
+    CitationsDelta { citation: Citation },
 }
 
 #[derive(Serialize)]
@@ -964,6 +1159,14 @@ enum OpenBlock {
 /// its complete arguments in one `input_json_delta`, and closed at once.
 /// [`finish`](Self::finish) closes the open block and sends `message_delta`
 /// (stop reason, usage) and `message_stop`.
+///
+/// For a request that runs Google Search ([`with_search`](Self::with_search))
+/// the answer text is held back until Gemini's sources come (Gemini sends
+/// its `groundingMetadata` with the last events), so that the blocks come
+/// in Anthropic's order: a `server_tool_use` block (its input as one
+/// `input_json_delta`), a `web_search_tool_result` block given whole in
+/// its `content_block_start`, then the text, whose citations come as
+/// `citations_delta` events before its `content_block_stop`.
 #[derive(Debug)]
 pub struct StreamTranslator {
     id: String,
@@ -975,11 +1178,26 @@ pub struct StreamTranslator {
     finish: Option<FinishKind>,
     usage: Usage,
     done: bool,
+    /// The request runs Google Search.
+    search: bool,
+    grounding: Grounding,
+    /// Text held back until the search blocks are out.
+    held: String,
+    /// The search blocks are out (or there were none to send).
+    searched: bool,
+    /// The text sent since the search blocks (what Gemini's supports index).
+    answer: String,
 }
 
 impl StreamTranslator {
     /// A translator for one response; `model` is echoed in `message_start`.
     pub fn new(model: &str) -> Self {
+        Self::with_search(model, false)
+    }
+
+    /// A translator that shows Google Search grounding as Anthropic's web
+    /// search tool when `search` (the request ran `googleSearch`).
+    pub fn with_search(model: &str, search: bool) -> Self {
         StreamTranslator {
             id: new_id("msg_"),
             model: model.to_owned(),
@@ -990,6 +1208,66 @@ impl StreamTranslator {
             finish: None,
             usage: Usage::default(),
             done: false,
+            search,
+            grounding: Grounding::default(),
+            held: String::new(),
+            searched: !search,
+            answer: String::new(),
+        }
+    }
+
+    /// The search blocks (when Gemini searched), then the text held back.
+    fn flush_search(&mut self, out: &mut Vec<SseEvent>) {
+        if std::mem::replace(&mut self.searched, true) {
+            return;
+        }
+        if self.grounding.searched() {
+            self.close(out);
+            let sources = self.grounding.sources();
+            let id = new_id("srvtoolu_");
+            let index = self.next_index;
+            self.next_index += 2;
+            let start = BlockStart::ServerToolUse { id: &id, name: "web_search", input: EmptyObject {} };
+            out.push(Event::ContentBlockStart { index, content_block: start }.sse());
+            let partial_json = search_input(&self.grounding).to_string();
+            out.push(Event::ContentBlockDelta { index, delta: BlockDelta::InputJsonDelta { partial_json } }.sse());
+            out.push(Event::ContentBlockStop { index }.sse());
+            let content = sources.iter().map(WebSearchResult::of).collect();
+            let result = BlockStart::WebSearchToolResult { tool_use_id: &id, content };
+            out.push(Event::ContentBlockStart { index: index + 1, content_block: result }.sse());
+            out.push(Event::ContentBlockStop { index: index + 1 }.sse());
+            self.usage.server_tool_use = Some(ServerToolUsage { web_search_requests: self.grounding.requests() });
+        }
+        let held = std::mem::take(&mut self.held);
+        self.text(&held, out);
+    }
+
+    /// A piece of answer text, into the open text block.
+    fn text(&mut self, text: &str, out: &mut Vec<SseEvent>) {
+        if text.is_empty() {
+            return;
+        }
+        let index = self.ensure(OpenBlock::Text, out);
+        out.push(Event::ContentBlockDelta { index, delta: BlockDelta::TextDelta { text } }.sse());
+        if self.search {
+            self.answer.push_str(text);
+        }
+    }
+
+    /// The citations of the open text block of a grounded answer, before
+    /// it closes.
+    fn citations(&mut self, out: &mut Vec<SseEvent>) {
+        if !self.search || self.open != Some(OpenBlock::Text) || !self.grounding.has_sources() {
+            return;
+        }
+        let index = self.next_index - 1;
+        let sources = self.grounding.sources();
+        for cited in self.grounding.citations(&self.answer) {
+            let span = &self.answer[cited.range.clone()];
+            for &i in &cited.sources {
+                let citation = Citation::of(&sources[i], span);
+                out.push(Event::ContentBlockDelta { index, delta: BlockDelta::CitationsDelta { citation } }.sse());
+            }
         }
     }
 
@@ -1075,6 +1353,9 @@ impl StreamTranslator {
         if let Some(kind) = FinishKind::of_response(chunk) {
             self.finish = Some(kind);
         }
+        if let (true, Some(meta)) = (self.search, chunk.grounding()) {
+            self.grounding.add(meta);
+        }
         let mut out = Vec::new();
         self.start(&mut out);
         for part in chunk.parts() {
@@ -1105,6 +1386,7 @@ impl StreamTranslator {
                 self.signature(s, &mut out);
             }
             if let Some(call) = &part.function_call {
+                self.flush_search(&mut out);
                 self.close(&mut out);
                 let index = self.next_index;
                 self.next_index += 1;
@@ -1130,16 +1412,14 @@ impl StreamTranslator {
                     .sse(),
                 );
                 out.push(Event::ContentBlockStop { index }.sse());
-            } else if !text.is_empty() {
-                let index = self.ensure(OpenBlock::Text, &mut out);
-                out.push(
-                    Event::ContentBlockDelta {
-                        index,
-                        delta: BlockDelta::TextDelta { text },
-                    }
-                    .sse(),
-                );
+            } else if !self.searched {
+                self.held.push_str(text);
+            } else {
+                self.text(text, &mut out);
             }
+        }
+        if !self.searched && self.grounding.has_sources() {
+            self.flush_search(&mut out);
         }
         out
     }
@@ -1159,6 +1439,8 @@ impl StreamTranslator {
         }
         let mut out = Vec::with_capacity(4);
         self.start(&mut out);
+        self.flush_search(&mut out);
+        self.citations(&mut out);
         self.close(&mut out);
         out.push(
             Event::MessageDelta {
@@ -1898,5 +2180,149 @@ mod tests {
         assert_eq!(hint(json!("tenant-7")).as_deref(), Some("tenant-7"));
         assert_eq!(hint(json!(r#"{"device_id":"d"}"#)).as_deref(), Some(r#"{"device_id":"d"}"#));
         assert_eq!(hint(json!("")), None);
+    }
+
+    /// A grounded Gemini answer as Google sends it (the text in two
+    /// pieces for the stream; the metadata with the last).
+    fn grounded_chunks() -> Vec<GenerateContentResponse> {
+        vec![
+            gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Bern is the capital. "}]}}]})),
+            gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "It has 140k people."}]},
+                "finishReason": "STOP",
+                "groundingMetadata": {
+                    "webSearchQueries": ["capital of switzerland", "bern population"],
+                    "searchEntryPoint": {"renderedContent": "<div></div>"},
+                    "groundingChunks": [
+                        {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AAA", "title": "example.org"}},
+                        {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/BBB", "title": "docs.example.org"}}
+                    ],
+                    "groundingSupports": [
+                        {"segment": {"endIndex": 20, "text": "Bern is the capital."}, "groundingChunkIndices": [0]},
+                        {"segment": {"startIndex": 21, "endIndex": 40, "text": "It has 140k people."}, "groundingChunkIndices": [1, 0]}
+                    ]
+                }}],
+                "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 9}})),
+        ]
+    }
+
+    #[test]
+    fn web_search_only_answers_with_search_blocks() {
+        let (req, dropped) = parse_request_with_search(
+            json!({"model": "m", "messages": [{"role": "user", "content": "Perform a web search for the query: capital"}],
+                   "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(!dropped);
+        assert!(super::super::search::uses_google_search(&req.gemini));
+        let (_, dropped) = parse_request_with_search(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "web_search_20250305", "name": "web_search"},
+                             {"name": "now", "input_schema": {"type": "object"}}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(dropped, "the search tool is left out next to functions, and said so");
+
+        // Whole: the stream's two chunks as one answer.
+        let mut whole = grounded_chunks().pop().unwrap();
+        whole.candidates[0].content.as_mut().unwrap().parts.insert(0, Part::text("Bern is the capital. "));
+        let out = serde_json::to_value(response_with_search(&whole, "claude-x", true)).unwrap();
+        let c = out["content"].as_array().unwrap();
+        assert_eq!(c[0]["type"], "server_tool_use");
+        let id = c[0]["id"].as_str().unwrap();
+        assert!(id.starts_with("srvtoolu_"));
+        assert_eq!((&c[0]["name"], &c[0]["input"]), (&json!("web_search"), &json!({"query": "capital of switzerland"})));
+        assert_eq!(c[1]["type"], "web_search_tool_result");
+        assert_eq!(c[1]["tool_use_id"], id);
+        let results = c[1]["content"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0]["type"], "web_search_result");
+        assert_eq!(results[0]["url"], "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AAA");
+        assert_eq!(results[1]["title"], "docs.example.org");
+        assert!(results[0]["encrypted_content"].as_str().is_some_and(|s| !s.is_empty()));
+        assert_eq!(results[0]["page_age"], Value::Null);
+        // The text cut at the cited spans.
+        let texts: Vec<&str> = c[2..].iter().map(|b| b["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["Bern is the capital.", " ", "It has 140k people."]);
+        assert_eq!(c[2]["citations"][0]["type"], "web_search_result_location");
+        assert_eq!(c[2]["citations"][0]["title"], "example.org");
+        assert_eq!(c[2]["citations"][0]["cited_text"], "Bern is the capital.");
+        assert!(c[3].get("citations").is_none());
+        assert_eq!(c[4]["citations"].as_array().unwrap().len(), 2);
+        assert_eq!(out["usage"]["server_tool_use"], json!({"web_search_requests": 2}));
+        assert_eq!(out["stop_reason"], "end_turn");
+
+        // Without the search flag, or without grounding: plain text as before.
+        let plain = serde_json::to_value(response_from_gemini(&whole, "m")).unwrap();
+        assert_eq!(plain["content"].as_array().unwrap().len(), 1);
+        assert!(plain["usage"].get("server_tool_use").is_none());
+        let ungrounded = gemini(json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]}));
+        let out = serde_json::to_value(response_with_search(&ungrounded, "m", true)).unwrap();
+        assert_eq!(out["content"], json!([{"type": "text", "text": "hi"}]));
+    }
+
+    #[test]
+    fn web_search_stream_event_order() {
+        let mut t = StreamTranslator::with_search("claude-x", true);
+        let mut evs = Vec::new();
+        let chunks = grounded_chunks();
+        let first = t.push(&chunks[0]);
+        assert_eq!(names(&first), ["message_start"], "the text waits for the sources");
+        evs.extend(first);
+        evs.extend(t.push(&chunks[1]));
+        evs.extend(t.finish());
+        let evs = events(&evs);
+        let shape: Vec<String> = evs
+            .iter()
+            .map(|(name, d)| {
+                let kind = d["content_block"]["type"].as_str().or(d["delta"]["type"].as_str()).unwrap_or("");
+                format!("{name}:{kind}")
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "message_start:",
+                "content_block_start:server_tool_use",
+                "content_block_delta:input_json_delta",
+                "content_block_stop:",
+                "content_block_start:web_search_tool_result",
+                "content_block_stop:",
+                "content_block_start:text",
+                // The text held back goes in one delta.
+                "content_block_delta:text_delta",
+                "content_block_delta:citations_delta",
+                "content_block_delta:citations_delta",
+                "content_block_delta:citations_delta",
+                "content_block_stop:",
+                "message_delta:",
+                "message_stop:",
+            ]
+        );
+        let id = evs[1].1["content_block"]["id"].as_str().unwrap();
+        assert!(id.starts_with("srvtoolu_"));
+        assert_eq!(evs[1].1["content_block"]["input"], json!({}));
+        let input: Value = serde_json::from_str(evs[2].1["delta"]["partial_json"].as_str().unwrap()).unwrap();
+        assert_eq!(input, json!({"query": "capital of switzerland"}));
+        assert_eq!(evs[4].1["content_block"]["tool_use_id"], id);
+        assert_eq!(evs[4].1["content_block"]["content"][0]["title"], "example.org");
+        assert_eq!((evs[4].1["index"].as_u64(), evs[6].1["index"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(evs[7].1["delta"]["text"], "Bern is the capital. It has 140k people.");
+        let citation = &evs[8].1["delta"]["citation"];
+        assert_eq!(citation["type"], "web_search_result_location");
+        assert_eq!(citation["cited_text"], "Bern is the capital.");
+        assert_eq!(evs[12].1["usage"]["server_tool_use"], json!({"web_search_requests": 2}));
+
+        // A grounded stream without sources still ends with its text.
+        let mut t = StreamTranslator::with_search("m", true);
+        let mut evs = t.push(&gemini(json!({"candidates": [{"content": {"parts": [{"text": "no search"}]}, "finishReason": "STOP"}]})));
+        evs.extend(t.finish());
+        assert_eq!(
+            names(&evs),
+            ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        );
     }
 }

@@ -460,6 +460,11 @@ impl GenerateContentResponse {
         self.candidates.first()?.finish_reason.as_deref()
     }
 
+    /// The first candidate's `groundingMetadata`.
+    pub fn grounding(&self) -> Option<&super::search::GroundingMetadata> {
+        self.candidates.first()?.grounding_metadata.as_ref()
+    }
+
     /// `promptFeedback.blockReason`, when the prompt was blocked.
     pub fn block_reason(&self) -> Option<&str> {
         self.prompt_feedback.as_ref()?.block_reason.as_deref()
@@ -479,6 +484,9 @@ pub struct Candidate {
     /// Candidate index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
+    /// What Google Search found, for an answer grounded by `googleSearch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding_metadata: Option<super::search::GroundingMetadata>,
 }
 
 /// `usageMetadata`.

@@ -3,13 +3,17 @@
 //! server-sent events ([`sse`]), and the client protocols translated to and
 //! from Gemini: OpenAI chat completions ([`openai_chat`]), the OpenAI
 //! Responses API ([`openai_responses`]) and Anthropic messages
-//! ([`anthropic`]), with what they share ([`shared`]).
+//! ([`anthropic`]), with what they share ([`shared`]); OpenAI's Images API
+//! to and from Gemini image generation ([`images`]); Google Search
+//! grounding shown as the clients' own web search ([`search`]).
 
 pub mod anthropic;
 pub mod gemini;
+pub mod images;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod schema;
+pub mod search;
 pub mod shared;
 pub mod sse;
 

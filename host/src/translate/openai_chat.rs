@@ -796,6 +796,8 @@ pub fn response_from_gemini(resp: &GenerateContentResponse, model: &str) -> Chat
                 &mut content
             };
             target.get_or_insert_with(String::new).push_str(text);
+        } else if let Some(md) = image_markdown(part) {
+            content.get_or_insert_with(String::new).push_str(&md);
         }
     }
     let finish = finish_reason(FinishKind::of_response(resp), !tool_calls.is_empty());
@@ -891,6 +893,15 @@ struct FunctionDelta<'a> {
 }
 
 /// Appends without copying the first piece: most chunks carry one text part.
+/// An image the model drew (an image model's `inlineData` part) as
+/// Markdown with a `data:` URL, as the peers answer chat clients
+/// (Antigravity-Manager `mappers/openai/response.rs`): a chat message has
+/// no other place for it.
+fn image_markdown(part: &Part) -> Option<String> {
+    let blob = part.inline_data.as_ref().filter(|b| !part.is_thought() && b.mime_type.starts_with("image/"))?;
+    Some(format!("![image](data:{};base64,{})", blob.mime_type, blob.data))
+}
+
 fn append<'a>(slot: &mut Option<Cow<'a, str>>, text: &'a str) {
     match slot {
         None => *slot = Some(Cow::Borrowed(text)),
@@ -988,6 +999,11 @@ impl StreamTranslator {
                     append(&mut delta.reasoning_content, text);
                 } else {
                     append(&mut delta.content, text);
+                }
+            } else if let Some(md) = image_markdown(part) {
+                match &mut delta.content {
+                    Some(c) => c.to_mut().push_str(&md),
+                    None => delta.content = Some(Cow::Owned(md)),
                 }
             }
         }
@@ -1513,6 +1529,18 @@ mod tests {
         );
         assert_eq!(data(&end[0])["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(data(&end[0])["usage"]["total_tokens"], 16);
+    }
+
+    #[test]
+    fn drawn_images_are_markdown_data_urls() {
+        let g = gemini(json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"text": "Here. "}, {"inlineData": {"mimeType": "image/png", "data": "iVBOR"}},
+            {"inlineData": {"mimeType": "audio/wav", "data": "UklG"}}]}, "finishReason": "STOP"}]}));
+        let whole = response_from_gemini(&g, "gemini-3.1-flash-image");
+        assert_eq!(whole.choices[0].message.content.as_deref(), Some("Here. ![image](data:image/png;base64,iVBOR)"));
+        let mut t = StreamTranslator::new("m");
+        let e = t.push(&g);
+        assert_eq!(data(&e[0])["choices"][0]["delta"]["content"], "Here. ![image](data:image/png;base64,iVBOR)");
     }
 
     #[test]

@@ -23,8 +23,12 @@
 //!   characters, a hash suffix when cut). Undoing all that needs the
 //!   [`ToolMap`] that [`parse_request_with_tools`] returns, given to
 //!   [`StreamTranslator::with_tools`] / [`response_with_tools`]. `web_search`
-//!   becomes Gemini's `googleSearch` when no function is declared (Gemini
-//!   cannot mix them); every other built-in tool (`file_search`,
+//!   (and `web_search_preview`) becomes Gemini's `googleSearch` when no
+//!   function is declared (Gemini cannot mix them; else it is left out and
+//!   [`ToolMap::search_dropped`] says so); a grounded answer then gets a
+//!   `web_search_call` item before its message and `url_citation`
+//!   annotations on its text, streamed as OpenAI streams them. Every other
+//!   built-in tool (`file_search`,
 //!   `tool_search`, `code_interpreter`, `image_generation`, `local_shell`,
 //!   `computer_use_preview`, `mcp`, …) is dropped and named by
 //!   [`ToolMap::dropped`] / [`dropped_tools`].
@@ -70,6 +74,7 @@ use super::gemini::{
 };
 use super::openai_chat;
 use super::schema::function_declaration;
+use super::search::{char_index, Grounding, GroundingMetadata};
 use super::shared::{
     self, args_json, blob_from_data_url, function_tools, gemini_request, new_id, sign_first_call, unix_now, At,
     ContentsBuilder, Probe, TextOr,
@@ -843,6 +848,10 @@ pub struct ToolMap {
     /// of the same name: namespaced, custom or renamed ones.
     entries: Vec<ToolEntry>,
     dropped: Vec<String>,
+    /// The request runs Google Search (its only tool was `web_search`).
+    search: bool,
+    /// A `web_search` tool was left out for the functions.
+    search_dropped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -869,6 +878,12 @@ impl ToolMap {
     /// `tool_search`, …), for one line of log.
     pub fn dropped(&self) -> &[String] {
         &self.dropped
+    }
+
+    /// Whether a `web_search` tool was left out because the request also
+    /// declares functions (Gemini cannot mix them).
+    pub fn search_dropped(&self) -> bool {
+        self.search_dropped
     }
 
     /// The client's name for the function Gemini called `gemini`.
@@ -983,11 +998,10 @@ fn translate_tools(tools: Vec<ToolIn<'_>>, map: &mut ToolMap) -> Result<Vec<Tool
     if decls.is_empty() && web_search {
         let mut extra = Map::with_capacity(1);
         extra.insert("googleSearch".to_owned(), Value::Object(Map::new()));
+        map.search = true;
         return Ok(vec![Tool { function_declarations: None, extra }]);
     }
-    if web_search {
-        map.dropped.push("web_search".to_owned());
-    }
+    map.search_dropped = web_search;
     Ok(function_tools(decls))
 }
 
@@ -1181,9 +1195,14 @@ pub fn response_with_tools(resp: &GenerateContentResponse, model: &str, tools: &
         _ => new_id("resp_"),
     };
     let mut out = Output::new(tools.clone(), false);
+    if let Some(meta) = resp.grounding() {
+        out.grounding(meta);
+    }
     for part in resp.parts() {
         out.part(part);
     }
+    out.flush_search();
+    out.annotate();
     out.close();
     let (status, reason) = outcome(FinishKind::of_response(resp));
     let head = Head { id: &id, model, created_at: unix_now() };
@@ -1342,24 +1361,131 @@ struct Open {
     /// A reasoning item: the signature of its thoughts, for the item after.
     /// A message: the one Gemini sent on its text, sent after it.
     signature: Option<String>,
+    /// A message's `url_citation` annotations (a grounded answer's).
+    annotations: Vec<Value>,
 }
 
 /// The output items of one answer, built part by part. Gemini sends each
 /// call whole; text and thoughts come in pieces, so one message or
 /// reasoning item at a time stays open until a part of another kind comes.
+///
+/// With Google Search on (the request's `web_search`), the answer text is
+/// held back until Gemini's sources come (with its last events), so that
+/// the `web_search_call` items come before the message, as OpenAI orders
+/// them.
 struct Output {
     tools: ToolMap,
     items: Vec<Value>,
     open: Option<Open>,
     sink: Sink,
+    grounding: Grounding,
+    /// Text parts held back until the search items are out.
+    held: Vec<Part>,
+    /// The search items are out (or there are none to send).
+    searched: bool,
 }
 
 impl Output {
     fn new(tools: ToolMap, live: bool) -> Self {
-        Output { tools, items: Vec::new(), open: None, sink: Sink { live, seq: 0, events: Vec::new() } }
+        let searched = !tools.search;
+        Output {
+            tools,
+            items: Vec::new(),
+            open: None,
+            sink: Sink { live, seq: 0, events: Vec::new() },
+            grounding: Grounding::default(),
+            held: Vec::new(),
+            searched,
+        }
+    }
+
+    /// Takes in one chunk's `groundingMetadata` (read only when the
+    /// request runs Google Search).
+    fn grounding(&mut self, meta: &GroundingMetadata) {
+        if self.tools.search {
+            self.grounding.add(meta);
+        }
+    }
+
+    /// The search items once the sources have come (a stream calls this
+    /// after each chunk).
+    fn search_ready(&mut self) {
+        if !self.searched && self.grounding.has_sources() {
+            self.flush_search();
+        }
+    }
+
+    /// The `web_search_call` items (one per query Gemini ran, when it
+    /// searched), then the text held back.
+    fn flush_search(&mut self) {
+        if std::mem::replace(&mut self.searched, true) {
+            return;
+        }
+        if self.grounding.searched() {
+            self.close();
+            let mut queries = self.grounding.queries.clone();
+            if queries.is_empty() {
+                queries.push(String::new());
+            }
+            for query in queries {
+                let id = new_id("ws_");
+                let index = self.items.len();
+                self.sink.emit("response.output_item.added", || {
+                    json!({"output_index": index, "item": {"id": id, "type": "web_search_call", "status": "in_progress",
+                           "action": {"type": "search", "query": query}}})
+                });
+                for stage in [
+                    "response.web_search_call.in_progress",
+                    "response.web_search_call.searching",
+                    "response.web_search_call.completed",
+                ] {
+                    self.sink.emit(stage, || json!({"item_id": id, "output_index": index}));
+                }
+                let item = json!({"id": id, "type": "web_search_call", "status": "completed",
+                                  "action": {"type": "search", "query": query}});
+                self.done(index, item);
+            }
+        }
+        for part in std::mem::take(&mut self.held) {
+            self.part(&part);
+        }
+    }
+
+    /// The `url_citation` annotations of the open message (a grounded
+    /// answer's), before it closes: one per cited span and source, at
+    /// character offsets.
+    fn annotate(&mut self) {
+        if !self.tools.search || !self.grounding.has_sources() {
+            return;
+        }
+        let Some(open) = self.open.as_mut().filter(|o| o.kind == OpenKind::Message) else {
+            return;
+        };
+        let sources = self.grounding.sources();
+        for cited in self.grounding.citations(&open.text) {
+            let (start, end) = (char_index(&open.text, cited.range.start), char_index(&open.text, cited.range.end));
+            for &i in &cited.sources {
+                let annotation = json!({"type": "url_citation", "start_index": start, "end_index": end,
+                                        "url": sources[i].url, "title": sources[i].title});
+                let (id, index, n) = (&open.id, open.index, open.annotations.len());
+                self.sink.emit("response.output_text.annotation.added", || {
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "annotation_index": n,
+                           "annotation": annotation.clone()})
+                });
+                open.annotations.push(annotation);
+            }
+        }
     }
 
     fn part(&mut self, part: &Part) {
+        if !self.searched {
+            if part.function_call.is_some() {
+                self.flush_search();
+            } else if part.text.is_some() && !part.is_thought() {
+                self.held.push(part.clone());
+                return;
+            }
+        }
         let signature = part.thought_signature.as_deref().filter(|s| !s.is_empty());
         if part.is_thought() {
             if self.open_kind() != Some(OpenKind::Reasoning) {
@@ -1501,7 +1627,7 @@ impl Output {
                 });
             }
         }
-        self.open = Some(Open { kind, id, index, text: String::new(), signature: None });
+        self.open = Some(Open { kind, id, index, text: String::new(), signature: None, annotations: Vec::new() });
     }
 
     /// Adds text to the open item.
@@ -1544,10 +1670,10 @@ impl Output {
             None => {}
             Some(OpenKind::Reasoning) => self.close_reasoning(None),
             Some(OpenKind::Message) => {
-                let Some(Open { id, index, text, signature, .. }) = self.open.take() else {
+                let Some(Open { id, index, text, signature, annotations, .. }) = self.open.take() else {
                     return;
                 };
-                let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                let part = json!({"type": "output_text", "text": text, "annotations": annotations, "logprobs": []});
                 self.sink.emit(
                     "response.output_text.done",
                     || json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
@@ -1729,9 +1855,13 @@ impl StreamTranslator {
             self.finish = Some(kind);
         }
         self.start();
+        if let Some(meta) = chunk.grounding() {
+            self.out.0.grounding(meta);
+        }
         for part in chunk.parts() {
             self.out.0.part(part);
         }
+        self.out.0.search_ready();
         self.take_events()
     }
 
@@ -1751,6 +1881,8 @@ impl StreamTranslator {
             return Vec::new();
         }
         self.start();
+        self.out.0.flush_search();
+        self.out.0.annotate();
         self.out.0.close();
         let (status, reason) = outcome(self.finish);
         let response = self.head().object(status, self.out.0.items.clone(), Some(self.usage), reason, None);
@@ -1937,8 +2069,9 @@ mod tests {
         assert!(about.starts_with("The `apply_patch` tool can be used to edit files."), "{about}");
         assert!(about.contains("lark grammar:\nstart: begin_patch hunk+ end_patch"), "{about}");
         assert_eq!(d[3]["parametersJsonSchema"]["properties"], json!({}), "get_goal takes nothing");
-        assert_eq!(tools.dropped(), ["tool_search", "web_search"]);
-        assert_eq!(dropped_tools(CODEX_TURN2.as_bytes()), ["tool_search", "web_search"]);
+        assert_eq!(tools.dropped(), ["tool_search"]);
+        assert!(tools.search_dropped());
+        assert_eq!(dropped_tools(CODEX_TURN2.as_bytes()), ["tool_search"]);
         assert_eq!(mode(&req), json!({"mode": "AUTO"}));
         assert_eq!(
             serde_json::to_value(&req.gemini.generation_config).unwrap(),
@@ -1959,7 +2092,7 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("(From the `multi_agent_v1` tools: Tools for spawning and managing sub-agents.)"));
-        assert_eq!(tools.dropped(), ["web_search"]);
+        assert!(tools.dropped().is_empty() && tools.search_dropped());
         // `reasoning: {"summary": "auto"}`: thought summaries on.
         assert_eq!(
             serde_json::to_value(&req.gemini.generation_config).unwrap(),
@@ -2271,10 +2404,10 @@ mod tests {
                 "image_generation",
                 "local_shell",
                 "computer_use_preview",
-                "mcp",
-                "web_search"
+                "mcp"
             ]
         );
+        assert!(map.search_dropped());
         // The custom tool's name did not fit, so its calls are mapped back.
         let resp = gemini(
             json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "run_sql", "args": {"input": "select 1"}}}]}}]}),
@@ -2768,5 +2901,95 @@ mod tests {
         assert_eq!(hint(json!({"user": "u-1", "safety_identifier": "s-1"})).as_deref(), Some("u-1"));
         assert_eq!(hint(json!({"prompt_cache_key": "", "safety_identifier": "s-1"})).as_deref(), Some("s-1"));
         assert_eq!(hint(json!({})), None);
+    }
+
+    /// A grounded answer in two chunks, the metadata on the last.
+    fn grounded_chunks() -> Vec<GenerateContentResponse> {
+        vec![
+            gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Zürich is big. "}]}}]})),
+            gemini(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Bern is the capital."}]},
+                "finishReason": "STOP",
+                "groundingMetadata": {
+                    "webSearchQueries": ["swiss capital"],
+                    "groundingChunks": [
+                        {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/A", "title": "example.org"}},
+                        {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/B", "title": "docs.example.org"}}
+                    ],
+                    "groundingSupports": [
+                        {"segment": {"endIndex": 15, "text": "Zürich is big."}, "groundingChunkIndices": [0]},
+                        {"segment": {"startIndex": 16, "endIndex": 36, "text": "Bern is the capital."}, "groundingChunkIndices": [1]}
+                    ]}}]}))
+        ]
+    }
+
+    #[test]
+    fn web_search_calls_and_url_citations() {
+        let body = |tools: Value| json!({"model": "m", "input": "capital?", "tools": tools}).to_string();
+        let (req, map) = parse_request_with_tools(body(json!([{"type": "web_search_preview"}])).as_bytes()).unwrap();
+        assert!(super::super::search::uses_google_search(&req.gemini) && !map.search_dropped());
+
+        let mut whole = grounded_chunks().pop().unwrap();
+        whole.candidates[0].content.as_mut().unwrap().parts.insert(0, Part::text("Zürich is big. "));
+        let items = output(&response_with_tools(&whole, "m", &map));
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["type"], "web_search_call");
+        assert_eq!(items[0]["status"], "completed");
+        assert_eq!(items[0]["action"], json!({"type": "search", "query": "swiss capital"}));
+        assert!(items[0]["id"].as_str().unwrap().starts_with("ws_"));
+        assert_eq!(items[1]["type"], "message");
+        let part = &items[1]["content"][0];
+        assert_eq!(part["text"], "Zürich is big. Bern is the capital.");
+        // Character offsets (the ü is two bytes, one character).
+        assert_eq!(
+            part["annotations"],
+            json!([
+                {"type": "url_citation", "start_index": 0, "end_index": 14,
+                 "url": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/A", "title": "example.org"},
+                {"type": "url_citation", "start_index": 15, "end_index": 35,
+                 "url": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/B", "title": "docs.example.org"}
+            ])
+        );
+        // Without the web_search tool the grounding is not shown.
+        let plain = output(&response_from_gemini(&whole, "m"));
+        assert_eq!((plain.len(), &plain[0]["content"][0]["annotations"]), (1, &json!([])));
+
+        // Streamed: the same items, in order.
+        let mut t = StreamTranslator::with_tools("m", map);
+        let mut evs = Vec::new();
+        for c in grounded_chunks() {
+            evs.extend(t.push(&c));
+        }
+        evs.extend(t.finish());
+        let evs = events(&evs, 0);
+        assert_eq!(
+            names(&evs),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.web_search_call.in_progress",
+                "response.web_search_call.searching",
+                "response.web_search_call.completed",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.annotation.added",
+                "response.output_text.annotation.added",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        assert_eq!(evs[2].1["item"]["type"], "web_search_call");
+        assert_eq!(evs[6].1["item"]["action"]["query"], "swiss capital");
+        assert_eq!((evs[7].1["output_index"].as_u64(), evs[11].1["output_index"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(evs[12].1["annotation_index"], 1);
+        assert_eq!(evs[12].1["annotation"]["title"], "docs.example.org");
+        let done = output(&evs[16].1["response"]);
+        assert_eq!(done[0]["type"], "web_search_call");
+        assert_eq!(done[1]["content"][0]["annotations"].as_array().unwrap().len(), 2);
     }
 }

@@ -356,7 +356,7 @@ async fn finish(ui: &Ui, state: &str, code: &str) -> Finished {
             _ => Finished { ok: false, message: "this sign-in is over or unknown (a sign-in waits 10 minutes): start again".into(), account_id: None },
         };
     };
-    let done = match ui.proxy.oauth.account_from_code(&pending.client, code, &pending.verifier, &pending.redirect_uri).await {
+    let done = match ui.proxy.oauth.account_from_code(&pending.client, code, &pending.verifier, &pending.redirect_uri, None).await {
         Ok(new) => match manager(ui).upsert(new, pending.expected.as_deref()).await {
             Ok(o) => Finished { ok: true, message: added_words(&o), account_id: Some(o.account.id.clone()) },
             Err(e) => Finished { ok: false, message: e.to_string(), account_id: None },

@@ -86,6 +86,9 @@ pub struct Row {
     pub project_id: Option<String>,
     /// Labels (weight, tier, priority, …).
     pub labels: BTreeMap<String, String>,
+    /// The egress proxy its calls go through, and its health (never the
+    /// URL's credentials); `None`: direct.
+    pub egress: Option<crate::egress::ProxyHealth>,
 }
 
 /// The row of account `id`, if there is one.
@@ -113,7 +116,9 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
     };
     let client = v.oauth_client.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| ui.proxy.config.oauth.client.clone());
     let standing = if state == "off_proxy" { reason.as_deref().and_then(standing) } else { None };
+    let egress = ui.proxy.dispatcher.upstream.egress.of_account(v.egress.as_deref());
     Row {
+        egress,
         state,
         state_words,
         standing,

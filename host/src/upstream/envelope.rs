@@ -50,6 +50,12 @@ pub fn is_claude(model: &str) -> bool {
     model.starts_with("claude")
 }
 
+/// Image models (`gemini-3.1-flash-image`, `gemini-3-pro-image`, …): their
+/// envelope carries `requestType: "image_gen"` (CLIProxyAPI, Antigravity-Manager).
+pub fn is_image_model(model: &str) -> bool {
+    model.contains("-image")
+}
+
 /// The body of the call.
 pub fn build(o: &Outgoing<'_>) -> Bytes {
     let shaped;
@@ -74,7 +80,13 @@ pub fn build(o: &Outgoing<'_>) -> Bytes {
             let _ = serde_json::to_writer(&mut w, o.project);
             let _ = w.write_all(b",\"model\":");
             let _ = serde_json::to_writer(&mut w, o.model);
-            let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", request_uuid());
+            if is_image_model(o.model) {
+                // Image models go as Antigravity's own image requests
+                // (CLIProxyAPI `geminiToAntigravity`; GOOGLE-2026 §2).
+                let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"image_gen\",\"requestId\":\"image_gen/{}/{}/12\",\"request\":", crate::util::now_ms(), request_uuid());
+            } else {
+                let _ = write!(w, ",\"userAgent\":\"antigravity\",\"requestType\":\"agent\",\"requestId\":\"agent-{}\",\"request\":", request_uuid());
+            }
             splice_first(&mut w, request, "sessionId", &session);
         }
         Envelope::GeminiCli => {
@@ -330,6 +342,22 @@ mod tests {
         let v = out(&ANTIGRAVITY, "gemini-2.5-pro", &json!({}), None);
         assert!(v["request"]["sessionId"].as_str().unwrap().starts_with('-'));
         assert_eq!(v["request"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn image_models_go_as_image_requests() {
+        let req = json!({"contents": [{"role": "user", "parts": [{"text": "a cat"}]}],
+                         "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9"}}});
+        let v = out(&ANTIGRAVITY, "gemini-3.1-flash-image", &req, None);
+        assert_eq!(v["requestType"], "image_gen");
+        let id = v["requestId"].as_str().unwrap();
+        let parts: Vec<&str> = id.split('/').collect();
+        assert_eq!(parts.len(), 4, "{id}");
+        assert_eq!((parts[0], parts[3]), ("image_gen", "12"));
+        assert!(parts[1].parse::<u64>().is_ok() && uuid::Uuid::parse_str(parts[2]).is_ok(), "{id}");
+        assert_eq!(v["request"]["generationConfig"]["imageConfig"]["aspectRatio"], "16:9");
+        assert!(v["request"]["sessionId"].is_string());
+        assert_eq!(out(&ANTIGRAVITY, "gemini-3-flash", &req, None)["requestType"], "agent");
     }
 
     #[test]

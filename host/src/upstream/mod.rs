@@ -39,6 +39,9 @@ type GenerateClient = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
+/// The generate client of one egress proxy (the same, over its tunnels).
+type ProxiedClient = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<crate::egress::TunnelConnector>, Full<Bytes>>;
+
 /// One `v1internal` host, its URIs built once (a `Uri` clone is a
 /// reference count).
 struct Host {
@@ -49,6 +52,12 @@ struct Host {
     /// hyper would format it per call). Over TLS the connection may be
     /// HTTP/2, where hyper sends `:authority` instead, so it is left to hyper.
     host_header: Option<HeaderValue>,
+    /// Whether the host is spoken to over TLS, and its name (to pick an
+    /// egress route).
+    https: bool,
+    hostname: String,
+    /// The environment's proxy for it (no `[egress]`): found once here.
+    env_route: crate::egress::Route,
 }
 
 /// A profile's hosts and User-Agent.
@@ -86,7 +95,12 @@ impl RouteUa {
 /// The upstream client (one connection pool for every account).
 #[derive(Clone)]
 pub struct Upstream {
-    http: reqwest::Client,
+    /// The auxiliary calls' clients, one per way out ([`crate::egress`]).
+    http: Arc<crate::egress::Clients<reqwest::Client>>,
+    /// The outbound proxies.
+    pub egress: Arc<crate::egress::Egress>,
+    /// Generate clients per egress proxy (per lane, as `generate`).
+    proxied: Arc<crate::egress::Clients<Box<[ProxiedClient]>>>,
     /// One client (and connection pool) per serving thread, plus one for
     /// calls made off them: a connection's task runs on the runtime that
     /// opened it, so sharing one pool would hand requests across threads.
@@ -290,13 +304,39 @@ impl Upstream {
     /// A client for `config`, with connection pools for `lanes` serving
     /// threads (see [`crate::proxy::listener`]).
     pub fn new(config: &UpstreamConfig, lanes: usize) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .pool_max_idle_per_host(16)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        Self::with_egress(config, lanes, crate::egress::Egress::direct())
+    }
+
+    /// [`Self::new`], every call for an account leaving by its egress route.
+    pub fn with_egress(config: &UpstreamConfig, lanes: usize, egress: Arc<crate::egress::Egress>) -> anyhow::Result<Self> {
+        let http = crate::egress::Clients::build(&egress, |route| -> anyhow::Result<reqwest::Client> {
+            Ok(crate::egress::reqwest_builder(route)?
+                .timeout(Duration::from_secs(config.timeout_secs))
+                .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+                .pool_max_idle_per_host(16)
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?)
+        })?;
+        let proxied = crate::egress::Clients::build(&egress, |route| -> anyhow::Result<Box<[ProxiedClient]>> {
+            let Some(proxy) = route else { return Ok(Box::new([])) };
+            let tunnel = crate::egress::TunnelConnector::new(proxy.clone(), Duration::from_secs(config.connect_timeout_secs));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(tunnel);
+            Ok((0..=lanes)
+                .map(|_| {
+                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .pool_max_idle_per_host(64)
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .http2_only(config.http2_prior_knowledge)
+                        .build(https.clone())
+                })
+                .collect())
+        })?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(config.connect_timeout_secs)));
         connector.set_nodelay(true);
@@ -327,7 +367,10 @@ impl Upstream {
                 let host_header = (generate_uri.scheme() == Some(&axum::http::uri::Scheme::HTTP))
                     .then(|| generate_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
                     .flatten();
-                hosts.push(Host { stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?, generate_uri, host_header, base });
+                let https = generate_uri.scheme() == Some(&axum::http::uri::Scheme::HTTPS);
+                let hostname = generate_uri.host().unwrap_or("").to_string();
+                let env_route = if egress.configured() { None } else { egress.route(None, https, &hostname).unwrap_or(None) };
+                hosts.push(Host { stream_uri: uri("/v1internal:streamGenerateContent?alt=sse")?, generate_uri, host_header, base, https, hostname, env_route });
             }
             // The version in one place: the profile's, or the configured one.
             let version = match (profile.name, &config.antigravity_version) {
@@ -340,7 +383,9 @@ impl Upstream {
             routes.push(Route { profile, hosts, ua, raw_template, follows_manifest });
         }
         Ok(Upstream {
-            http,
+            http: Arc::new(http),
+            egress,
+            proxied: Arc::new(proxied),
             generate,
             routes: routes.into(),
             timeout: Duration::from_secs(config.timeout_secs),
@@ -397,7 +442,10 @@ impl Upstream {
     /// ([`envelope::build`]). Any HTTP answer of the last host tried is `Ok`
     /// (the caller reads the status); a 200 that is not what `v1internal`
     /// promises (not JSON, or a stream without an event) is turned into a
-    /// 502 here, so it is never a success for the client.
+    /// 502 here, so it is never a success for the client. `egress` is the
+    /// account's proxy name (its record's field): the call leaves through
+    /// it and nowhere else ([`crate::egress::Egress::route`]).
+    #[allow(clippy::too_many_arguments)]
     pub async fn generate(
         &self,
         profile: &Profile,
@@ -406,6 +454,7 @@ impl Upstream {
         envelope: Bytes,
         stream: bool,
         all_hosts: bool,
+        egress: Option<&str>,
     ) -> Result<UpstreamResponse, NetworkError> {
         let deadline = Instant::now() + self.timeout;
         let route = self.route(profile);
@@ -417,10 +466,11 @@ impl Upstream {
         auth.set_sensitive(true);
         let user_agent = Self::user_agent(route, model);
         let lanes = self.lanes();
-        let client = match crate::proxy::listener::current_lane() {
-            Some(l) if lanes > 0 => &self.generate[l % lanes],
-            _ => &self.generate[lanes],
+        let lane = match crate::proxy::listener::current_lane() {
+            Some(l) if lanes > 0 => l % lanes,
+            _ => lanes,
         };
+        let client = &self.generate[lane];
         let mut last = Err(NetworkError("no upstream host configured".into()));
         let hosts = if all_hosts { &route.hosts[..] } else { &route.hosts[..route.hosts.len().min(1)] };
         for (i, host) in hosts.iter().enumerate() {
@@ -435,10 +485,26 @@ impl Upstream {
             h.insert(header::AUTHORIZATION, auth.clone());
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             h.insert(header::USER_AGENT, user_agent.clone());
-            let answer = match tokio::time::timeout_at(deadline, client.request(req)).await {
+            // Direct unless the account (or the environment) names a proxy:
+            // then through it only, never directly instead.
+            let way = match egress {
+                None if !self.egress.configured() => host.env_route.clone(),
+                _ => self.egress.route(egress, host.https, &host.hostname).map_err(|e| NetworkError(e.to_string()))?,
+            };
+            let sent = match &way {
+                None => client.request(req),
+                Some(p) => match self.proxied.get(&way).and_then(|c| c.get(lane)) {
+                    Some(c) => c.request(req),
+                    None => return Err(NetworkError(format!("egress proxy `{}` has no client", p.name))),
+                },
+            };
+            let answer = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(inner)) => inner,
                 Ok(Err(e)) => {
                     let kind = if e.is_connect() { "could not connect" } else { "request failed" };
+                    if let Some(p) = &way {
+                        tracing::warn!(proxy = %p.name, host = %host.base, error = %innermost(&e), "upstream call through egress proxy failed");
+                    }
                     // An earlier host's 5xx says more than this one's silence.
                     if last.is_err() {
                         last = Err(NetworkError(format!("{kind} to {}: {}", host.base, innermost(&e))));
@@ -481,8 +547,8 @@ impl Upstream {
 
     /// A JSON call to a `v1internal` method of `profile`'s hosts (the next
     /// host on a connection failure or a 5xx).
-    async fn json_call(&self, profile: &Profile, method: &str, token: &str, body: &serde_json::Value) -> Result<serde_json::Value, UpstreamCallError> {
-        self.json_request(profile, reqwest::Method::POST, &format!("/v1internal:{method}"), token, Some(body)).await
+    async fn json_call(&self, profile: &Profile, method: &str, token: &str, body: &serde_json::Value, egress: Option<&str>) -> Result<serde_json::Value, UpstreamCallError> {
+        self.json_request(profile, reqwest::Method::POST, &format!("/v1internal:{method}"), token, Some(body), egress).await
     }
 
     async fn json_request(
@@ -492,19 +558,32 @@ impl Upstream {
         path: &str,
         token: &str,
         body: Option<&serde_json::Value>,
+        egress: Option<&str>,
     ) -> Result<serde_json::Value, UpstreamCallError> {
         let route = self.route(profile);
         let mut last = UpstreamCallError::Network("no upstream host configured".into());
         for (i, host) in route.hosts.iter().enumerate() {
             let more = i + 1 < route.hosts.len();
-            let mut req = self.http.request(method.clone(), format!("{}{path}", host.base)).bearer_auth(token).header(header::USER_AGENT, Self::user_agent(route, ""));
+            let way = self.egress.route(egress, host.https, &host.hostname).map_err(|e| UpstreamCallError::Network(e.to_string()))?;
+            let Some(http) = self.http.get(&way) else {
+                return Err(UpstreamCallError::Network(format!("egress proxy `{}` has no client", way.as_ref().map_or("", |p| &p.name))));
+            };
+            let mut req = http.request(method.clone(), format!("{}{path}", host.base)).bearer_auth(token).header(header::USER_AGENT, Self::user_agent(route, ""));
             if let Some(body) = body {
                 req = req.json(body);
             }
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = UpstreamCallError::Network(describe_reqwest(&e));
+                    last = UpstreamCallError::Network(match &way {
+                        Some(p) => {
+                            if e.is_connect() {
+                                p.suspect();
+                            }
+                            format!("through egress proxy `{}`: {}", p.name, describe_reqwest(&e))
+                        }
+                        None => describe_reqwest(&e),
+                    });
                     continue;
                 }
             };
@@ -524,12 +603,12 @@ impl Upstream {
 
     /// Per-model quota of an account, and the models Google lists for its
     /// profile (kept in the [`catalogue`]).
-    pub async fn fetch_available_models(&self, profile: &'static Profile, token: &str, project: Option<&str>) -> Result<Vec<QuotaReport>, UpstreamCallError> {
+    pub async fn fetch_available_models(&self, profile: &'static Profile, token: &str, project: Option<&str>, egress: Option<&str>) -> Result<Vec<QuotaReport>, UpstreamCallError> {
         let body = match project {
             Some(p) => serde_json::json!({"project": p}),
             None => serde_json::json!({}),
         };
-        let v = self.json_call(profile, "fetchAvailableModels", token, &body).await?;
+        let v = self.json_call(profile, "fetchAvailableModels", token, &body, egress).await?;
         self.catalogue.update(profile.name, Listing::parse(&v));
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -553,7 +632,7 @@ impl Upstream {
     }
 
     /// `countTokens` for a Gemini request (`{"contents", "systemInstruction", "tools"}`).
-    pub async fn count_tokens(&self, profile: &Profile, token: &str, model: &str, request: &serde_json::Value) -> Result<u64, UpstreamCallError> {
+    pub async fn count_tokens(&self, profile: &Profile, token: &str, model: &str, request: &serde_json::Value, egress: Option<&str>) -> Result<u64, UpstreamCallError> {
         let mut inner = serde_json::Map::new();
         inner.insert("model".into(), format!("models/{model}").into());
         if let Some(obj) = request.as_object() {
@@ -563,7 +642,7 @@ impl Upstream {
                 }
             }
         }
-        let v = self.json_call(profile, "countTokens", token, &serde_json::json!({ "request": inner })).await?;
+        let v = self.json_call(profile, "countTokens", token, &serde_json::json!({ "request": inner }), egress).await?;
         v.get("totalTokens")
             .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
             .ok_or_else(|| UpstreamCallError::Status { status: 200, body: "countTokens answered without totalTokens".into() })

@@ -129,9 +129,9 @@ fn google_message(body: &str) -> String {
 }
 
 impl Upstream {
-    async fn load_code_assist(&self, profile: &Profile, token: &str) -> Result<LoadAnswer, ProjectError> {
+    async fn load_code_assist(&self, profile: &Profile, token: &str, egress: Option<&str>) -> Result<LoadAnswer, ProjectError> {
         let metadata = json!({"ideType": profile.ide_type, "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"});
-        let v = self.json_call(profile, "loadCodeAssist", token, &json!({ "metadata": metadata })).await?;
+        let v = self.json_call(profile, "loadCodeAssist", token, &json!({ "metadata": metadata }), egress).await?;
         Ok(serde_json::from_value(v)
             .map_err(|e| UpstreamCallError::Status { status: 200, body: format!("loadCodeAssist answer not understood: {e}") })?)
     }
@@ -139,8 +139,8 @@ impl Upstream {
     /// The tier of an account that already has its project (asked once, to
     /// know which hosts may serve it). A retired OAuth client is an error
     /// (the account cannot serve); a missing project is not (it is on file).
-    pub async fn account_tier(&self, profile: &Profile, token: &str) -> Result<CodeAssist, ProjectError> {
-        let answer = self.load_code_assist(profile, token).await?;
+    pub async fn account_tier(&self, profile: &Profile, token: &str, egress: Option<&str>) -> Result<CodeAssist, ProjectError> {
+        let answer = self.load_code_assist(profile, token, egress).await?;
         if let Some(t) = answer.ineligible_tiers.into_iter().find(|t| t.reason_code == UNSUPPORTED_CLIENT) {
             return Err(t.into_error(profile));
         }
@@ -153,9 +153,9 @@ impl Upstream {
 
     /// The account's project (and tier): from `loadCodeAssist`, after
     /// onboarding it when it never was.
-    pub async fn discover_project(&self, profile: &Profile, token: &str) -> Result<CodeAssist, ProjectError> {
+    pub async fn discover_project(&self, profile: &Profile, token: &str, egress: Option<&str>) -> Result<CodeAssist, ProjectError> {
         let metadata = json!({"ideType": profile.ide_type, "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"});
-        let answer = self.load_code_assist(profile, token).await?;
+        let answer = self.load_code_assist(profile, token, egress).await?;
         let gcp_managed = answer.gcp_managed;
         let mut ineligible = answer.ineligible_tiers;
         // A retired client first: whatever else is offered, this sign-in
@@ -187,7 +187,7 @@ impl Upstream {
         }
         tracing::info!(tier = %tier.id, "the account never used Code Assist: onboarding it");
         let tier_id = tier.id.clone();
-        match self.onboard(profile, token, &tier.id, metadata).await {
+        match self.onboard(profile, token, &tier.id, metadata, egress).await {
             Ok(project) => Ok(CodeAssist { project: Some(project), tier: Some(tier_id).filter(|t| !t.is_empty()), gcp_managed }),
             // Google refuses to onboard it (the reason is its message):
             // the account's standing, not this request's fault.
@@ -201,9 +201,9 @@ impl Upstream {
 
     /// `onboardUser` for `tier` (no project: the free tier takes none), then
     /// its operation polled to done.
-    async fn onboard(&self, profile: &Profile, token: &str, tier: &str, metadata: serde_json::Value) -> Result<String, ProjectError> {
+    async fn onboard(&self, profile: &Profile, token: &str, tier: &str, metadata: serde_json::Value, egress: Option<&str>) -> Result<String, ProjectError> {
         let started = Instant::now();
-        let mut op = self.json_call(profile, "onboardUser", token, &json!({"tierId": tier, "metadata": metadata})).await?;
+        let mut op = self.json_call(profile, "onboardUser", token, &json!({"tierId": tier, "metadata": metadata}), egress).await?;
         loop {
             if op.get("done").and_then(|d| d.as_bool()) == Some(true) {
                 if let Some(err) = op.get("error") {
@@ -219,9 +219,9 @@ impl Upstream {
             }
             tokio::time::sleep(self.onboard_poll).await;
             op = match op.get("name").and_then(|n| n.as_str()) {
-                Some(name) => self.json_request(profile, reqwest::Method::GET, &format!("/v1internal/{name}"), token, None).await?,
+                Some(name) => self.json_request(profile, reqwest::Method::GET, &format!("/v1internal/{name}"), token, None, egress).await?,
                 // No operation name: ask again (onboardUser is idempotent).
-                None => self.json_call(profile, "onboardUser", token, &json!({"tierId": tier, "metadata": metadata})).await?,
+                None => self.json_call(profile, "onboardUser", token, &json!({"tierId": tier, "metadata": metadata}), egress).await?,
             };
         }
     }

@@ -40,12 +40,12 @@ impl Upstream {
     /// The account's 5-hour and weekly quota windows. An error when the
     /// host does not serve the method (404) or refuses it: callers keep what
     /// they knew.
-    pub async fn retrieve_user_quota_summary(&self, profile: &'static Profile, token: &str, project: Option<&str>) -> Result<Vec<WindowReport>, UpstreamCallError> {
+    pub async fn retrieve_user_quota_summary(&self, profile: &'static Profile, token: &str, project: Option<&str>, egress: Option<&str>) -> Result<Vec<WindowReport>, UpstreamCallError> {
         let body = match project {
             Some(p) => serde_json::json!({"project": p}),
             None => serde_json::json!({}),
         };
-        let v = self.json_call(profile, "retrieveUserQuotaSummary", token, &body).await?;
+        let v = self.json_call(profile, "retrieveUserQuotaSummary", token, &body, egress).await?;
         Ok(parse_summary(&v))
     }
 }

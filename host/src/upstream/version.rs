@@ -76,8 +76,10 @@ impl Upstream {
 
     /// Read the updater's manifest once; the version it names, if readable.
     pub async fn read_manifest(&self, url: &str) -> Result<String, String> {
-        let resp = self
-            .http
+        // Not made for an account: the pool's default way out.
+        let way = self.egress.route_url(None, url).map_err(|e| e.to_string())?;
+        let http = self.http.get(&way).ok_or("no client for the egress route")?;
+        let resp = http
             .get(url)
             .header(reqwest::header::USER_AGENT, "electron-builder")
             .timeout(Duration::from_secs(20))

@@ -131,6 +131,16 @@ pub(crate) const CATALOGUE: &[ModelEntry] = &[
         65_536,
         true,
     ),
+    // The image model (`imageGenerationModelIds`, GOOGLE-2026 §3); it
+    // answers with image parts (module `images`). Limits are the fake's own.
+    ModelEntry {
+        id: "gemini-3.1-flash-image",
+        display_name: "Gemini 3.1 Flash Image",
+        max_tokens: 65_536,
+        max_output_tokens: 32_768,
+        supports_thinking: false,
+        antigravity_only: true,
+    },
 ];
 
 /// `defaultAgentModelId` of the Antigravity client's catalogue

@@ -143,20 +143,27 @@ pub(crate) fn envelope_violation(
                     got(user_agent_field)
                 ));
             }
+            // An image model's call is an `image_gen` one ([`super::images`]).
+            let model = field(body, "model").and_then(Value::as_str).unwrap_or("");
+            let (kind, id_prefix) = if super::images::is_image_model(model) {
+                ("image_gen", "image_gen/")
+            } else {
+                ("agent", "agent-")
+            };
             let request_type = field(body, "requestType");
-            if request_type.and_then(Value::as_str) != Some("agent") {
+            if request_type.and_then(Value::as_str) != Some(kind) {
                 return Some(format!(
-                    "Invalid envelope: requestType must be \"agent\", got {}.",
+                    "Invalid envelope: requestType must be \"{kind}\", got {}.",
                     got(request_type)
                 ));
             }
             let request_id = field(body, "requestId");
             if !request_id
                 .and_then(Value::as_str)
-                .is_some_and(|s| s.starts_with("agent-"))
+                .is_some_and(|s| s.starts_with(id_prefix))
             {
                 return Some(format!(
-                    "Invalid envelope: requestId must start with \"agent-\", got {}.",
+                    "Invalid envelope: requestId must start with \"{id_prefix}\", got {}.",
                     got(request_id)
                 ));
             }

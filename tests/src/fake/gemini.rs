@@ -7,8 +7,12 @@
 //!   `The command printed: <output>`;
 //! - else it has a `functionResponse` part: text
 //!   `result(<name>): <json of response>` (one line per such part);
+//! - else the request has the `googleSearch` tool: a grounded text with its
+//!   `groundingMetadata` ([`search`](super::search));
 //! - else the request declares a shell-like tool and the user text holds
 //!   `RUN: <cmd>`: a `functionCall` to that tool running `cmd`;
+//! - else it declares a web search function and the user text holds
+//!   `SEARCH: <query>`: a `functionCall` to it with `{"query"}`;
 //! - else the request declares tools (`tools[].functionDeclarations`) and the
 //!   user text holds `call:<fname>`: a `functionCall` part
 //!   `{"name": fname, "args": {"q": <user text without the call:fname word>}}`;
@@ -54,6 +58,9 @@ pub(crate) struct Decor {
     /// A thought part before the answer: its text and signature (Claude
     /// with `thinkingConfig`).
     pub(crate) thought: Option<(String, String)>,
+    /// The candidate's `groundingMetadata` (a `googleSearch` answer, see
+    /// [`search`](super::search)), on the last event of a stream.
+    pub(crate) grounding: Option<Value>,
 }
 
 /// An answer and its usage.
@@ -263,6 +270,17 @@ pub(crate) fn compose_with(
     let run = agent::run_command(&user_text).and_then(|cmd| {
         agent::shell_tool(request).map(|(name, schema)| (name, agent::shell_args(schema, &cmd)))
     });
+    if let Some((text, grounding)) = (results.is_empty() && super::search::uses_search(request))
+        .then(|| super::search::grounded(&user_text))
+    {
+        return Composed {
+            candidate_tokens: words(&text).max(1),
+            answer: Answer::Text(text),
+            prompt_tokens: prompt_words.max(1),
+            cached_tokens: 0,
+            decor: Decor { grounding: Some(grounding), ..Decor::default() },
+        };
+    }
     if let Some(out) = run_output {
         let text = format!("The command printed: {out}");
         return Composed {
@@ -280,6 +298,12 @@ pub(crate) fn compose_with(
             name,
             args,
             run: true,
+        }
+    } else if let Some((name, args)) = super::search::search_call(request, &user_text) {
+        Answer::Call {
+            name,
+            args,
+            run: false,
         }
     } else if let Some((name, q)) = declares_tools(request)
         .then(|| find_call(&user_text))
@@ -302,7 +326,7 @@ pub(crate) fn compose_with(
         Answer::Text(t) => words(t).max(1),
         Answer::Call {
             args, run: false, ..
-        } => 1 + args["q"].as_str().map_or(0, words),
+        } => 1 + args["q"].as_str().or(args["query"].as_str()).map_or(0, words),
         Answer::Call {
             args, run: true, ..
         } => 1 + words(&args.to_string()),
@@ -375,6 +399,9 @@ impl Composed {
         candidate.insert("content".into(), json!({"role": "model", "parts": parts}));
         if last {
             candidate.insert("finishReason".into(), json!("STOP"));
+            if let Some(g) = &self.decor.grounding {
+                candidate.insert("groundingMetadata".into(), g.clone());
+            }
         }
         candidate.insert("index".into(), json!(0));
         let mut response = Map::new();
@@ -537,6 +564,7 @@ mod tests {
             call_id: Some("toolu_7".into()),
             call_signature: Some("SIG".into()),
             thought: Some(("Thinking it over.".into(), "TSIG".into())),
+            grounding: None,
         };
         let full = c.full("claude-x", "r");
         let parts = &full["response"]["candidates"][0]["content"]["parts"];

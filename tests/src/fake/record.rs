@@ -104,6 +104,8 @@ pub(crate) struct Arrival<'a> {
     pub(crate) endpoint: Option<Endpoint>,
     pub(crate) headers: &'a HeaderMap,
     pub(crate) body: &'a [u8],
+    /// The caller's IP address.
+    pub(crate) peer: Option<&'a str>,
 }
 
 impl RequestLog {
@@ -117,6 +119,7 @@ impl RequestLog {
             endpoint,
             headers,
             body,
+            peer,
         } = a;
         self.next_seq += 1;
         let body = body_of(headers, body);
@@ -138,6 +141,7 @@ impl RequestLog {
             status: None,
             outcome: Outcome::NoAnswer,
             message: None,
+            peer: peer.map(str::to_owned),
         });
         self.trim(cap);
         self.next_seq
@@ -212,6 +216,7 @@ mod tests {
             endpoint: Some(endpoint),
             headers,
             body,
+            peer: None,
         };
         let seq = log.arrive(
             arrival(

@@ -225,6 +225,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router,
 }
 
 async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router, label: HostLabel) {
+    // The caller's address: which way a call came (directly, or through
+    // which proxy; a proxy's own outgoing address).
+    let peer = stream.peer_addr().ok().map(|a| a.ip().to_string());
     let ctl = Arc::new(ConnCtl::default());
     let io = TokioIo::new(KillIo {
         inner: stream,
@@ -239,6 +242,7 @@ async fn serve_conn(stream: TcpStream, shared: Arc<Shared>, router: Router, labe
             svc.clone(),
             handle.clone(),
             label.clone(),
+            peer.clone(),
         )
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -259,6 +263,7 @@ async fn handle_request(
     svc: TowerToHyperService<Router>,
     conn: ConnHandle,
     label: HostLabel,
+    peer: Option<String>,
 ) -> Result<Response, Infallible> {
     if shared.is_fast() && !shared.has_faults() {
         if let Some(resp) = fast::answer(req.method(), req.uri().path(), &shared) {
@@ -308,6 +313,7 @@ async fn handle_request(
             endpoint,
             headers: &parts.headers,
             body: &bytes,
+            peer: peer.as_deref(),
         };
         inner.log.arrive(arrival, cap)
     });

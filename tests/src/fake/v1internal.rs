@@ -27,6 +27,7 @@ use super::errors::{
 use super::fast;
 use super::faults::{self, FaultAction, FaultCall};
 use super::gemini::{self, compose_with, Answer};
+use super::images;
 use super::oauth::bearer;
 use super::proto::field;
 use super::record::{model_of, CallNote};
@@ -308,6 +309,26 @@ async fn content(
     if let Some(body) = shared.with(|inner| inner.window_refusal(email, model)) {
         return noted(json_answer(429, body), note);
     }
+    if images::is_image_model(model) {
+        // Image parts, whole (module `images`).
+        let full = images::answer(
+            model,
+            request,
+            &shared.with(|inner| inner.new_response_id()),
+        );
+        shared.record_served(Served {
+            email: email.clone(),
+            model: model.to_owned(),
+            project: Some(checked.project.clone()),
+            stream,
+        });
+        let resp = if stream {
+            sse(images::events(&full), 0)
+        } else {
+            json_answer(200, full.to_string())
+        };
+        return noted(resp, note);
+    }
     let (composed, response_id) = shared.with(|inner| {
         (
             compose_call(inner, email, model, request),
@@ -569,6 +590,8 @@ pub(crate) async fn fetch_available_models(
         if antigravity {
             // opencode-agy-auth `models.json` (2026-08-22).
             answer["defaultAgentModelId"] = json!(catalogue::DEFAULT_AGENT_MODEL_ID);
+            // GOOGLE-2026 §3 (a list of ids: the fake's reading).
+            answer["imageGenerationModelIds"] = json!(["gemini-3.1-flash-image"]);
         }
         Ok(answer)
     });

@@ -10,7 +10,9 @@
 //! 4. the project (contract "Project") — always on;
 //! 5. model access: Antigravity-only models for the Antigravity client with
 //!    a ≥ 2.9.0 `antigravity/` User-Agent, else 404 — always on;
-//! 6. tool-schema semantics ([`schema_check`]) — always on;
+//! 6. image output only from image models, and their calls `image_gen`
+//!    ones ([`images`](super::images)) — always on; then tool-schema
+//!    semantics ([`schema_check`]) — always on;
 //! 7. Claude's generation limits ([`envelope::claude_violation`]) — only
 //!    with `strict_envelope`;
 //! 8. thought signatures and Claude tool ids ([`signatures`]) — always on.
@@ -92,6 +94,9 @@ pub(crate) fn check(inner: &Inner, call: &Call<'_>) -> Result<Checked, Response>
     }
     if !envelope::may_use_model(model, call.client_id, call.user_agent) {
         return Err(answer(404, &not_found_body()));
+    }
+    if let Some(msg) = super::images::violation(model, body) {
+        return Err(invalid(&msg));
     }
     let claude = catalogue::is_claude(model);
     let lines = schema_check::request_lines(request, claude);

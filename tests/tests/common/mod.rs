@@ -277,7 +277,20 @@ impl Proxy {
 
     /// Start `grantpool serve` with this config file.
     pub async fn start_config(config: &Path) -> Proxy {
-        let mut child = Command::new(binary())
+        Proxy::start_config_env(config, &[]).await
+    }
+
+    /// [`Proxy::start_config`] with these environment variables (`None`:
+    /// removed) on top of the test's own.
+    pub async fn start_config_env(config: &Path, envs: &[(&str, Option<&str>)]) -> Proxy {
+        let mut cmd = Command::new(binary());
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(config)
             .arg("serve")

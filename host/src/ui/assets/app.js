@@ -576,7 +576,9 @@ function fillRow(tr, a) {
     // With the four window bars, two model bars (the rest under Why).
     h('td', { class: 'quotas' }, ...windowBars(a), ...quotaBars(a, (a.windows || []).length ? 2 : 3)),
     h('td', { class: 'small' }, h('div', {}, a.client, a.profile !== a.client ? h('span', { class: 'muted' }, ` (${a.profile})`) : null),
-      h('div', { class: 'muted mono' }, a.project_id || 'no project yet')),
+      h('div', { class: 'muted mono' }, a.project_id || 'no project yet'),
+      a.egress ? h('div', { class: 'muted', title: a.egress.error || a.egress.endpoint },
+        `via ${a.egress.name}`, a.egress.healthy ? null : h('span', { class: 'bad-text' }, ' (unreachable)')) : null),
     h('td', { class: 'labels' }, ...labelChips(a)),
     h('td', { class: 'acts' },
       h('button', { type: 'button', class: 'small', 'aria-label': `Why: ${a.email}`, onclick: () => openWhy(a.id) }, 'Why'),
@@ -825,6 +827,7 @@ function renderWhy() {
   $('why-facts').replaceChildren(
     ...fact('OAuth client', `${a.client} (profile ${a.profile})`),
     ...fact('Project', a.project_id || 'not known yet (found on first use)'),
+    ...fact('Egress proxy', a.egress ? `${a.egress.name} (${a.egress.endpoint || 'not configured'}): ${a.egress.healthy ? 'reachable' : 'unreachable' + (a.egress.error ? ': ' + a.egress.error : '')}` : 'direct'),
     ...fact('Last used', a.last_used ? when(a.last_used * 1000) : 'never'),
     ...fact('Requests', `${a.successes + a.failures} since start, ${a.failures} failed, ${a.in_flight} in flight`),
     ...fact('Labels', Object.keys(a.labels).length ? Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(', ') : 'none'),

@@ -185,6 +185,10 @@ pub struct RecordedRequest {
     /// The `error.message` (Google) or `error_description` (OAuth) of a
     /// refusal or fault answer.
     pub message: Option<String>,
+    /// The caller's IP address (a proxy's outgoing address when the call
+    /// came through one).
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 impl fmt::Debug for RecordedRequest {
@@ -200,6 +204,7 @@ impl fmt::Debug for RecordedRequest {
             .field("status", &self.status)
             .field("outcome", &self.outcome)
             .field("message", &self.message)
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
