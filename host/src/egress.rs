@@ -522,6 +522,31 @@ impl Egress {
         self.route(egress, https, &host)
     }
 
+    /// The names an account may pick (`[egress.proxies]`), sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.named.keys().cloned().collect()
+    }
+
+    /// Refuses a name an account may not pick; the error lists the ones it may.
+    pub fn check_name(&self, name: &str) -> Result<(), String> {
+        if self.named.contains_key(name) {
+            return Ok(());
+        }
+        let names = if self.named.is_empty() { "none configured in [egress.proxies]".to_string() } else { self.names().join(", ") };
+        Err(format!("unknown egress proxy `{name}`: the configured ones are {names}"))
+    }
+
+    /// The named proxies' health, for the accounts page's choice (never
+    /// their credentials).
+    pub fn named_health(&self) -> Vec<ProxyHealth> {
+        self.named.values().map(|e| e.health()).collect()
+    }
+
+    /// The pool's default proxy, if `[egress] default` sets one.
+    pub fn default_health(&self) -> Option<ProxyHealth> {
+        self.default.as_ref().map(|e| e.health())
+    }
+
     /// Every proxy in use (named, default, environment), each once.
     pub fn entries(&self) -> Vec<Arc<ProxyEntry>> {
         let mut out: Vec<Arc<ProxyEntry>> = Vec::new();
@@ -602,10 +627,13 @@ impl<C> Clients<C> {
 
 /// A reqwest builder that follows `route` only: the environment's proxy
 /// variables are applied by [`Egress::route`], never by reqwest itself.
+/// Through a proxy no idle connection is kept: a proxy may close it
+/// unannounced (tinyproxy does), and a POST on a dead pooled connection is
+/// not retried. These calls (refresh, userinfo, project, quota) are rare.
 pub fn reqwest_builder(route: Option<&Arc<ProxyEntry>>) -> reqwest::Result<reqwest::ClientBuilder> {
     let b = reqwest::Client::builder().no_proxy();
     Ok(match route {
-        Some(p) => b.proxy(p.url.reqwest_proxy()?),
+        Some(p) => b.proxy(p.url.reqwest_proxy()?).pool_max_idle_per_host(0),
         None => b,
     })
 }
@@ -679,6 +707,15 @@ mod tests {
         let eg = Egress::new(&c).unwrap();
         assert_eq!(eg.route(None, true, "x").unwrap().unwrap().name.as_ref(), "home");
         assert!(eg.route(Some("gone"), true, "x").is_err(), "an unknown name never leaves directly");
+        // What the admin API and the page may pick: the names, with their health, never the password.
+        c.proxies.insert("office".into(), crate::config::EgressProxy { url: "http://10.0.0.2:3128".into() });
+        let eg = Egress::new(&c).unwrap();
+        assert!(eg.check_name("office").is_ok());
+        let e = eg.check_name("gone").unwrap_err();
+        assert!(e.contains("`gone`") && e.contains("home, office"), "{e}");
+        assert_eq!(eg.named_health().iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["home", "office"]);
+        assert_eq!(eg.default_health().unwrap().name, "home");
+        assert!(!serde_json::to_string(&eg.named_health()).unwrap().contains("s3cret"));
     }
 
     /// `socks5h`: the name goes to the proxy (ATYP 3), never resolved here;

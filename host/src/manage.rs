@@ -1,7 +1,7 @@
 //! Changing accounts from a running proxy: the verified add (the same upsert
 //! as `grantpool accounts add` / `login`), taking an account off the proxy
-//! and back, labels, removal. The admin API and the accounts page both call
-//! these, so the two cannot drift apart; each change is written through the
+//! and back, labels, the outbound proxy, removal. The admin API and the
+//! accounts page both call these, so the two cannot drift apart; each change is written through the
 //! store and reaches the pool at once (the store's watch would bring it a
 //! moment later anyway).
 
@@ -97,17 +97,61 @@ impl<'a> Manager<'a> {
     /// first (with `client`, `None` = the default) and names the account;
     /// `expected` (an email), when given, must be that account. Nothing is
     /// written for a token Google refuses. A re-add of a disabled account
-    /// with a new token clears `disabled_*`.
+    /// with a new token clears `disabled_*`. `egress`, when given, names the
+    /// outbound proxy the account's calls go through (the check with Google
+    /// already goes through it); a name not in `[egress.proxies]` is refused
+    /// before anything is sent. Not given, a re-added account keeps its own.
     pub async fn add_refresh_token(
         &self,
         client: Option<&str>,
         refresh_token: &str,
         expected: Option<&str>,
         project_id: Option<String>,
+        egress: Option<&str>,
     ) -> Result<UpsertOutcome, ManageError> {
-        let mut new = self.oauth.verify_refresh_token(client, refresh_token, None).await.map_err(ManageError::Refused)?;
+        let egress = self.check_egress(egress)?;
+        let mut new = self.oauth.verify_refresh_token(client, refresh_token, egress.as_deref()).await.map_err(ManageError::Refused)?;
         new.token.project_id = project_id.filter(|p| !p.is_empty());
-        self.upsert(new, expected).await
+        self.upsert_with_egress(new, expected, egress.as_deref()).await
+    }
+
+    /// An outbound proxy choice as given (blank or `none`: the pool's
+    /// default, `None`), refused when `[egress.proxies]` does not name it.
+    pub fn check_egress(&self, egress: Option<&str>) -> Result<Option<String>, ManageError> {
+        let egress = egress_choice(egress);
+        if let Some(name) = egress.as_deref() {
+            self.oauth.egress().check_name(name).map_err(ManageError::Invalid)?;
+        }
+        Ok(egress)
+    }
+
+    /// [`Self::upsert`], then the account's outbound proxy set to `egress`
+    /// when given (not given, the account keeps its own).
+    pub async fn upsert_with_egress(&self, new: NewAccount, expected: Option<&str>, egress: Option<&str>) -> Result<UpsertOutcome, ManageError> {
+        let mut outcome = self.upsert(new, expected).await?;
+        if let Some(name) = egress {
+            if outcome.account.egress.as_deref() != Some(name) {
+                outcome.account = self.set_egress(&outcome.account.id, Some(name)).await?;
+                outcome.changed = true;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Set the outbound proxy an account's calls go through: `Some(name)`
+    /// (one of `[egress.proxies]`; any other is refused, the error naming
+    /// the configured ones) or `None` for the pool's default. The record is
+    /// written through the store; the account's next call takes the new way
+    /// (each call reads the account's field).
+    pub async fn set_egress(&self, id_or_email: &str, egress: Option<&str>) -> Result<AccountFile, ManageError> {
+        let egress = self.check_egress(egress)?;
+        let file = self.find(id_or_email).await?;
+        let store = self.store.clone();
+        let value = egress.clone();
+        let file = blocking(move || store.update(&file.id, |f| f.egress = value.clone())).await?;
+        self.pool.upsert_file(file.clone());
+        tracing::info!(account = %file.id, email = %file.email, egress = egress.as_deref().unwrap_or("pool default"), "account's egress proxy set from a running proxy (admin API or accounts page)");
+        Ok(file)
     }
 
     /// Upsert an account Google has vouched for (a verified token, or the
@@ -194,6 +238,11 @@ impl<'a> Manager<'a> {
         let key = id_or_email.to_string();
         blocking(move || store.find(&key)).await?.ok_or_else(|| ManageError::NotFound(id_or_email.to_string()))
     }
+}
+
+/// An egress choice as given: blank or `none` (any case) is the pool's default.
+fn egress_choice(egress: Option<&str>) -> Option<String> {
+    egress.map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("none")).map(str::to_string)
 }
 
 /// A label the page may set: a short plain name; the values the bundled

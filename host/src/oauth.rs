@@ -144,6 +144,11 @@ impl OAuth {
         Ok((client, way))
     }
 
+    /// The outbound proxies its calls (and the pool's) go through.
+    pub fn egress(&self) -> &Arc<crate::egress::Egress> {
+        &self.egress
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &OAuthConfig {
         &self.config

@@ -684,3 +684,83 @@ def test_a_banned_account_shows_googles_refusal_and_a_clickable_appeal(make_worl
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_an_accounts_outbound_proxy_is_set_from_the_page(make_world):
+    """The Why dialog's `Outbound proxy` list (pool default + the configured
+    proxies, with their health) sets the account's proxy: the row says
+    `via NAME` at once and the account file names it; back to the pool's
+    default, both forget it. The add form's list sends the token's check
+    through the chosen proxy. A proxy URL's password never reaches the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    password = "proxy-pw-never-shown"
+    extra = (
+        f'[egress.proxies.home]\nurl = "socks5h://bob:{password}@127.0.0.1:9"\n\n'
+        '[egress.proxies.office]\nurl = "http://127.0.0.1:9"\n'
+    )
+    w = make_world(emails=["p@example.com", "q@example.com"], extra=extra)
+    email = "p@example.com"
+
+    def proxy_list(dialog_id: str):
+        dialog = driver.find_element(By.ID, dialog_id)
+        label = dialog.find_element(By.XPATH, ".//label[normalize-space()='Outbound proxy']")
+        return Select(dialog.find_element(By.ID, label.get_attribute("for")))
+
+    driver, profile = chrome()
+    try:
+        ensure_signed_in(driver, w)
+        wait_state(driver, email, "active")
+        token = mark(driver)
+        assert "via " not in row_text(driver, email)
+        click(driver, in_row(email, "Why"))
+        wait(driver, lambda d: d.find_element(By.ID, "why-egress").is_displayed(), what="the proxy list in the Why dialog")
+        sel = proxy_list("why-dialog")
+        names = [o.text for o in sel.options]
+        assert names[0].startswith("pool default") and "direct" in names[0], names
+        assert any(n.startswith("home (") for n in names) and any(n.startswith("office (") for n in names), names
+        assert sel.first_selected_option.get_attribute("value") == ""
+
+        sel.select_by_value("home")
+        wait(driver, lambda d: "via home" in row_text(d, email), what=f"the row says via home (shows {row_text(driver, email)!r})")
+        deadline = time.monotonic() + 5
+        while account_file(w, email).get("egress") != "home":
+            assert time.monotonic() < deadline, account_file(w, email)
+            time.sleep(0.05)
+        assert admin_state(w, email)["egress"] == "home"
+        assert proxy_list("why-dialog").first_selected_option.get_attribute("value") == "home"
+        assert "via " not in row_text(driver, "q@example.com")
+        assert password not in driver.page_source
+
+        proxy_list("why-dialog").select_by_value("")
+        wait(driver, lambda d: "via home" not in row_text(d, email), what="the row forgets the proxy")
+        deadline = time.monotonic() + 5
+        while "egress" in account_file(w, email):
+            assert time.monotonic() < deadline, account_file(w, email)
+            time.sleep(0.05)
+        still(driver, token)
+        close_dialogs(driver)
+
+        # The add form: the same list; the check of the token goes through
+        # the chosen proxy (here nothing listens: refused, nothing written).
+        new_rt = "1//refresh-token-of-r"
+        w.fake.add_account("r@example.com", new_rt)
+        driver.find_element(By.ID, "open-add").click()
+        dialog = driver.find_element(By.ID, "add-dialog")
+        wait(driver, lambda d: dialog.is_displayed())
+        add = proxy_list("add-dialog")
+        assert [o.get_attribute("value") for o in add.options] == ["", "home", "office"]
+        add.select_by_value("office")
+        by_label(driver, "Refresh token").send_keys(new_rt)
+        button(dialog, "Add account").click()
+        out = driver.find_element(By.ID, "add-result")
+        wait(driver, lambda d: "office" in out.text and "bad" in out.get_attribute("class"), what=f"the refusal (shows {out.text!r})")
+        assert row(driver, "r@example.com") is None
+        assert not any(json.loads(f.read_text())["email"] == "r@example.com" for f in (w.dir / "accounts").glob("*.json"))
+        assert password not in driver.page_source
+        close_dialogs(driver)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert password not in w.log()

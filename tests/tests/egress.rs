@@ -316,3 +316,101 @@ async fn without_egress_all_proxy_applies_to_every_call_generation_included() {
     }
     proxy.stop().await;
 }
+
+/// Where account `email`'s generate calls after `before` came from.
+async fn generate_peers(env: &Env, email: &str, before: u64) -> Vec<String> {
+    let calls = env.fake.requests().await;
+    calls
+        .iter()
+        .filter(|r| r.seq > before && r.email.as_deref() == Some(email) && r.endpoint == Some(Endpoint::Generate))
+        .map(|r| r.peer.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_sets_and_clears_an_accounts_proxy_and_its_next_call_goes_that_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socks, http) = (dante(dir.path()), tinyproxy(dir.path()));
+    let dead_port = free_port();
+    let env = env_with_proxies(&socks, &http, dead_port).await;
+    let h = add_with_egress(&env, "h@example.com", None).await;
+    let proxy = env.start().await;
+    let post = |path: String, body: Value| {
+        let req = proxy.http.post(format!("{}{path}", proxy.url)).bearer_auth(ADMIN_KEY).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            assert!(!text.contains(PASSWORD), "{text}");
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null), text)
+        }
+    };
+    let last_seq = || async { env.fake.requests().await.iter().map(|r| r.seq).max().unwrap_or(0) };
+    let call_from = |want: &'static str| {
+        let (proxy, env, last_seq) = (&proxy, &env, &last_seq);
+        async move {
+            let before = last_seq().await;
+            let (status, _, body) = proxy.gemini(MODEL, &format!("via {want} {before}")).await;
+            assert_eq!(status, 200, "{body}");
+            let peers = generate_peers(env, "h@example.com", before).await;
+            assert!(!peers.is_empty() && peers.iter().all(|p| p == want), "generate calls came from {peers:?}, wanted {want}");
+        }
+    };
+    call_from(DIRECT_OUT).await;
+
+    // An unknown name is refused, naming the configured ones; nothing written.
+    let (status, _, text) = post(format!("/admin/accounts/{h}/egress"), serde_json::json!({"egress": "nope"})).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("nope") && text.contains("dead, office, socks"), "{text}");
+    assert!(env.account_file(&h).get("egress").is_none());
+
+    // Set: written to the record, shown, and the very next call goes through it.
+    let (status, v, text) = post(format!("/admin/accounts/{h}/egress"), serde_json::json!({"egress": "socks"})).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(v["egress"], "socks", "{v}");
+    assert_eq!(v["egress_proxy"]["name"], "socks", "{v}");
+    assert_eq!(env.account_file(&h)["egress"], "socks");
+    assert_eq!(proxy.admin_account(&h).await["egress_proxy"]["name"], "socks");
+    call_from(SOCKS_OUT).await;
+    let (status, _, text) = post("/admin/accounts/h@example.com/egress".into(), serde_json::json!({"egress": "office"})).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(env.account_file(&h)["egress"], "office");
+    call_from(HTTP_OUT).await;
+
+    // Cleared: the pool's default (here: direct).
+    let (status, v, text) = post(format!("/admin/accounts/{h}/egress"), serde_json::json!({"egress": null})).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(v["egress"].is_null() && v["egress_proxy"].is_null(), "{v}");
+    assert!(env.account_file(&h).get("egress").is_none(), "{}", env.account_file(&h));
+    call_from(DIRECT_OUT).await;
+
+    // Unknown account, malformed body.
+    let (status, _, text) = post("/admin/accounts/nobody@example.com/egress".into(), serde_json::json!({"egress": "socks"})).await;
+    assert_eq!(status, 404, "{text}");
+    let (status, _, text) = post(format!("/admin/accounts/{h}/egress"), serde_json::json!({"proxy": "socks"})).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("\\\"egress\\\""), "{text}");
+
+    // POST /admin/accounts with a proxy: refused before anything is written
+    // for an unknown name; recorded for a known one.
+    env.fake.add_account(AccountSpec::new("g@example.com", "rt-g")).await;
+    let (status, _, text) = post("/admin/accounts".into(), serde_json::json!({"refresh_token": "rt-g", "egress": "nope"})).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("dead, office, socks"), "{text}");
+    assert!(env.account_id("g@example.com").is_none(), "nothing written for an unknown proxy");
+    let before = last_seq().await;
+    // Through tinyproxy, after calls through it a moment ago: it closes a
+    // keep-alive connection unannounced, so nothing is pooled through a proxy.
+    let (status, v, text) = post("/admin/accounts".into(), serde_json::json!({"refresh_token": "rt-g", "egress": "office"})).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(v["created"], true, "{v}");
+    let g = env.account_id("g@example.com").unwrap();
+    assert_eq!(env.account_file(&g)["egress"], "office");
+    assert_eq!(v["account"]["egress"], "office", "{v}");
+    // Google's check of the token already went through the proxy.
+    let calls = env.fake.requests().await;
+    let check: Vec<_> = calls.iter().filter(|r| r.seq > before && r.email.as_deref() == Some("g@example.com")).collect();
+    assert!(!check.is_empty() && check.iter().all(|r| r.peer.as_deref() == Some(HTTP_OUT)), "{check:#?}");
+    assert!(!proxy.logs().contains(PASSWORD), "the log holds the proxy's password");
+    proxy.stop().await;
+}

@@ -71,22 +71,53 @@ struct UpsertBody {
     client: Option<String>,
     #[serde(default)]
     project_id: Option<String>,
+    /// The outbound proxy its calls go through (a name in `[egress.proxies]`).
+    #[serde(default)]
+    egress: Option<String>,
 }
 
 /// `POST /admin/accounts`: the same upsert as `grantpool accounts add` —
 /// the token is exchanged first and the email is the one Google's userinfo
 /// returns; a given email that differs is refused; nothing is written for a
-/// token Google refuses.
+/// token Google refuses. `"egress": "NAME"` sets the account's outbound
+/// proxy (an unknown name is refused with 400, nothing sent or written).
 pub(super) async fn admin_upsert(State(app): State<Arc<ProxyState>>, body: axum::body::Bytes) -> Response {
     let body: UpsertBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"refresh_token\", \"client\"?, \"email\"?, \"project_id\"?}}: {e}")),
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"refresh_token\", \"client\"?, \"email\"?, \"project_id\"?, \"egress\"?}}: {e}")),
     };
     let manager = Manager::new(&app.store, &app.dispatcher.pool, &app.oauth);
-    match manager.add_refresh_token(body.client.as_deref(), &body.refresh_token, body.email.as_deref(), body.project_id).await {
+    match manager.add_refresh_token(body.client.as_deref(), &body.refresh_token, body.email.as_deref(), body.project_id, body.egress.as_deref()).await {
         Ok(outcome) => {
             let view = app.dispatcher.pool.view(&outcome.account.id);
             Json(serde_json::json!({"created": outcome.created, "recovered": outcome.recovered, "account": view})).into_response()
+        }
+        Err(e) => manage_error(&e),
+    }
+}
+
+/// Body of `POST /admin/accounts/{id}/egress`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EgressBody {
+    egress: Option<String>,
+}
+
+/// `POST /admin/accounts/{id}/egress` `{"egress": "NAME"}` or
+/// `{"egress": null}` (the pool's default): the account's outbound proxy,
+/// written to its record; its next call goes that way. An unknown name is
+/// refused with 400 naming the configured ones.
+pub(super) async fn admin_egress(State(app): State<Arc<ProxyState>>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let body: EgressBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &format!("expected {{\"egress\": \"NAME\"}} or {{\"egress\": null}} (the pool's default): {e}")),
+    };
+    let manager = Manager::new(&app.store, &app.dispatcher.pool, &app.oauth);
+    match manager.set_egress(&id, body.egress.as_deref()).await {
+        Ok(file) => {
+            let view = app.dispatcher.pool.view(&file.id);
+            let proxy = app.dispatcher.upstream.egress.of_account(file.egress.as_deref());
+            Json(serde_json::json!({"account": view, "egress": file.egress, "egress_proxy": proxy})).into_response()
         }
         Err(e) => manage_error(&e),
     }

@@ -35,6 +35,7 @@ pub fn router(app: Arc<ProxyState>, ui: Arc<crate::ui::Ui>) -> Router {
         .route("/admin/accounts", get(admin::admin_list).post(admin::admin_upsert))
         .route("/admin/accounts/{id}/enable", post(admin::admin_enable))
         .route("/admin/accounts/{id}/disable", post(admin::admin_disable))
+        .route("/admin/accounts/{id}/egress", post(admin::admin_egress))
         .route("/admin/reload", post(admin::admin_reload))
         .route("/metrics", get(admin::metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth::admin_auth));

@@ -166,6 +166,8 @@ struct AddBody {
     client: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    egress: Option<String>,
 }
 
 fn added(ui: &Ui, o: &crate::store::UpsertOutcome) -> Response {
@@ -178,11 +180,12 @@ fn added(ui: &Ui, o: &crate::store::UpsertOutcome) -> Response {
     }))
 }
 
-/// `POST /ui/api/accounts` `{"refresh_token", "client"?, "email"?}`: add or
-/// re-add an account (verified with Google first; a re-add with a new
-/// token clears `disabled_*`).
+/// `POST /ui/api/accounts` `{"refresh_token", "client"?, "email"?,
+/// "egress"?}`: add or re-add an account (verified with Google first,
+/// through the outbound proxy `egress` names when given; a re-add with a
+/// new token clears `disabled_*`).
 pub async fn add(State(ui): Ui_, bytes: Bytes) -> Response {
-    let b: AddBody = match body(&bytes, "{\"refresh_token\", \"client\"?, \"email\"?}") {
+    let b: AddBody = match body(&bytes, "{\"refresh_token\", \"client\"?, \"email\"?, \"egress\"?}") {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -191,7 +194,7 @@ pub async fn add(State(ui): Ui_, bytes: Bytes) -> Response {
         return fail(400, "paste a refresh token (it starts with 1//)");
     }
     let client = b.client.as_deref().filter(|c| !c.is_empty());
-    match manager(&ui).add_refresh_token(client, token, b.email.as_deref(), None).await {
+    match manager(&ui).add_refresh_token(client, token, b.email.as_deref(), None, b.egress.as_deref()).await {
         Ok(o) => added(&ui, &o),
         Err(e) => manage_fail(&e),
     }
@@ -231,6 +234,31 @@ pub async fn labels(State(ui): Ui_, Path(id): Path<String>, bytes: Bytes) -> Res
     };
     match manager(&ui).set_labels(&id, b.labels).await {
         Ok(file) => json(json!({"ok": true, "account": rows::row(&ui, &file.id)})),
+        Err(e) => manage_fail(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EgressBody {
+    egress: Option<String>,
+}
+
+/// `POST /ui/api/accounts/{id}/egress` `{"egress": "NAME" | null}`: the
+/// outbound proxy its calls go through (`null`: the pool's default).
+pub async fn egress(State(ui): Ui_, Path(id): Path<String>, bytes: Bytes) -> Response {
+    let b: EgressBody = match body(&bytes, "{\"egress\": \"NAME\"} or {\"egress\": null} (the pool's default)") {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match manager(&ui).set_egress(&id, b.egress.as_deref()).await {
+        Ok(file) => {
+            let message = match &file.egress {
+                Some(name) => format!("{}: its calls go through egress proxy {name}", file.email),
+                None => format!("{}: its calls go the pool's default way", file.email),
+            };
+            json(json!({"ok": true, "message": message, "account": rows::row(&ui, &file.id)}))
+        }
         Err(e) => manage_fail(&e),
     }
 }
@@ -277,16 +305,18 @@ struct StartBody {
     client: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    egress: Option<String>,
 }
 
-/// `POST /ui/api/signin` `{"client"?, "email"?}`: start a Google sign-in
+/// `POST /ui/api/signin` `{"client"?, "email"?, "egress"?}`: start a Google sign-in
 /// (PKCE). When the browser is on this machine Google's redirect lands on
 /// the proxy itself; otherwise the user pastes the address it went to.
 pub async fn signin_start(State(ui): Ui_, headers: HeaderMap, bytes: Bytes) -> Response {
     let b: StartBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
-        match body(&bytes, "{\"client\"?, \"email\"?}") {
+        match body(&bytes, "{\"client\"?, \"email\"?, \"egress\"?}") {
             Ok(b) => b,
             Err(r) => return r,
         }
@@ -295,6 +325,10 @@ pub async fn signin_start(State(ui): Ui_, headers: HeaderMap, bytes: Bytes) -> R
     let client = match oauth.client_named(b.client.as_deref().filter(|c| !c.is_empty())) {
         Ok(c) => c,
         Err(e) => return fail(400, &e.to_string()),
+    };
+    let egress = match manager(&ui).check_egress(b.egress.as_deref()) {
+        Ok(e) => e,
+        Err(e) => return manage_fail(&e),
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let same_machine = crate::proxy::auth::is_loopback_host(host);
@@ -314,7 +348,7 @@ pub async fn signin_start(State(ui): Ui_, headers: HeaderMap, bytes: Bytes) -> R
     };
     let client_name = client.name.clone();
     let expected = b.email.filter(|e| !e.trim().is_empty());
-    ui.flows.start(state.clone(), Pending { client, verifier, redirect_uri: redirect_uri.clone(), expected });
+    ui.flows.start(state.clone(), Pending { client, verifier, redirect_uri: redirect_uri.clone(), expected, egress });
     tracing::info!(client = %client_name, same_machine, "accounts page: Google sign-in started");
     json(json!({"state": state, "url": url, "redirect_uri": redirect_uri, "same_machine": same_machine, "client": client_name}))
 }
@@ -356,8 +390,8 @@ async fn finish(ui: &Ui, state: &str, code: &str) -> Finished {
             _ => Finished { ok: false, message: "this sign-in is over or unknown (a sign-in waits 10 minutes): start again".into(), account_id: None },
         };
     };
-    let done = match ui.proxy.oauth.account_from_code(&pending.client, code, &pending.verifier, &pending.redirect_uri, None).await {
-        Ok(new) => match manager(ui).upsert(new, pending.expected.as_deref()).await {
+    let done = match ui.proxy.oauth.account_from_code(&pending.client, code, &pending.verifier, &pending.redirect_uri, pending.egress.as_deref()).await {
+        Ok(new) => match manager(ui).upsert_with_egress(new, pending.expected.as_deref(), pending.egress.as_deref()).await {
             Ok(o) => Finished { ok: true, message: added_words(&o), account_id: Some(o.account.id.clone()) },
             Err(e) => Finished { ok: false, message: e.to_string(), account_id: None },
         },

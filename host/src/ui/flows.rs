@@ -28,6 +28,8 @@ pub struct Pending {
     pub redirect_uri: String,
     /// The account it must be (a re-add), when given.
     pub expected: Option<String>,
+    /// The outbound proxy the account's calls go through, when picked.
+    pub egress: Option<String>,
 }
 
 /// How a sign-in ended.

@@ -26,6 +26,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ui: Arc<Ui>) -> Router<S> {
         .route("/ui/api/accounts/{id}/labels", post(api::labels))
         .route("/ui/api/accounts/{id}/on", post(api::on_proxy))
         .route("/ui/api/accounts/{id}/off", post(api::off_proxy))
+        .route("/ui/api/accounts/{id}/egress", post(api::egress))
         .route("/ui/api/overview", get(api::overview))
         .route("/ui/api/traffic", get(api::traffic))
         .route("/ui/api/reload", post(api::reload))

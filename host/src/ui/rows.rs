@@ -89,6 +89,9 @@ pub struct Row {
     /// The egress proxy its calls go through, and its health (never the
     /// URL's credentials); `None`: direct.
     pub egress: Option<crate::egress::ProxyHealth>,
+    /// The proxy its record names (`egress = "NAME"`); `None`: the pool's
+    /// default.
+    pub egress_choice: Option<String>,
 }
 
 /// The row of account `id`, if there is one.
@@ -118,6 +121,7 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
     let standing = if state == "off_proxy" { reason.as_deref().and_then(standing) } else { None };
     let egress = ui.proxy.dispatcher.upstream.egress.of_account(v.egress.as_deref());
     Row {
+        egress_choice: v.egress.clone(),
         egress,
         state,
         state_words,
@@ -190,11 +194,14 @@ fn window_rows(windows: &BTreeMap<String, crate::store::QuotaWindow>) -> Vec<Win
 }
 
 /// The overview: the policy in force (what `policy check` prints), how the
-/// last reload went, who may use the page, the OAuth clients to sign in with.
+/// last reload went, who may use the page, the OAuth clients to sign in with,
+/// the outbound proxies an account may pick (names and health, never a
+/// password) and the pool's default.
 pub fn overview(ui: &Ui) -> serde_json::Value {
     let config = &ui.proxy.config;
     let handle = &ui.proxy.policy;
     let policy = handle.current();
+    let egress = &ui.proxy.dispatcher.upstream.egress;
     let mut clients: Vec<String> = crate::profiles::ALL.iter().map(|p| p.name.to_string()).collect();
     let configured: Vec<String> = config.oauth.clients.keys().filter(|k| !clients.contains(k)).cloned().collect();
     clients.extend(configured);
@@ -211,6 +218,10 @@ pub fn overview(ui: &Ui) -> serde_json::Value {
         },
         "clients": clients,
         "default_client": config.oauth.client,
+        "egress": {
+            "proxies": egress.named_health(),
+            "default": egress.default_health(),
+        },
     })
 }
 

@@ -313,7 +313,7 @@ impl Upstream {
             Ok(crate::egress::reqwest_builder(route)?
                 .timeout(Duration::from_secs(config.timeout_secs))
                 .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-                .pool_max_idle_per_host(16)
+                .pool_max_idle_per_host(if route.is_some() { 0 } else { 16 })
                 .tcp_nodelay(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?)

@@ -321,6 +321,11 @@ async function loadOverview() {
     const sel = $('add-client');
     const keep = sel.value;
     sel.replaceChildren(...o.clients.map((c) => h('option', { value: c, selected: c === (keep || o.default_client) }, c === o.default_client ? `${c} (default)` : c)));
+    const eg = $('add-egress');
+    const keepEgress = eg.value;
+    eg.replaceChildren(...egressOptions(keepEgress));
+    show($('add-egress-field'), egressProxies().length > 0);
+    if (ui.why) renderWhy();
   } catch (e) {
     if (e.status !== 401) toast(`Overview: ${e.message}`, true);
   }
@@ -614,6 +619,47 @@ function renderTotals() {
 
 // ---- actions -----------------------------------------------------------------
 
+// The proxies an account may pick ([egress.proxies]: names and health only).
+function egressProxies() {
+  return (ui.overview && ui.overview.egress && ui.overview.egress.proxies) || [];
+}
+
+function healthWords(p) {
+  if (!p.checked_at && p.healthy) return 'not checked yet';
+  return p.healthy ? 'reachable' : 'unreachable';
+}
+
+// "pool default" and each configured proxy, with its health; `chosen` selected.
+function egressOptions(chosen) {
+  const d = ui.overview && ui.overview.egress && ui.overview.egress.default;
+  const opts = [h('option', { value: '', selected: !chosen }, `pool default (${d ? `via ${d.name}` : 'direct'})`)];
+  for (const p of egressProxies()) {
+    opts.push(h('option', { value: p.name, selected: p.name === chosen }, `${p.name} (${healthWords(p)})`));
+  }
+  // A name the record holds but the configuration lost: shown, not offered.
+  if (chosen && !egressProxies().some((p) => p.name === chosen)) {
+    opts.push(h('option', { value: chosen, selected: true, disabled: true }, `${chosen} (not configured)`));
+  }
+  return opts;
+}
+
+async function setEgress(id, name) {
+  const a = ui.accounts.get(id);
+  const who = a ? a.email : id;
+  const note = $('why-egress-note');
+  note.textContent = 'Saving…';
+  try {
+    const r = await api('POST', `/ui/api/accounts/${encodeURIComponent(id)}/egress`, { egress: name || null });
+    if (r.account) { ui.accounts.set(r.account.id, r.account); changed(r.account.id, true); }
+    note.textContent = 'Saved: the next call goes this way.';
+    toast(r.message);
+  } catch (e) {
+    note.textContent = '';
+    toast(`${who}: ${e.message}`, true);
+    if (ui.why === id) renderWhy();
+  }
+}
+
 async function setProxy(a, on) {
   try {
     const r = await api('POST', `/ui/api/accounts/${encodeURIComponent(a.id)}/${on ? 'on' : 'off'}`);
@@ -685,6 +731,7 @@ async function reload() {
 
 function openAdd(a) {
   ui.addFor = a ? a.email : null;
+  if (egressProxies().length) loadOverview(); // the proxies' health, fresh
   const note = $('add-for');
   if (a) {
     note.textContent = `Re-add ${a.email}: paste a new refresh token of this account, or sign in with Google as ${a.email}. Its history and labels stay.`;
@@ -692,6 +739,7 @@ function openAdd(a) {
     if ([...sel.options].some((o) => o.value === a.client)) sel.value = a.client;
   }
   show(note, !!a);
+  $('add-egress').value = (a && a.egress_choice) || '';
   $('add-title').textContent = a ? 'Re-add an account' : 'Add an account';
   show($('add-result'), false);
   $('refresh-token').value = '';
@@ -719,7 +767,7 @@ async function addToken(ev) {
   result(out, true, 'Asking Google…');
   out.className = 'result wait';
   try {
-    const r = await api('POST', '/ui/api/accounts', { refresh_token: token, client: $('add-client').value || null, email: ui.addFor });
+    const r = await api('POST', '/ui/api/accounts', { refresh_token: token, client: $('add-client').value || null, email: ui.addFor, egress: $('add-egress').value || null });
     result(out, true, r.message);
     if (r.account) { ui.accounts.set(r.account.id, r.account); changed(r.account.id, true); }
   } catch (e) {
@@ -737,7 +785,7 @@ async function startGoogle() {
   const out = $('add-result');
   show(out, false);
   try {
-    const r = await api('POST', '/ui/api/signin', { client: $('add-client').value || null, email: ui.addFor });
+    const r = await api('POST', '/ui/api/signin', { client: $('add-client').value || null, email: ui.addFor, egress: $('add-egress').value || null });
     ui.flow = r.state;
     const link = $('google-link');
     link.href = r.url;
@@ -792,6 +840,8 @@ async function pasteRedirect(ev) {
 
 async function openWhy(id) {
   ui.why = id;
+  $('why-egress-note').textContent = '';
+  if (egressProxies().length) loadOverview(); // the proxies' health, fresh
   ui.whyEvents = [];
   renderWhy();
   $('why-dialog').showModal();
@@ -823,6 +873,13 @@ function renderWhy() {
   acts.push(h('button', { type: 'button', onclick: () => openLabels(a) }, 'Edit labels…'));
   acts.push(h('button', { type: 'button', class: 'danger', onclick: () => confirmRemove(a) }, 'Remove…'));
   $('why-actions').replaceChildren(...acts);
+  const eg = $('why-egress');
+  // Not rebuilt under the pointer (rows refresh while the list is open).
+  if (document.activeElement !== eg) {
+    eg.replaceChildren(...egressOptions(a.egress_choice || ''));
+    eg.dataset.id = a.id;
+  }
+  show($('why-egress-field'), egressProxies().length > 0 || !!a.egress_choice);
   const fact = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
   $('why-facts').replaceChildren(
     ...fact('OAuth client', `${a.client} (profile ${a.profile})`),
@@ -863,6 +920,7 @@ function wire() {
   $('google-start').addEventListener('click', startGoogle);
   $('paste-form').addEventListener('submit', pasteRedirect);
   $('labels-form').addEventListener('submit', saveLabels);
+  $('why-egress').addEventListener('change', (e) => setEgress(e.target.dataset.id, e.target.value));
   $('confirm-cancel').addEventListener('click', () => $('confirm-dialog').close());
   $('reload').addEventListener('click', reload);
   $('why-dialog').addEventListener('close', () => { ui.why = null; });
