@@ -80,7 +80,7 @@ pub use clients::{
 };
 pub use errors::{bare_429_body, rate_limit_body, weekly_quota_body};
 pub use state::DEFAULT_MODELS;
-pub use time::{go_duration, seconds_form};
+pub use time::{go_duration, rfc3339, seconds_form};
 pub use types::{
     redact, AccountInfo, AccountSpec, ClientSpec, CodeSpec, Endpoint, FakeSettings, FaultKind,
     FaultSpec, HostInfo, IneligibleSpec, InvalidSpec, Outcome, PendingFault, QuotaSpec,

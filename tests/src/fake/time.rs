@@ -12,7 +12,7 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// `2024-05-01T12:00:00Z` for a Unix time.
-pub(crate) fn rfc3339(unix: i64) -> String {
+pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
