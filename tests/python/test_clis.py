@@ -99,7 +99,8 @@ def run(world: World, name: str, argv: list[str], env: dict, cwd: Path) -> subpr
     return out
 
 
-def claude(world: World, name: str, prompt: str, *extra: str) -> dict:
+def claude_cmd(world: World, name: str, prompt: str, *extra: str) -> tuple[list[str], dict, Path]:
+    """Claude Code's command line, environment and folder for one run."""
     proj, env = sandbox(world, name)
     env.update(
         ANTHROPIC_BASE_URL=world.url,
@@ -110,13 +111,19 @@ def claude(world: World, name: str, prompt: str, *extra: str) -> dict:
         DISABLE_ERROR_REPORTING="1",
         CLAUDE_CODE_MAX_RETRIES="0",
     )
-    out = run(world, name, [str(BIN / "claude"), "-p", prompt, "--output-format", "json", *extra], env, proj)
+    return [str(BIN / "claude"), "-p", prompt, "--output-format", "json", *extra], env, proj
+
+
+def claude(world: World, name: str, prompt: str, *extra: str) -> dict:
+    argv, env, proj = claude_cmd(world, name, prompt, *extra)
+    out = run(world, name, argv, env, proj)
     result = json.loads(out.stdout)
     assert not result.get("is_error"), result
     return result
 
 
-def codex(world: World, name: str, prompt: str, model: str) -> str:
+def codex_cmd(world: World, name: str, prompt: str, model: str) -> tuple[list[str], dict, Path]:
+    """Codex CLI's command line, environment and folder for one run."""
     proj, env = sandbox(world, name)
     codex_home = Path(env["HOME"]) / ".codex"
     codex_home.mkdir(exist_ok=True)
@@ -141,11 +148,16 @@ plugins = false
 '''
     )
     env.update(CODEX_HOME=str(codex_home), GRANTPOOL_KEY="sk-test")
-    argv = [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", prompt]
+    return [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", prompt], env, proj
+
+
+def codex(world: World, name: str, prompt: str, model: str) -> str:
+    argv, env, proj = codex_cmd(world, name, prompt, model)
     return run(world, name, argv, env, proj).stdout
 
 
-def gemini(world: World, name: str, prompt: str, model: str, *extra: str) -> str:
+def gemini_cmd(world: World, name: str, prompt: str, model: str, *extra: str) -> tuple[list[str], dict, Path]:
+    """Gemini CLI's command line, environment and folder for one run."""
     proj, env = sandbox(world, name)
     settings = Path(env["HOME"]) / ".gemini"
     settings.mkdir(exist_ok=True)
@@ -161,7 +173,11 @@ def gemini(world: World, name: str, prompt: str, model: str, *extra: str) -> str
         )
     )
     env.update(GEMINI_API_KEY="sk-test", GOOGLE_GEMINI_BASE_URL=world.url, GEMINI_CLI_NO_RELAUNCH="true")
-    argv = [str(BIN / "gemini"), "--skip-trust", "-m", model, *extra, "-p", prompt]
+    return [str(BIN / "gemini"), "--skip-trust", "-m", model, *extra, "-p", prompt], env, proj
+
+
+def gemini(world: World, name: str, prompt: str, model: str, *extra: str) -> str:
+    argv, env, proj = gemini_cmd(world, name, prompt, model, *extra)
     return run(world, name, argv, env, proj).stdout
 
 
@@ -187,18 +203,12 @@ def test_claude_code_print_mode_refused_for_its_prompt_rests_no_account(refusing
     account. grantpool spends at most two upstream calls on it, tells Claude
     Code why, and rests nobody: the next request of another client is served
     at once."""
-    proj, env = sandbox(refusing, "claude-refused")
-    env.update(
-        ANTHROPIC_BASE_URL=refusing.url,
-        ANTHROPIC_API_KEY="sk-test",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_ERROR_REPORTING="1",
-    )
+    argv, env, proj = claude_cmd(refusing, "claude-refused", "say hi")
+    # Claude Code's own retries stay on: `x-should-retry: false` must stop them.
+    env.pop("CLAUDE_CODE_MAX_RETRIES")
     refusing.fake.reset_stats()
     before = len(refusing.logs)
-    out = subprocess.run([str(BIN / "claude"), "-p", "say hi", "--output-format", "json"], cwd=proj, env=env, stdin=subprocess.DEVNULL,
+    out = subprocess.run(argv, cwd=proj, env=env, stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
     log = "\n".join(refusing.logs[before:])
     detail = f"rc {out.returncode}\nstdout: {out.stdout[-3000:]}\nstderr: {out.stderr[-3000:]}\nproxy log:\n{log[-6000:]}"
@@ -293,47 +303,20 @@ def affinity():
     w.close()
 
 
-def _claude_argv(world, name):
-    proj, env = sandbox(world, name)
-    env.update(ANTHROPIC_BASE_URL=world.url, ANTHROPIC_API_KEY="sk-test", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
-               DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1", CLAUDE_CODE_MAX_RETRIES="0")
-    return [str(BIN / "claude"), "-p", SHELL_PROMPT, "--output-format", "json", "--allowedTools", "Bash"], env, proj
-
-
-def _codex_argv(world, name):
-    proj, env = sandbox(world, name)
-    codex_home = Path(env["HOME"]) / ".codex"
-    codex_home.mkdir(exist_ok=True)
-    (codex_home / "config.toml").write_text(
-        f'model = "gemini-3-pro-preview"\nmodel_provider = "grantpool"\ncheck_for_update_on_startup = false\n\n'
-        f'[model_providers.grantpool]\nname = "grantpool"\nbase_url = "{world.url}/v1"\nwire_api = "responses"\nenv_key = "GRANTPOOL_KEY"\n'
-        'request_max_retries = 0\nstream_max_retries = 0\n\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n'
-    )
-    env.update(CODEX_HOME=str(codex_home), GRANTPOOL_KEY="sk-test")
-    return [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", SHELL_PROMPT], env, proj
-
-
-def _gemini_argv(world, name):
-    proj, env = sandbox(world, name)
-    settings = Path(env["HOME"]) / ".gemini"
-    settings.mkdir(exist_ok=True)
-    (settings / "settings.json").write_text(json.dumps({
-        "security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
-        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False, "maxAttempts": 1}}))
-    env.update(GEMINI_API_KEY="sk-test", GOOGLE_GEMINI_BASE_URL=world.url, GEMINI_CLI_NO_RELAUNCH="true")
-    # Each conversation its own first turn (Gemini CLI sends no id).
-    return [str(BIN / "gemini"), "--skip-trust", "-m", "gemini-3-pro-preview", "--yolo", "-p", f"{SHELL_PROMPT} # {name}"], env, proj
-
-
 @pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
 def test_each_agent_conversation_stays_on_one_account_and_two_at_once_take_two(affinity, client):
     """Two conversations of the real CLI started at the same moment, each an
     agent turn with a shell-tool round trip (several requests): every
     upstream call of one conversation is served by one account, and the two
     conversations by two different accounts."""
-    make = {"claude": _claude_argv, "codex": _codex_argv, "gemini": _gemini_argv}[client]
+    make = {
+        "claude": lambda w, name: claude_cmd(w, name, SHELL_PROMPT, "--allowedTools", "Bash"),
+        "codex": lambda w, name: codex_cmd(w, name, SHELL_PROMPT, "gemini-3-pro-preview"),
+        # Each conversation its own first turn (Gemini CLI sends no id).
+        "gemini": lambda w, name: gemini_cmd(w, name, f"{SHELL_PROMPT} # {name}", "gemini-3-pro-preview", "--yolo"),
+    }[client]
     affinity.fake.call("POST", "reset_stats")
-    runs = [make(affinity, f"{client}-conv-{i}") for i in range(2)]
+    runs = [make(affinity, f"{client}-conv-{i}") for i in range(2)]  # (argv, env, cwd)
     procs = [subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for argv, env, cwd in runs]
     outs = []
