@@ -5,6 +5,9 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY") or "{}"
 wrk.headers["Content-Type"] = "application/json"
+-- A client key (bench/accounting: a named key, so its limits and usage are on the path).
+local key = os.getenv("BENCH_KEY")
+if key and key ~= "" then wrk.headers["x-goog-api-key"] = key end
 
 function done(summary, latency, requests)
   local e = summary.errors

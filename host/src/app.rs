@@ -1,6 +1,6 @@
 //! Wiring only: builds every part of a running proxy from a [`Config`] and
 //! starts the background tasks (store watch, policy watch, token refresher,
-//! quota poller, the accounts page's sampler).
+//! quota poller, the named keys' watch, the accounts page's sampler).
 
 use std::sync::Arc;
 
@@ -81,19 +81,31 @@ impl App {
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
         let upstream = Upstream::with_egress(&config.upstream, crate::proxy::listener::lanes(config.server.workers), egress)?;
         let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone(), config.profile_map()));
+        let keys = crate::keys::KeyRing::open(&config)?;
+        let usage = crate::usage::UsageLog::open(&config)?;
+        if config.cluster.redis_url.is_none() {
+            // A daily token limit holds over a restart: today's tokens so far.
+            match usage.today_by_key() {
+                Ok(today) => keys.seed_today(&today.into_iter().map(|(k, (_, tokens))| (k, tokens)).collect()),
+                Err(e) => tracing::warn!("cannot read today's usage by key from the usage log ({e}); daily token limits count from now"),
+            }
+        }
+        let mut metrics = Metrics::new();
+        keys.register_metrics(metrics.registry_mut());
+        usage.register_metrics(metrics.registry_mut());
         let dispatcher = Dispatcher {
             pool,
             tokens,
             actions,
             upstream,
             quota,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             max_attempts: config.server.max_attempts,
             max_wait: std::time::Duration::from_secs(config.server.max_wait_secs),
             profiles: config.profile_map(),
         };
         let loopback = config.listens_on_loopback();
-        let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), oauth, loopback });
+        let proxy = Arc::new(ProxyState { config, policy: policy.clone(), dispatcher, store: store.clone(), oauth, keys, usage, loopback });
         let ui = crate::ui::Ui::new(proxy.clone());
         Ok(App { store, policy, proxy, ui })
     }
@@ -116,6 +128,7 @@ impl App {
             let timeout = std::time::Duration::from_secs(self.proxy.config.upstream.connect_timeout_secs.max(1));
             tokio::spawn(d.upstream.egress.clone().run_checks(target, timeout));
         }
+        self.proxy.keys.start();
         self.ui.start();
         Ok(Background { _watch: watch })
     }

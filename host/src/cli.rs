@@ -49,6 +49,13 @@ pub enum Command {
     /// Plugin authoring tools.
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Named client keys: each with its own models, limits and expiry
+    /// (only a hash of a key is kept).
+    #[command(subcommand)]
+    Keys(crate::keys::cli::KeysCmd),
+    /// Usage of the proxy (tokens, requests) from the usage database; in
+    /// cluster mode the whole cluster's, from Redis (hour granularity).
+    Usage(crate::usage::UsageArgs),
 }
 
 /// `grantpool accounts …`.
@@ -206,6 +213,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::logging::init("info", None, 0);
             crate::plugins::cli_test::run(&config, &plugin, &input)
         }
+        Command::Keys(cmd) => {
+            let _log = crate::logging::init("warn", None, 0);
+            crate::keys::cli::run(&config, cmd)
+        }
+        Command::Usage(args) => {
+            let _log = crate::logging::init("warn", None, 0);
+            crate::usage::cli_run(&config, &args)
+        }
     }
 }
 
@@ -251,6 +266,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
             ui.close_streams();
         };
         crate::proxy::listener::serve(listener, router, options, shutdown).await?;
+        // The usage rows of the last requests reach the database before exit.
+        let usage = app.proxy.usage.clone();
+        let _ = tokio::task::spawn_blocking(move || usage.flush()).await;
         tracing::info!("grantpool stopped");
         Ok(())
     })

@@ -410,6 +410,31 @@ impl Default for PluginsConfig {
     }
 }
 
+/// `[usage]`: the usage database (`<data_dir>/usage.db`, SQLite) and how
+/// its rows are written (off the request path, in batches).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Record usage at all (`false`: no database, no per-key token limits).
+    pub enabled: bool,
+    /// Days raw rows (one per request) are kept.
+    pub retention_days: u32,
+    /// Days hourly aggregates are kept (longer than the raw rows).
+    pub aggregate_days: u32,
+    /// The batch window: rows waiting are written at least this often, ms.
+    /// A crash loses at most the rows of one window.
+    pub batch_ms: u64,
+    /// Rows that may wait for the writer; beyond it rows are dropped and
+    /// counted (`grantpool_usage_rows_dropped_total`), never blocking a request.
+    pub queue_rows: usize,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig { enabled: true, retention_days: 30, aggregate_days: 400, batch_ms: 500, queue_rows: 65_536 }
+    }
+}
+
 /// `[cluster]`: several grantpool instances serve one pool through Redis.
 /// Without `redis_url` nothing changes: the account files are the store.
 #[derive(Clone, Deserialize)]
@@ -462,6 +487,7 @@ struct FileConfig {
     plugins: PluginsConfig,
     cluster: ClusterConfig,
     egress: EgressConfig,
+    usage: UsageConfig,
     /// Client model name → upstream model; `*` wildcards allowed.
     models: BTreeMap<String, String>,
 }
@@ -572,6 +598,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[egress]`.
     pub egress: EgressConfig,
+    /// `[usage]`.
+    pub usage: UsageConfig,
     /// `[models]`: client model name → upstream model.
     pub models: BTreeMap<String, String>,
 }
@@ -682,6 +710,7 @@ impl Config {
             plugins,
             cluster,
             egress: file.egress,
+            usage: file.usage,
             models: file.models,
         };
         config.validate()?;

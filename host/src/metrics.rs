@@ -143,6 +143,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The registry, for parts that own their metrics (named keys, the
+    /// usage log) to register them before the set is shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// A fresh set.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("grantpool");

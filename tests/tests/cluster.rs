@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, Env, Proxy, ADMIN_KEY};
+use common::{eventually, fake_usage, secret_in, Env, Proxy, ADMIN_KEY};
 use grantpool_tests::fake::{AccountSpec, Endpoint, FaultSpec, RevokeSpec};
 use serde_json::Value;
 
@@ -637,6 +637,79 @@ async fn a_conversation_whose_account_goes_off_the_proxy_moves_once_on_every_nod
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let later = converse(&nodes, "move-3", 0, 36..48).await;
     assert!(later.iter().all(|a| *a == new), "stays: {later:?}");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// A Gemini request with a client key; its status.
+async fn ask_with_key(proxy: &Proxy, key: &str, text: &str) -> u16 {
+    let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]});
+    let resp = proxy.http.post(format!("{}/v1beta/models/{MODEL}:generateContent", proxy.url)).header("x-goog-api-key", key).json(&body).send().await;
+    resp.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// `GET /admin/usage?…`'s totals on one node: [requests, input, output, cached, thinking].
+async fn usage_on(proxy: &Proxy, query: &str) -> [u64; 5] {
+    let v: Value = proxy.http.get(format!("{}/admin/usage?{query}", proxy.url)).bearer_auth(ADMIN_KEY).send().await.unwrap().json().await.unwrap();
+    let t = &v["total"];
+    let n = |k: &str| t[k].as_u64().unwrap_or(0);
+    [n("requests"), n("input_tokens"), n("output_tokens"), n("cached_tokens"), n("thinking_tokens")]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_on_one_node_serves_on_the_other_its_limit_holds_across_both_and_usage_adds_up_on_either() {
+    let c = Cluster::new(2, false).await;
+    c.add_account("a@example.com", "rt-a").await;
+    c.add_account("b@example.com", "rt-b").await;
+    let nodes = [c.start(0).await, c.start(1).await];
+
+    // A key added through node 0's CLI lives in Redis: node 1 takes it at once.
+    let (ok, out, err) = c.cli(0, &["keys", "add", "team"]).await;
+    assert!(ok, "{out}{err}");
+    let team = secret_in(&out).unwrap_or_else(|| panic!("the key, printed once: {out}\n{err}"));
+    assert!(eventually(Duration::from_secs(5), || async { ask_with_key(&nodes[1], &team, "hello").await == 200 }).await);
+    assert!(!c.redis.cli(&["HGETALL", &format!("{}:keys", c.prefix)]).contains(&team), "only a hash is kept");
+
+    // Load through both nodes; either node's usage is the whole cluster's.
+    for i in 0..12 {
+        assert_eq!(ask_with_key(&nodes[i % 2], &team, &format!("turn {i}")).await, 200);
+    }
+    let expected = fake_usage(&c.env).await;
+    for n in &nodes {
+        assert!(
+            eventually(Duration::from_secs(5), || async { usage_on(n, "by=key&since=1h").await == expected }).await,
+            "node {}: {:?} != {expected:?}",
+            n.url,
+            usage_on(n, "by=key&since=1h").await
+        );
+    }
+
+    // A requests-per-minute limit holds across the nodes (counters shared
+    // in batches of a second): 3 on node 0, then node 1 has 1 left.
+    let (ok, out, err) = c.cli(1, &["keys", "add", "bot", "--requests-per-minute", "4"]).await;
+    assert!(ok, "{out}{err}");
+    let bot = secret_in(&out).unwrap();
+    // Well inside one minute (the window is the calendar minute).
+    let into_minute = common::now_ms() / 1000 % 60;
+    if into_minute > 40 {
+        tokio::time::sleep(Duration::from_secs(61 - into_minute)).await;
+    }
+    assert!(eventually(Duration::from_secs(5), || async { ask_with_key(&nodes[0], &bot, "one").await == 200 }).await);
+    for _ in 0..2 {
+        assert_eq!(ask_with_key(&nodes[0], &bot, "more").await, 200);
+    }
+    // Node 0's count reaches Redis within its batch window.
+    let minute = common::now_ms() / 60_000;
+    let counter = format!("{}:keyuse:bot:m:{minute}", c.prefix);
+    assert!(eventually(Duration::from_secs(5), || async { c.redis.cli(&["GET", &counter]).trim() == "3" }).await, "{counter}");
+    // Node 1 admits the fourth; once its own batch has gone (and read the
+    // cluster's total back), the fifth is refused there.
+    assert_eq!(ask_with_key(&nodes[1], &bot, "fourth").await, 200);
+    assert!(eventually(Duration::from_secs(5), || async { c.redis.cli(&["GET", &counter]).trim() == "4" }).await, "{counter}");
+    assert_eq!(ask_with_key(&nodes[1], &bot, "fifth").await, 429);
+    // Node 0 learns it with its next batch.
+    assert!(eventually(Duration::from_secs(5), || async { ask_with_key(&nodes[0], &bot, "sixth").await == 429 }).await);
     for n in nodes {
         n.stop().await;
     }

@@ -17,12 +17,17 @@ use subtle::ConstantTimeEq;
 use super::answer::error_response;
 use super::state::ProxyState;
 use crate::config::AuthMode;
+use crate::keys::{Admission, KeyRefusal, NamedKey};
 use crate::plugins::Protocol;
 
 /// A client request the API routes accept: its `Host` passed the
 /// DNS-rebinding guard and it carries a valid key (unless auth is off).
 /// Refusals come in the route's protocol shape.
-pub struct Admitted;
+pub struct Admitted {
+    /// The named key it came with (`grantpool keys add`): its limits and
+    /// its usage. `None` for a `server.api_keys` key, or none with auth off.
+    pub key: Option<Arc<NamedKey>>,
+}
 
 impl FromRequestParts<Arc<ProxyState>> for Admitted {
     type Rejection = Response;
@@ -32,17 +37,40 @@ impl FromRequestParts<Arc<ProxyState>> for Admitted {
         if let Some(refused) = host_refused(app, &parts.headers, path) {
             return Err(refused);
         }
-        if effective_mode(app) != AuthMode::Off
-            && !client_key(&parts.headers).is_some_and(|k| key_matches(k, &app.config.server.api_keys))
-        {
+        let sent = client_key(&parts.headers);
+        // A configured key first (no hash to work out); then the named keys,
+        // even with auth off, so that a named key's limits and usage hold.
+        if let Some(k) = sent {
+            if key_matches(k, &app.config.server.api_keys) {
+                return Ok(Admitted { key: None });
+            }
+            match app.keys.admit(k) {
+                Admission::Named(key) => return Ok(Admitted { key: Some(key) }),
+                Admission::Refused(r) => return Err(key_refused(protocol_of(path), &r)),
+                Admission::Unknown => {}
+            }
+        }
+        if effective_mode(app) != AuthMode::Off {
             return Err(error_response(
                 protocol_of(path),
                 401,
                 "missing or wrong API key: send it as `Authorization: Bearer KEY`, `x-api-key` or `x-goog-api-key`",
             ));
         }
-        Ok(Admitted)
+        Ok(Admitted { key: None })
     }
+}
+
+/// A named key's refusal (expired, revoked, a model it may not use, over a
+/// limit) in the route's protocol shape, with `retry-after` when it resets;
+/// counted in `grantpool_key_limited_total` by the ring.
+pub(crate) fn key_refused(protocol: Protocol, r: &KeyRefusal) -> Response {
+    tracing::info!(limit = r.limit, status = r.status, "refused a named key's request: {}", r.message);
+    let mut resp = error_response(protocol, r.status, &r.message);
+    if let Some(v) = r.retry_after_secs.and_then(|s| axum::http::HeaderValue::from_str(&s.max(1).to_string()).ok()) {
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// The conversation ids a client sent in headers, by rank (see
@@ -167,9 +195,12 @@ fn key_matches(sent: &str, keys: &[String]) -> bool {
     keys.iter().fold(false, |found, k| found | bool::from(sent.as_bytes().ct_eq(k.as_bytes())))
 }
 
+/// `auto` is open on a loopback listener only while no key exists at all:
+/// once the admin gives out named keys, a request without one is refused
+/// (else a key's limits could be dodged by sending none).
 fn effective_mode(app: &ProxyState) -> AuthMode {
     match app.config.server.auth_mode {
-        AuthMode::Auto if app.loopback && app.config.server.api_keys.is_empty() => AuthMode::Off,
+        AuthMode::Auto if app.loopback && app.config.server.api_keys.is_empty() && !app.keys.has_keys() => AuthMode::Off,
         AuthMode::Auto => AuthMode::AllExceptHealth,
         m => m,
     }
@@ -180,7 +211,7 @@ pub(super) async fn health_auth(State(app): State<Arc<ProxyState>>, req: Request
         return refused;
     }
     if effective_mode(&app) == AuthMode::Strict
-        && !client_key(req.headers()).is_some_and(|k| key_matches(k, &app.config.server.api_keys))
+        && !client_key(req.headers()).is_some_and(|k| key_matches(k, &app.config.server.api_keys) || matches!(app.keys.admit(k), Admission::Named(_)))
     {
         return error_response(Protocol::Openai, 401, "missing or wrong API key");
     }

@@ -51,6 +51,8 @@ pub struct Served {
     pub lease: Lease,
     /// The account that served (its id goes into `x-grantpool-account`).
     pub account: Arc<LiveAccount>,
+    /// Accounts tried for this request, the one that served included.
+    pub attempts: u32,
 }
 
 /// Why no answer could be had.
@@ -262,7 +264,7 @@ impl Dispatcher {
             let acc = lease.account().clone();
             match self.try_account(policy, call, &acc, attempt).await {
                 Ok(response) => {
-                    return Ok(Served { response, lease, account: acc });
+                    return Ok(Served { response, lease, account: acc, attempts: attempt });
                 }
                 Err((err, status, misconfig)) => {
                     lease.finish(false, status);

@@ -18,17 +18,19 @@ use serde_json::Value;
 use super::answer::{dispatch_error, error_response, refused, with_account};
 use super::auth::{Admitted, ClientBody};
 use super::dispatch::{Call, Served};
+use super::ledger::Ledger;
 use super::state::ProxyState;
+use crate::keys::NamedKey;
 use crate::plugins::Protocol;
 use crate::policy::Policy;
 use crate::pool::LiveAccount;
 use crate::translate::images::{self, ImageAnswer, ImageFields, ImageRequest, InlineImage};
 
 /// `POST /v1/images/generations`.
-pub async fn generations(_: Admitted, State(app): State<Arc<ProxyState>>, ClientBody(body): ClientBody) -> Response {
+pub async fn generations(admitted: Admitted, State(app): State<Arc<ProxyState>>, ClientBody(body): ClientBody) -> Response {
     const ROUTE: &str = "POST /v1/images/generations";
     match images::parse_generation(&body) {
-        Ok(req) => run(app, req).await,
+        Ok(req) => run(app, req, admitted.key).await,
         Err(e) => refused(Protocol::Openai, ROUTE, e.status(), &e.to_string()),
     }
 }
@@ -37,7 +39,7 @@ pub async fn generations(_: Admitted, State(app): State<Arc<ProxyState>>, Client
 /// more files), an optional `mask`, `prompt`, `n`, `size`, `model`,
 /// `response_format`, `quality`. Read whole first, so the body limit
 /// (`server.max_body_bytes`) bounds it.
-pub async fn edits(_: Admitted, State(app): State<Arc<ProxyState>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
+pub async fn edits(admitted: Admitted, State(app): State<Arc<ProxyState>>, headers: HeaderMap, ClientBody(body): ClientBody) -> Response {
     const ROUTE: &str = "POST /v1/images/edits";
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
@@ -45,7 +47,7 @@ pub async fn edits(_: Admitted, State(app): State<Arc<ProxyState>>, headers: Hea
     };
     match read_form(body, boundary).await {
         Ok((fields, imgs, mask)) => match images::parse_edit(fields, imgs, mask) {
-            Ok(req) => run(app, req).await,
+            Ok(req) => run(app, req, admitted.key).await,
             Err(e) => refused(Protocol::Openai, ROUTE, e.status(), &e.to_string()),
         },
         Err(message) => refused(Protocol::Openai, ROUTE, 400, &message),
@@ -96,8 +98,12 @@ async fn read_form(body: Bytes, boundary: String) -> Result<(ImageFields, Vec<In
 
 /// One call per image, side by side; the answer holds every image that
 /// came. When none came, the first failure is the answer.
-async fn run(app: Arc<ProxyState>, req: ImageRequest) -> Response {
+async fn run(app: Arc<ProxyState>, req: ImageRequest, key: Option<Arc<NamedKey>>) -> Response {
     let model = app.upstream_model(&req.model);
+    let mut ledger = Ledger::open(&app, key, Protocol::Openai, "images", &req.model, &model, false);
+    if let Err(refused) = ledger.admit() {
+        return refused;
+    }
     let request = match serde_json::to_vec(&req.gemini) {
         Ok(b) => Bytes::from(b),
         Err(e) => return error_response(Protocol::Openai, 500, &format!("cannot encode the translated request: {e}")),
@@ -109,6 +115,7 @@ async fn run(app: Arc<ProxyState>, req: ImageRequest) -> Response {
     for r in results {
         match r {
             Ok((a, acc)) => {
+                ledger.add_input(a.prompt_tokens);
                 answers.push(a);
                 account.get_or_insert(acc);
             }
@@ -118,8 +125,11 @@ async fn run(app: Arc<ProxyState>, req: ImageRequest) -> Response {
         }
     }
     let Some(account) = account else {
-        return first_error.unwrap_or_else(|| error_response(Protocol::Openai, 502, "no image came"));
+        let resp = first_error.unwrap_or_else(|| error_response(Protocol::Openai, 502, "no image came"));
+        ledger.failed(resp.status().as_u16());
+        return resp;
     };
+    ledger.answered_by(&account, 1);
     if first_error.is_some() {
         tracing::warn!(model = %model, asked = req.n, got = answers.len(), "an images request got fewer images than it asked for: some calls failed");
     }
@@ -131,7 +141,7 @@ async fn run(app: Arc<ProxyState>, req: ImageRequest) -> Response {
 /// or the answer to give the client.
 async fn one(app: &ProxyState, policy: &Policy, model: &str, request: Bytes) -> Result<(ImageAnswer, Arc<LiveAccount>), Response> {
     let call = Call { model: model.to_string(), protocol: Protocol::Openai, session_id: None, stream: false, request };
-    let Served { response, lease, account } = match app.dispatcher.dispatch(policy, &call).await {
+    let Served { response, lease, account, .. } = match app.dispatcher.dispatch(policy, &call).await {
         Ok(s) => s,
         Err(e) => {
             let resp = dispatch_error(Protocol::Openai, e);

@@ -11,7 +11,7 @@ use axum::Router;
 
 use super::state::ProxyState;
 use super::answer::refused;
-use super::{admin, auth, images, models, routes};
+use super::{admin, admin_keys, auth, images, models, routes};
 
 /// The whole router. The API routes carry no middleware: their handlers
 /// take [`auth::Admitted`] and [`auth::ClientBody`], which do the same checks without a
@@ -37,6 +37,10 @@ pub fn router(app: Arc<ProxyState>, ui: Arc<crate::ui::Ui>) -> Router {
         .route("/admin/accounts/{id}/disable", post(admin::admin_disable))
         .route("/admin/accounts/{id}/egress", post(admin::admin_egress))
         .route("/admin/reload", post(admin::admin_reload))
+        .route("/admin/keys", get(admin_keys::list).post(admin_keys::create))
+        .route("/admin/keys/{name}", post(admin_keys::edit))
+        .route("/admin/keys/{name}/revoke", post(admin_keys::revoke))
+        .route("/admin/usage", get(admin_keys::usage))
         .route("/metrics", get(admin::metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth::admin_auth));
     Router::new()

@@ -17,8 +17,9 @@ use serde_json::value::RawValue;
 use super::answer::{dispatch_error, error_response, refused, with_account};
 use super::auth::{Admitted, ClientBody, SessionHeader};
 use super::dispatch::{Call, Served};
+use super::ledger::Ledger;
 use super::state::ProxyState;
-use crate::metrics::TokenCounters;
+use crate::keys::NamedKey;
 use crate::plugins::Protocol;
 use crate::policy::Policy;
 use crate::pool::Lease;
@@ -47,6 +48,16 @@ impl Dialect {
             Dialect::Anthropic(_) => Protocol::Anthropic,
         }
     }
+
+    /// The route's name in the usage log.
+    fn route(&self) -> &'static str {
+        match self {
+            Dialect::Gemini => "generate",
+            Dialect::Chat => "chat",
+            Dialect::Responses(_) => "responses",
+            Dialect::Anthropic(_) => "messages",
+        }
+    }
 }
 
 /// A request ready for dispatch.
@@ -59,6 +70,8 @@ struct Prepared {
     request: Bytes,
     /// The policy this request runs under, from routing to the answer.
     policy: Arc<Policy>,
+    /// The named key it came with (its limits, its usage).
+    key: Option<Arc<NamedKey>>,
 }
 
 /// A conversation's id, by rank: the explicit headers (`x-session-id`,
@@ -187,7 +200,7 @@ fn gemini_inner(data: &[u8]) -> Result<std::ops::Range<usize>, serde_json::Error
 
 /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini_generate(
-    _: Admitted,
+    admitted: Admitted,
     State(app): State<Arc<ProxyState>>,
     Path(model_action): Path<String>,
     session: SessionHeader,
@@ -220,17 +233,18 @@ pub async fn gemini_generate(
         stream,
         session_id,
         request: body,
+        key: admitted.key,
     };
     run(app, prepared).await
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
-    translated(app, Dialect::Chat, "POST /v1/chat/completions", openai::parse_request(&body), session).await
+pub async fn openai_chat(admitted: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
+    translated(app, Dialect::Chat, "POST /v1/chat/completions", openai::parse_request(&body), session, admitted.key).await
 }
 
 /// `POST /v1/responses` (the Responses API, as Codex CLI speaks it).
-pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn openai_responses(admitted: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
     const ROUTE: &str = "POST /v1/responses";
     match responses::parse_request_with_tools(&body) {
         Ok((req, tools)) => {
@@ -240,14 +254,14 @@ pub async fn openai_responses(_: Admitted, State(app): State<Arc<ProxyState>>, s
             if !tools.dropped().is_empty() {
                 tracing::info!(route = ROUTE, "built-in tools Google has no equivalent for were left out: {}", tools.dropped().join(", "));
             }
-            translated(app, Dialect::Responses(tools), ROUTE, Ok(req), session).await
+            translated(app, Dialect::Responses(tools), ROUTE, Ok(req), session, admitted.key).await
         }
         Err(e) => refused(Protocol::Openai, ROUTE, e.status(), &e.to_string()),
     }
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
+pub async fn anthropic_messages(admitted: Admitted, State(app): State<Arc<ProxyState>>, session: SessionHeader, ClientBody(body): ClientBody) -> Response {
     const ROUTE: &str = "POST /v1/messages";
     let parsed = anthropic::parse_request_with_search(&body).map(|(req, search_dropped)| {
         if search_dropped {
@@ -256,7 +270,7 @@ pub async fn anthropic_messages(_: Admitted, State(app): State<Arc<ProxyState>>,
         req
     });
     let search = parsed.as_ref().is_ok_and(|r| crate::translate::search::uses_google_search(&r.gemini));
-    translated(app, Dialect::Anthropic(search), ROUTE, parsed, session).await
+    translated(app, Dialect::Anthropic(search), ROUTE, parsed, session, admitted.key).await
 }
 
 /// The OpenAI and Anthropic routes after translation: encode the Gemini
@@ -267,6 +281,7 @@ async fn translated(
     route: &str,
     parsed: Result<ClientRequest, TranslateError>,
     session: SessionHeader,
+    key: Option<Arc<NamedKey>>,
 ) -> Response {
     let protocol = dialect.protocol();
     let req = match parsed {
@@ -283,84 +298,47 @@ async fn translated(
     let body_first = matches!(dialect, Dialect::Anthropic(_));
     let gemini = &req.gemini;
     let session_id = conversation_id(session, req.session_hint, body_first, || translated_first_turn(gemini));
-    let prepared = Prepared { dialect, client_model: req.model, stream: req.stream, session_id, request, policy };
+    let prepared = Prepared { dialect, client_model: req.model, stream: req.stream, session_id, request, policy, key };
     run(app, prepared).await
 }
 
 async fn run(app: Arc<ProxyState>, p: Prepared) -> Response {
     let model = app.upstream_model(&p.client_model);
     let protocol = p.dialect.protocol();
+    let mut ledger = Ledger::open(&app, p.key, protocol, p.dialect.route(), &p.client_model, &model, p.stream);
+    if let Err(refused) = ledger.admit() {
+        return refused;
+    }
     let call = Call { model, protocol, session_id: p.session_id, stream: p.stream, request: p.request };
     let model = &call.model;
     let proto = protocol_name(protocol);
     match app.dispatcher.dispatch(&p.policy, &call).await {
         Ok(served) => {
-            let tally = Tally::new(app.dispatcher.metrics.served(protocol, model));
+            ledger.served(&served.account, served.attempts);
             if p.stream {
-                stream_response(served, p.dialect, &p.client_model, tally)
+                stream_response(served, p.dialect, &p.client_model, ledger)
             } else {
-                whole_response(served, p.dialect, &p.client_model, tally).await
+                whole_response(served, p.dialect, &p.client_model, ledger).await
             }
         }
         Err(e) => {
             let resp = dispatch_error(protocol, e);
-            app.dispatcher.metrics.request(proto, model, resp.status().as_u16());
+            let status = resp.status().as_u16();
+            app.dispatcher.metrics.request(proto, model, status);
+            ledger.failed(status);
             resp
         }
     }
 }
 
-/// The input tokens of one served answer (Google's `usageMetadata`), for
-/// `grantpool_input_tokens_total` and `grantpool_cached_tokens_total`:
-/// counted once, by [`Tally::count`] when a stream ends (before its last
-/// bytes go out), else when the tally goes (the whole answer read, or the
-/// client gone mid-stream). A stream's counts are cumulative: the last
-/// usage it carried stands.
-struct Tally {
-    counters: TokenCounters,
-    prompt: u64,
-    cached: u64,
-}
-
-impl Tally {
-    fn new(counters: TokenCounters) -> Self {
-        Tally { counters, prompt: 0, cached: 0 }
-    }
-
-    /// An answer's usage, from its parse.
-    fn saw(&mut self, usage: Option<&gemini::UsageMetadata>) {
-        if let Some(u) = usage {
-            (self.prompt, self.cached) = (u.prompt(), u.cached());
-        }
-    }
-
-    /// An answer's usage, found in its bytes (the Gemini route, which
-    /// does not parse).
-    fn scan(&mut self, data: &[u8]) {
-        if let Some(usage) = gemini::usage_scan(data) {
-            (self.prompt, self.cached) = usage;
-        }
-    }
-
-    /// Count what was seen (once: the counts are then 0).
-    fn count(&mut self) {
-        self.counters.count(std::mem::take(&mut self.prompt), std::mem::take(&mut self.cached));
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        self.count();
-    }
-}
-
-async fn whole_response(served: Served, dialect: Dialect, client_model: &str, mut tally: Tally) -> Response {
+async fn whole_response(served: Served, dialect: Dialect, client_model: &str, mut tally: Ledger) -> Response {
     let protocol = dialect.protocol();
-    let Served { response, lease, account } = served;
+    let Served { response, lease, account, .. } = served;
     let body = match response.bytes().await {
         Ok(b) => b,
         Err(e) => {
             lease.finish(false, None);
+            tally.set_status(502);
             return with_account(
                 error_response(protocol, 502, &format!("upstream {e}")),
                 &account,
@@ -389,6 +367,7 @@ async fn whole_response(served: Served, dialect: Dialect, client_model: &str, mu
             }
             Err(e) => {
                 lease.finish(false, Some(200));
+                tally.set_status(502);
                 return with_account(error_response(protocol, 502, &format!("upstream answer is not a Gemini response: {e}")), &account);
             }
         },
@@ -408,7 +387,7 @@ enum StreamOut {
 impl StreamOut {
     /// Translate one upstream event (its usage goes to `tally`); the flag
     /// says it carried a finish reason.
-    fn push(&mut self, data: &str, tally: &mut Tally) -> Result<(Vec<Bytes>, bool), String> {
+    fn push(&mut self, data: &str, tally: &mut Ledger) -> Result<(Vec<Bytes>, bool), String> {
         match self {
             StreamOut::Gemini => {
                 let inner = &data[gemini_inner(data.as_bytes()).map_err(|e| format!("upstream event is not JSON: {e}"))?];
@@ -464,12 +443,12 @@ struct StreamState<S> {
     done: bool,
     /// An event with a finish reason came: the answer is complete.
     saw_finish: bool,
-    /// The last usage seen, counted when the stream goes.
-    tally: Tally,
+    /// The last usage seen, written down when the stream goes.
+    tally: Ledger,
 }
 
-fn stream_response(served: Served, dialect: Dialect, client_model: &str, tally: Tally) -> Response {
-    let Served { response, lease, account } = served;
+fn stream_response(served: Served, dialect: Dialect, client_model: &str, tally: Ledger) -> Response {
+    let Served { response, lease, account, .. } = served;
     let out = match dialect {
         Dialect::Gemini => StreamOut::Gemini,
         Dialect::Chat => StreamOut::Openai(openai::StreamTranslator::new(client_model)),
@@ -515,7 +494,7 @@ fn stream_response(served: Served, dialect: Dialect, client_model: &str, tally: 
                 }
                 None => {
                     st.done = true;
-                    st.tally.count();
+                    st.tally.close();
                     if st.saw_finish {
                         st.pending.extend(st.out.finish());
                         if let Some(l) = st.lease.take() {

@@ -21,6 +21,10 @@ pub struct ProxyState {
     pub store: Store,
     /// Google's OAuth endpoints (verified upserts).
     pub oauth: crate::oauth::OAuth,
+    /// The named client keys and their limits.
+    pub keys: crate::keys::KeyRing,
+    /// The usage log (`usage.db`): a row per request, written off the request path.
+    pub usage: crate::usage::UsageLog,
     /// The listener is on a loopback address (decided once: the
     /// DNS-rebinding guard and auth mode `auto` ask on every request).
     pub loopback: bool,

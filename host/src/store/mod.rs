@@ -21,7 +21,7 @@
 
 pub mod backend;
 pub mod cluster;
-mod durable;
+pub(crate) mod durable;
 pub mod file;
 pub mod files;
 pub mod import;

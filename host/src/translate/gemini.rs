@@ -531,6 +531,37 @@ impl UsageMetadata {
         self.total_token_count
             .unwrap_or_else(|| self.prompt() + self.output())
     }
+
+    /// The four counts the usage log keeps.
+    pub fn tokens(&self) -> TokenUse {
+        TokenUse {
+            input: self.prompt(),
+            output: self.candidates_token_count.unwrap_or(0),
+            cached: self.cached(),
+            thinking: self.thoughts_token_count.unwrap_or(0),
+        }
+    }
+}
+
+/// One answer's tokens as Google counts them in `usageMetadata`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUse {
+    /// `promptTokenCount`: prompt tokens, cached ones included.
+    pub input: u64,
+    /// `candidatesTokenCount`: answer tokens, thinking excluded.
+    pub output: u64,
+    /// `cachedContentTokenCount`: the part of the prompt read from cache.
+    pub cached: u64,
+    /// `thoughtsTokenCount`: thinking tokens.
+    pub thinking: u64,
+}
+
+impl TokenUse {
+    /// Tokens billed: prompt, answer and thinking (what a key's daily
+    /// token limit counts).
+    pub fn billed(&self) -> u64 {
+        self.input + self.output + self.thinking
+    }
 }
 
 /// `promptFeedback`.
@@ -675,7 +706,7 @@ pub fn response_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
 /// short) and reads the two counts after it; a quote inside a JSON string is
 /// escaped, so a quoted key cannot match inside a text. `None` when the
 /// answer carries no usage.
-pub fn usage_scan(body: &[u8]) -> Option<(u64, u64)> {
+pub fn usage_scan(body: &[u8]) -> Option<TokenUse> {
     const KEY: &[u8] = b"\"usageMetadata\"";
     let at = memchr::memmem::rfind(body, KEY)?;
     let rest = &body[at + KEY.len()..];
@@ -688,10 +719,12 @@ pub fn usage_scan(body: &[u8]) -> Option<(u64, u64)> {
         let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
         std::str::from_utf8(&v[..digits]).ok()?.parse::<u64>().ok()
     };
-    Some((
-        count(b"\"promptTokenCount\"").unwrap_or(0),
-        count(b"\"cachedContentTokenCount\"").unwrap_or(0),
-    ))
+    Some(TokenUse {
+        input: count(b"\"promptTokenCount\"").unwrap_or(0),
+        output: count(b"\"candidatesTokenCount\"").unwrap_or(0),
+        cached: count(b"\"cachedContentTokenCount\"").unwrap_or(0),
+        thinking: count(b"\"thoughtsTokenCount\"").unwrap_or(0),
+    })
 }
 
 /// An error body in Google's shape: `{"error":{"code","message","status"}}`.
@@ -743,16 +776,17 @@ mod tests {
               "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 120}],
               "cachedContentTokenCount" : 96, "totalTokenCount": 125},
             "modelVersion": "gemini-2.5-pro"}, "traceId": "t"}"#;
-        assert_eq!(usage_scan(answer), Some((120, 96)));
-        // No cache hit: no cached count.
-        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":7,"totalTokenCount":9}}"#), Some((7, 0)));
+        let t = |input, output, cached, thinking| Some(TokenUse { input, output, cached, thinking });
+        assert_eq!(usage_scan(answer), t(120, 5, 96, 0));
+        // No cache hit: no cached count; thinking counted.
+        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":7,"thoughtsTokenCount":"3","totalTokenCount":10}}"#), t(7, 0, 0, 3));
         // An event without usage, and a text that only quotes the key.
         assert_eq!(usage_scan(br#"{"candidates":[{"content":{"parts":[{"text":"\"usageMetadata\""}]}}]}"#), None);
         // What a parse of the same bytes reads.
         let parsed = parse_upstream_response(answer).unwrap().usage_metadata.unwrap();
-        assert_eq!(usage_scan(answer), Some((parsed.prompt(), parsed.cached())));
+        assert_eq!(usage_scan(answer), Some(parsed.tokens()));
         // Cut short: what is there.
-        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":"#), Some((0, 0)));
+        assert_eq!(usage_scan(br#"{"usageMetadata":{"promptTokenCount":"#), t(0, 0, 0, 0));
     }
 
     #[test]

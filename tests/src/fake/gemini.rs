@@ -345,7 +345,8 @@ impl Composed {
         self.decor.thought.as_ref().map_or(0, |(t, _)| words(t))
     }
 
-    fn usage(&self) -> Value {
+    /// The answer's `usageMetadata`.
+    pub(crate) fn usage(&self) -> Value {
         let thoughts = self.thought_tokens();
         let mut u = json!({
             "promptTokenCount": self.prompt_tokens,

@@ -274,6 +274,7 @@ pub(crate) async fn token(
                 email: email.clone(),
                 fault,
                 content_refused: false,
+                usage: None,
             },
         )
     };
@@ -328,6 +329,7 @@ pub(crate) async fn userinfo(
                 email: lookup.email().map(str::to_owned),
                 fault,
                 content_refused: false,
+                usage: None,
             },
         )
     };

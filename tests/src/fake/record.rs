@@ -18,6 +18,8 @@ pub(crate) struct CallNote {
     pub(crate) fault: bool,
     /// Refused for its system instruction (a refused phrase).
     pub(crate) content_refused: bool,
+    /// The `usageMetadata` of a served answer (a stream's last one).
+    pub(crate) usage: Option<serde_json::Value>,
 }
 
 /// The recent requests.
@@ -141,6 +143,7 @@ impl RequestLog {
             status: None,
             outcome: Outcome::NoAnswer,
             message: None,
+            usage: None,
             peer: peer.map(str::to_owned),
         });
         self.trim(cap);
@@ -162,6 +165,7 @@ impl RequestLog {
         r.status = Some(status);
         r.email = note.email;
         r.message = message;
+        r.usage = note.usage;
         r.outcome = if note.content_refused {
             Outcome::ContentRefused
         } else if note.fault {
@@ -235,6 +239,7 @@ mod tests {
                 email: Some("a@x".into()),
                 fault: false,
                 content_refused: false,
+                usage: None,
             }),
             Some("bad".into()),
         );

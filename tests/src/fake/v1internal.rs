@@ -128,6 +128,7 @@ impl Caller {
             email: self.email().map(str::to_owned),
             fault,
             content_refused: false,
+            usage: None,
         }
     }
 }
@@ -327,6 +328,8 @@ async fn content(
         } else {
             json_answer(200, full.to_string())
         };
+        let mut note = note;
+        note.usage = full["response"].get("usageMetadata").cloned();
         return noted(resp, note);
     }
     let (composed, response_id) = shared.with(|inner| {
@@ -357,6 +360,8 @@ async fn content(
         shared.record_served(served);
         json_answer(200, full)
     };
+    let mut note = note;
+    note.usage = Some(composed.usage());
     noted(resp, note)
 }
 

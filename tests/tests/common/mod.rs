@@ -453,3 +453,27 @@ pub async fn generates(env: &Env) -> Vec<RecordedRequest> {
         .filter(|r| matches!(r.endpoint, Some(Endpoint::Generate | Endpoint::Stream)))
         .collect()
 }
+
+/// The `gp-…` key `grantpool keys add` printed in a text.
+pub fn secret_in(text: &str) -> Option<String> {
+    text.match_indices("gp-").find_map(|(at, _)| {
+        let key: String = text[at + 3..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        (key.len() == 40).then(|| format!("gp-{key}"))
+    })
+}
+
+/// The sum of the `usageMetadata` the fake answered with, over the
+/// answers it served whole: [requests, input, output, cached, thinking].
+pub async fn fake_usage(env: &Env) -> [u64; 5] {
+    let mut sum = [0u64; 5];
+    for r in generates(env).await {
+        let Some(u) = r.usage else { continue };
+        let n = |k: &str| u[k].as_u64().unwrap_or(0);
+        sum[0] += 1;
+        sum[1] += n("promptTokenCount");
+        sum[2] += n("candidatesTokenCount");
+        sum[3] += n("cachedContentTokenCount");
+        sum[4] += n("thoughtsTokenCount");
+    }
+    sum
+}

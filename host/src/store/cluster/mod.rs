@@ -15,7 +15,7 @@
 //! - `store.rs`: [`ClusterStore`], the [`super::Backend`], and the
 //!   subscriber that keeps the pool live.
 
-mod conn;
+pub(crate) mod conn;
 mod coord;
 mod journal;
 mod keys;
@@ -28,4 +28,4 @@ mod store;
 pub use store::{ClusterOptions, ClusterStore, Role};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use crate::store::cluster::{ClusterOptions, ClusterStore, Role};
 use crate::store::{Change, NewAccount, Store, TokenData};
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")

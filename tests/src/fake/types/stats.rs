@@ -189,6 +189,10 @@ pub struct RecordedRequest {
     /// came through one).
     #[serde(default)]
     pub peer: Option<String>,
+    /// The `usageMetadata` the fake answered with (a stream's last one),
+    /// when it served a whole answer: what a usage log must add up to.
+    #[serde(default)]
+    pub usage: Option<Value>,
 }
 
 impl fmt::Debug for RecordedRequest {
