@@ -764,3 +764,208 @@ def test_an_accounts_outbound_proxy_is_set_from_the_page(make_world):
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
     assert password not in w.log()
+
+
+def _backfill_usage(w: World, keys: list[str], models: list[str], hours: int = 23):
+    """Past hours of traffic written straight into the usage log (as its
+    writer would), so that the screenshot's charts have a history."""
+    import random
+    import sqlite3
+
+    rnd = random.Random(7)
+    accounts = list(w.ids.values())
+    db = sqlite3.connect(w.dir / "usage.db", timeout=10)
+    try:
+        def name_id(name: str) -> int:
+            db.execute("INSERT INTO names (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (name,))
+            return db.execute("SELECT id FROM names WHERE name = ?", (name,)).fetchone()[0]
+
+        proto, route = name_id("gemini"), name_id("generateContent")
+        now_h = int(time.time() * 1000) // 3_600_000 * 3_600_000
+        for back in range(1, hours + 1):
+            hour = now_h - back * 3_600_000
+            busy = 0.4 + 0.6 * abs(((back + 5) % 24) - 12) / 12  # a day's rhythm
+            for ki, key in enumerate(keys):
+                model = models[ki % len(models)]
+                n = int(rnd.randint(3, 14) * busy * (len(keys) - ki))
+                if n == 0:
+                    continue
+                acc = accounts[(back + ki) % len(accounts)]
+                ids = [name_id(key), name_id(acc), name_id(model), name_id(model)]
+                rows = []
+                for i in range(n):
+                    inp, out = rnd.randint(200, 3000), rnd.randint(50, 900)
+                    rows.append((hour + i * 60_000, *ids, proto, route, 0, 200, inp, out, 0, 0, rnd.randint(300, 2500), 1))
+                db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute(
+                    "INSERT INTO hourly VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0, ?) ON CONFLICT DO UPDATE SET "
+                    "requests = requests + excluded.requests, input = input + excluded.input, output = output + excluded.output, "
+                    "latency_ms = latency_ms + excluded.latency_ms",
+                    (hour, *ids, proto, len(rows), sum(r[9] for r in rows), sum(r[10] for r in rows), sum(r[13] for r in rows)),
+                )
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_usage_view_keys_made_used_and_revoked_from_the_page(make_world, tmp_path):
+    """The Usage view: a key made in the New key… dialog (shown once, with
+    Copy), used by a client straight through the proxy, its requests and
+    tokens in the keys table, the totals and the chart; edited and revoked
+    from the page, after which the proxy refuses it (401). The key never
+    stays in the DOM once its dialog is closed. The accounts table shows the
+    tokens each account served in its 5-hour and weekly windows.
+    $GRANTPOOL_SCREENSHOT_USAGE: a screenshot of the view with some keys and
+    traffic (docs/usage-page.png)."""
+    from selenium.webdriver.common.by import By
+
+    w = make_world(emails=["ada@example.com", "grace@example.com", "linus@example.com"])
+    model = "gemini-2.5-flash"
+
+    def use(key: str | None, n: int = 1, m: str = model):
+        headers = {"x-goog-api-key": key} if key else {}
+        body = {"contents": [{"role": "user", "parts": [{"text": "hello there, how are you?"}]}]}
+        return [http("POST", f"{w.url}/v1beta/models/{m}:generateContent", body, headers=headers) for _ in range(n)]
+
+    def key_row(d, name: str):
+        found = d.find_elements(By.CSS_SELECTOR, f"#key-rows tr[data-key='{name}']")
+        return found[0] if found else None
+
+    def cell(d, name: str, cls: str) -> str:
+        r = key_row(d, name)
+        return r.find_element(By.CSS_SELECTOR, f"td.{cls}").text.split("\n")[0] if r else ""
+
+    driver, profile = chrome()
+    try:
+        ensure_signed_in(driver, w)
+        token = mark(driver)
+        button(driver, "Usage").click()
+        wait(driver, lambda d: d.find_element(By.ID, "usage-view").is_displayed(), what="the Usage view")
+        wait(driver, lambda d: d.find_element(By.ID, "keys-empty").is_displayed(), what="no keys yet")
+
+        # Make a key in the dialog; it is shown once, with Copy.
+        button(driver, "New key…").click()
+        dialog = driver.find_element(By.ID, "key-dialog")
+        wait(driver, lambda d: dialog.is_displayed())
+        by_label(driver, "Name").send_keys("ci-bot")
+        by_label(driver, "Models").send_keys("gemini-*")
+        by_label(driver, "Tokens per day").send_keys("5000000")
+        by_label(driver, "Expires").send_keys("30d")
+        button(dialog, "Create key").click()
+        shown = driver.find_element(By.ID, "secret-dialog")
+        wait(driver, lambda d: shown.is_displayed() and d.find_element(By.ID, "secret-value").text.startswith("gp-"), what="the new key, shown once")
+        secret = driver.find_element(By.ID, "secret-value").text
+        assert len(secret) > 20 and "will not be shown again" in shown.text, shown.text
+        assert button(shown, "Copy")
+        button(shown, "Done").click()
+        wait(driver, lambda d: not shown.is_displayed())
+        assert secret not in driver.page_source
+        wait(driver, lambda d: key_row(d, "ci-bot") is not None, what="the key's row")
+        text = key_row(driver, "ci-bot").text
+        assert "active" in text and secret[:7] in text and "gemini-*" in text and "5,000,000" in text, text
+
+        # A name that exists: the API's refusal in the dialog.
+        button(driver, "New key…").click()
+        by_label(driver, "Name").send_keys("ci-bot")
+        button(dialog, "Create key").click()
+        err = driver.find_element(By.ID, "key-result")
+        wait(driver, lambda d: err.is_displayed() and "exists already" in err.text, what=f"the refusal in the dialog (shows {err.text!r})")
+        close_dialogs(driver)
+
+        # A client uses it, straight through the proxy.
+        answers = use(secret, 3)
+        assert all(status == 200 for status, _, _ in answers), answers
+        served_by = {hdrs.get("x-grantpool-account") for _, hdrs, _ in answers}
+        # Now that named keys exist, a request without one is refused.
+        assert use(None)[0][0] == 401
+        # A model outside the key's globs: 403 (not counted as usage of a model it may use).
+        assert use(secret, m="claude-sonnet-4-6")[0][0] == 403
+
+        wait(driver, lambda d: cell(d, "ci-bot", "today-requests") == "3", timeout=15, what=f"today's requests in the key's row (shows {cell(driver, 'ci-bot', 'today-requests')!r})")
+        wait(driver, lambda d: cell(d, "ci-bot", "today-tokens") not in ("", "0"), timeout=15, what="today's tokens in the key's row")
+        totals = lambda d: d.find_elements(By.CSS_SELECTOR, "#usage-totals-rows tr[data-group='ci-bot']")
+        total_text = lambda d: totals(d)[0].text if totals(d) else ""
+        wait(driver, lambda d: total_text(d).startswith("ci-bot 4 1 "), timeout=15,
+             what=f"the key in the period's totals: 4 requests, the refused one an error (shows {total_text(driver)!r})")
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-tokens rect") and "ci-bot" in d.find_element(By.ID, "usage-legend").text, what="the key in the chart and its legend")
+
+        # Grouped by model, the same traffic.
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element(By.ID, "usage-by")).select_by_value("model")
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"#usage-totals-rows tr[data-group='{model}']"), what="totals by model")
+        Select(driver.find_element(By.ID, "usage-by")).select_by_value("key")
+
+        # Edit: a limit changes in place.
+        click(driver, lambda d: button(key_row(d, "ci-bot"), "Edit…"))
+        wait(driver, lambda d: dialog.is_displayed())
+        assert by_label(driver, "Name").get_attribute("disabled") is not None
+        rpm = by_label(driver, "Requests per minute")
+        rpm.clear()
+        rpm.send_keys("120")
+        button(dialog, "Save").click()
+        wait(driver, lambda d: not dialog.is_displayed(), what="the edit saved")
+        wait(driver, lambda d: "120" in (key_row(d, "ci-bot").text if key_row(d, "ci-bot") else ""), what="the new limit in the row")
+
+        # The accounts table: tokens each account served in its windows.
+        button(driver, "Accounts").click()
+        emails = [w.email_of(a) for a in served_by if a]
+        assert emails, served_by
+
+        def served_text(d):
+            return " ".join(row(d, e).find_element(By.CSS_SELECTOR, ".served").text for e in emails if row(d, e))
+
+        wait(driver, lambda d: "served" in served_text(d) and any(ch in "123456789" for ch in served_text(d).split(" tok")[0]), timeout=25,
+             what=f"tokens served in the account's 5-hour window (shows {served_text(driver)!r})")
+
+        if os.environ.get("GRANTPOOL_SCREENSHOT_USAGE"):
+            # A few more keys and some traffic, so that the view looks lived in.
+            cookie, csrf = session_of(driver, w)
+            auth = {"cookie": f"grantpool_session={cookie}", "x-csrf-token": csrf, "origin": w.url}
+            made = {}
+            for form in [
+                {"name": "claude-code", "models": [], "requests_per_minute": 60, "tokens_per_day": 0, "expires": "never"},
+                {"name": "nightly-evals", "models": ["gemini-2.5-*"], "requests_per_minute": 0, "tokens_per_day": 2000000, "expires": "7d"},
+                {"name": "alice-laptop", "models": ["gemini-*", "claude-*"], "requests_per_minute": 30, "tokens_per_day": 500000, "expires": "90d"},
+            ]:
+                status, _, body = http("POST", f"{w.url}/ui/api/keys", form, headers=auth)
+                assert status == 201, body
+                made[form["name"]] = body["key"]
+            use(made["claude-code"], 4, "gemini-2.5-pro")
+            use(made["nightly-evals"], 6)
+            use(made["alice-laptop"], 2)
+            _backfill_usage(w, ["claude-code", "ci-bot", "nightly-evals", "alice-laptop", "old-script"], ["gemini-2.5-pro", "gemini-2.5-flash", "claude-sonnet-4-6"])
+            status, _, _ = http("POST", f"{w.url}/ui/api/keys/alice-laptop/revoke", headers=auth)
+            assert status == 200
+
+        # Revoke in the page, with a confirmation.
+        button(driver, "Usage").click()
+        wait(driver, lambda d: key_row(d, "ci-bot") is not None)
+        click(driver, lambda d: button(key_row(d, "ci-bot"), "Revoke…"))
+        confirm = driver.find_element(By.ID, "confirm-dialog")
+        wait(driver, lambda d: confirm.is_displayed() and "ci-bot" in confirm.text)
+        button(confirm, "Revoke").click()
+        wait(driver, lambda d: key_row(d, "ci-bot") and "revoked" in key_row(d, "ci-bot").find_element(By.CSS_SELECTOR, ".state").text, what="the key shows revoked")
+        assert not key_row(driver, "ci-bot").find_elements(By.XPATH, ".//button[normalize-space()='Revoke…']")
+        status, _, body = use(secret)[0]
+        assert status == 401 and "revoked" in json.dumps(body), body
+
+        # The key is nowhere in the page after its dialog closed.
+        seen = driver.page_source + driver.execute_script(
+            "return JSON.stringify([...document.querySelectorAll('input, textarea')].map((e) => e.value))"
+            " + JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), location.href])")
+        assert secret not in seen and secret not in w.log()
+        still(driver, token)
+
+        if os.environ.get("GRANTPOOL_SCREENSHOT_USAGE"):
+            driver.set_window_size(1480, 1300)
+            wait(driver, lambda d: "claude-code" in d.find_element(By.ID, "usage-legend").text, timeout=15, what="the other keys in the chart")
+            wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-tokens rect")) > 20, timeout=15, what="the history in the chart")
+            driver.execute_script("document.getElementById('toasts').replaceChildren()")
+            time.sleep(0.5)  # the last layout pass before the picture
+            dest = Path(os.environ["GRANTPOOL_SCREENSHOT_USAGE"])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            assert driver.save_screenshot(str(dest)) and dest.stat().st_size > 20_000
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

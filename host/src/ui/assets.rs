@@ -1,5 +1,7 @@
 //! The page's files, embedded in the binary (no CDN, no build step): one
-//! HTML shell, one script, one style sheet, an icon.
+//! HTML shell, three script modules (`app.js`, the accounts view and the
+//! wiring; `usage.js`, the Usage view; `page.js`, what both share), one
+//! style sheet, an icon.
 
 use axum::extract::Path;
 use axum::http::header;
@@ -12,6 +14,8 @@ const INDEX: &str = include_str!("assets/index.html");
 /// The embedded files: name, content type, content.
 const FILES: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
+    ("page.js", "text/javascript; charset=utf-8", include_str!("assets/page.js")),
+    ("usage.js", "text/javascript; charset=utf-8", include_str!("assets/usage.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
 ];

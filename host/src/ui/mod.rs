@@ -11,6 +11,8 @@
 //! - [`stream`]: live updates as server-sent events, from the pool's news.
 //! - [`rows`]: what a row and the overview hold (never a token).
 //! - [`activity`]: traffic sampled once a second for the charts.
+//! - [`usage`]: the Usage view (named keys, the usage log) and the tokens
+//!   each account served in its quota windows.
 //! - [`flows`]: Google sign-ins in progress; [`state`]: what handlers share.
 //!
 //! The page reads the pool on demand and hears of changes from it; a
@@ -27,6 +29,7 @@ pub mod rows;
 pub mod session;
 pub mod state;
 pub mod stream;
+pub mod usage;
 
 pub use router::routes;
 pub use state::{Access, Ui};

@@ -8,7 +8,7 @@ use axum::Router;
 
 use super::guard::guard;
 use super::state::Ui;
-use super::{api, assets, stream};
+use super::{api, assets, stream, usage};
 
 /// Every `/ui` route (and `GET /`, which leads to the page), ready to merge
 /// into the proxy's router.
@@ -31,6 +31,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ui: Arc<Ui>) -> Router<S> {
         .route("/ui/api/traffic", get(api::traffic))
         .route("/ui/api/reload", post(api::reload))
         .route("/ui/api/stream", get(stream::stream))
+        .route("/ui/api/keys", get(usage::keys).post(usage::create))
+        .route("/ui/api/keys/{name}", post(usage::edit))
+        .route("/ui/api/keys/{name}/revoke", post(usage::revoke))
+        .route("/ui/api/usage", get(usage::usage))
+        .route("/ui/api/usage/series", get(usage::series))
+        .route("/ui/api/usage/accounts", get(usage::accounts))
         .route("/ui/api/signin", post(api::signin_start))
         .route("/ui/api/signin/{state}", get(api::signin_status).post(api::signin_paste))
         .layer(middleware::from_fn_with_state(ui.clone(), guard))

@@ -78,6 +78,9 @@ pub struct Row {
     pub quota: Vec<QuotaRow>,
     /// Google's 5-hour and weekly windows (Gemini's first, 5h before weekly).
     pub windows: Vec<WindowRow>,
+    /// Tokens it served in its current 5-hour and weekly windows (from the
+    /// usage log, at most [`super::usage::FRESH`] old).
+    pub served: super::usage::ServedTokens,
     /// The OAuth client of its refresh token.
     pub client: String,
     /// The upstream profile it is served with.
@@ -98,16 +101,26 @@ pub struct Row {
 pub fn row(ui: &Ui, id: &str) -> Option<Row> {
     let pool = &ui.proxy.dispatcher.pool;
     let slot = pool.get(id)?.slot;
-    Some(row_of(ui, pool.view(id)?, slot))
+    let served = ui.served.current().get(id).copied().unwrap_or_default();
+    Some(row_of(ui, pool.view(id)?, slot, served))
 }
 
 /// Every row, sorted by email.
 pub fn rows(ui: &Ui) -> Vec<Row> {
     let pool = &ui.proxy.dispatcher.pool;
-    pool.views().into_iter().filter_map(|v| Some((pool.get(&v.id)?.slot, v))).map(|(slot, v)| row_of(ui, v, slot)).collect()
+    // The cached sums: rows never ask SQLite (see `Served::fresh`).
+    let served = ui.served.current();
+    pool.views()
+        .into_iter()
+        .filter_map(|v| Some((pool.get(&v.id)?.slot, v)))
+        .map(|(slot, v)| {
+            let s = served.get(&v.id).copied().unwrap_or_default();
+            row_of(ui, v, slot, s)
+        })
+        .collect()
 }
 
-fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
+fn row_of(ui: &Ui, v: AccountView, slot: u32, served: super::usage::ServedTokens) -> Row {
     let now = crate::util::now_ms();
     let (state, state_words, reason, since, until_ms) = match v.state {
         AccountState::Disabled { reason, at } => ("disabled", "disabled", reason, at, None),
@@ -136,6 +149,7 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32) -> Row {
         failures: v.failures,
         spark: ui.activity.spark(slot, now),
         windows: window_rows(&v.quota_windows),
+        served,
         quota: v
             .quota
             .into_iter()

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::activity::Activity;
 use super::flows::Flows;
 use super::session::{SignInLimiter, Sessions};
+use super::usage::Served;
 use crate::proxy::state::ProxyState;
 
 /// Who may use the page.
@@ -38,6 +39,8 @@ pub struct Ui {
     pub flows: Flows,
     /// Traffic samples.
     pub activity: Activity,
+    /// Tokens each account served in its current quota windows (cached).
+    pub served: Served,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -50,6 +53,7 @@ impl Ui {
             limiter: SignInLimiter::default(),
             flows: Flows::default(),
             activity: Activity::default(),
+            served: Served::default(),
             closing: tokio::sync::watch::channel(false).0,
         })
     }

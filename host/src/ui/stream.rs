@@ -53,6 +53,7 @@ pub async fn stream(State(ui): State<Arc<Ui>>, Extension(session): Extension<Ses
     let mut ticks = ui.activity.subscribe();
     let mut closing = ui.closing();
     tokio::spawn(async move {
+        ui.served.fresh(&ui).await;
         if !send(&tx, "snapshot", snapshot(&ui)).await {
             return;
         }

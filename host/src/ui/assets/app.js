@@ -4,7 +4,10 @@
 // session lives in an HttpOnly cookie, and changes carry the session's CSRF
 // token in x-csrf-token. Nothing here ever holds a token of an account.
 
-const $ = (id) => document.getElementById(id);
+
+import { $, ui, hooks, h, s, show, rel, abs, when, toast, result, pct, api } from './page.js';
+import { loadServed, servedLine, showView, stopUsagePolling, wireUsage } from './usage.js';
+
 
 const STATES = {
   active: { words: 'active', order: 3 },
@@ -18,105 +21,6 @@ const KIND_WORDS = {
   back_on_proxy: 'back on', cooldown: 'cooldown', cooldown_over: 'cooldown over', recovered: 'recovered', note: 'note',
 };
 
-const ui = {
-  csrf: null,
-  access: null,
-  accounts: new Map(),
-  rowsEl: new Map(),
-  sort: { key: 'state', dir: 1 },
-  filter: { text: '', state: '' },
-  overview: null,
-  policyGen: null,
-  chart: null,
-  es: null,
-  why: null,
-  whyEvents: [],
-  addFor: null,
-  flow: null,
-  renderQueued: false,
-};
-
-// ---- small helpers -----------------------------------------------------------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const SVG = 'http://www.w3.org/2000/svg';
-function s(tag, attrs = {}) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
-}
-
-function show(el, on = true) { el.hidden = !on; }
-
-function rel(ms) {
-  if (!ms) return 'never';
-  const d = Math.round((ms - Date.now()) / 1000);
-  const a = Math.abs(d);
-  let t;
-  if (a < 5) return d >= 0 ? 'now' : 'just now';
-  if (a < 120) t = `${a} s`;
-  else if (a < 7200) t = `${Math.round(a / 60)} min`;
-  else if (a < 172800) t = `${Math.round(a / 3600)} h`;
-  else t = `${Math.round(a / 86400)} d`;
-  return d >= 0 ? `in ${t}` : `${t} ago`;
-}
-
-function abs(ms) { return ms ? new Date(ms).toLocaleString() : ''; }
-
-// A time that keeps itself fresh (see tick()).
-function when(ms, prefix = '') {
-  return h('time', { 'data-at': ms || 0, 'data-prefix': prefix, datetime: ms ? new Date(ms).toISOString() : null, title: abs(ms) }, prefix + rel(ms));
-}
-
-function toast(text, bad = false) {
-  const t = h('div', { class: `toast ${bad ? 'bad' : 'ok'}`, role: bad ? 'alert' : 'status' }, text);
-  $('toasts').append(t);
-  setTimeout(() => t.remove(), bad ? 9000 : 5000);
-}
-
-function result(el, ok, text) {
-  el.className = `result ${ok ? 'ok' : 'bad'}`;
-  el.textContent = text;
-  show(el, true);
-}
-
-function pct(f) { return `${Math.round(f * 100)}%`; }
-
-// ---- API ---------------------------------------------------------------------
-
-async function api(method, path, body) {
-  const headers = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && ui.csrf) headers['x-csrf-token'] = ui.csrf;
-  const r = await fetch(path, {
-    method, headers, credentials: 'same-origin', cache: 'no-store',
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await r.json(); } catch { data = null; }
-  if (!r.ok) {
-    if (r.status === 401 && path !== '/ui/api/session') signedOut();
-    const e = new Error((data && data.error && data.error.message) || `HTTP ${r.status}`);
-    e.status = r.status;
-    throw e;
-  }
-  return data;
-}
 
 // ---- session -----------------------------------------------------------------
 
@@ -157,6 +61,8 @@ function onSession(s) {
 
 function signedOut() {
   if (ui.es) { ui.es.close(); ui.es = null; }
+  stopUsagePolling();
+  if (ui.servedTimer) { clearInterval(ui.servedTimer); ui.servedTimer = null; }
   ui.csrf = null;
   show($('live'), false);
   show($('sign-out'), false);
@@ -191,6 +97,10 @@ async function signOut() {
 async function start() {
   await Promise.all([loadOverview(), loadTraffic()]);
   connect();
+  // The tokens each account served in its windows: the server sums them at
+  // most every 10 s, so asking more often would show nothing new.
+  if (!ui.servedTimer) ui.servedTimer = setInterval(() => { if (ui.view === 'accounts' && !document.hidden) loadServed(); }, 10000);
+  showView(location.hash === '#usage' ? 'usage' : 'accounts');
 }
 
 function live(text, cls) {
@@ -579,7 +489,7 @@ function fillRow(tr, a) {
     lastUsedCell(a),
     h('td', {}, spark(a)),
     // With the four window bars, two model bars (the rest under Why).
-    h('td', { class: 'quotas' }, ...windowBars(a), ...quotaBars(a, (a.windows || []).length ? 2 : 3)),
+    h('td', { class: 'quotas' }, ...windowBars(a), servedLine(a), ...quotaBars(a, (a.windows || []).length ? 2 : 3)),
     h('td', { class: 'small' }, h('div', {}, a.client, a.profile !== a.client ? h('span', { class: 'muted' }, ` (${a.profile})`) : null),
       h('div', { class: 'muted mono' }, a.project_id || 'no project yet'),
       a.egress ? h('div', { class: 'muted', title: a.egress.error || a.egress.endpoint },
@@ -672,6 +582,8 @@ async function setProxy(a, on) {
 
 function confirmRemove(a) {
   const d = $('confirm-dialog');
+  $('confirm-title').textContent = 'Remove the account?';
+  $('confirm-ok').textContent = 'Remove';
   $('confirm-text').textContent = `Remove ${a.email} from the pool? Its account file is deleted; adding it again takes a refresh token or a Google sign-in.`;
   $('confirm-ok').onclick = async () => {
     d.close();
@@ -926,6 +838,7 @@ function wire() {
   $('why-dialog').addEventListener('close', () => { ui.why = null; });
   $('add-dialog').addEventListener('close', () => { ui.flow = null; $('refresh-token').value = ''; });
   for (const b of document.querySelectorAll('[data-close]')) b.addEventListener('click', () => b.closest('dialog').close());
+  wireUsage();
   $('filter-text').addEventListener('input', (e) => { ui.filter.text = e.target.value; renderAll(); });
   $('filter-state').addEventListener('change', (e) => { ui.filter.state = e.target.value; renderAll(); });
   for (const b of document.querySelectorAll('th button[data-sort]')) {
@@ -937,4 +850,5 @@ function wire() {
   }
 }
 
+hooks.signedOut = signedOut;
 boot();
