@@ -137,9 +137,16 @@ async fn a_key_added_with_the_cli_works_at_once_and_a_revoked_or_expired_one_is_
     assert_eq!(status, 401);
     assert!(!body.to_string().contains(&wrong));
 
-    // `keys list` shows it by name, with today's use, never the key.
+    // `keys list` shows it by name, with today's use (from the usage log,
+    // once its batch is written), never the key.
     let (ok, out, _) = env.cli(&["keys", "list"]).await;
     assert!(ok && out.contains("alice") && !out.contains(&key), "{out}");
+    let used_today = || async {
+        let (_, out, _) = env.cli(&["keys", "list", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        v["keys"].as_array().into_iter().flatten().any(|k| k["name"] == "alice" && k["today"]["requests"] == 1 && k["today"]["tokens"].as_u64() > Some(0))
+    };
+    assert!(eventually(Duration::from_secs(5), used_today).await, "today's use in keys list");
     assert!(!std::fs::read_to_string(env.data_dir().join("keys.json")).unwrap().contains(&key), "only a hash is kept");
 
     // Revoked: refused at once, in each protocol's shape, naming the key's name.

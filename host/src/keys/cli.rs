@@ -68,7 +68,13 @@ pub fn run(config: &crate::config::Config, cmd: KeysCmd) -> anyhow::Result<()> {
             let expires_at = expires.as_deref().map(|e| parse_expiry(e, now, false)).transpose()?.flatten();
             add(&ring, KeySpec { name, models, requests_per_minute, tokens_per_day, expires_at }, &config.server.listen)
         }
-        KeysCmd::List { json } => list(&ring, json),
+        KeysCmd::List { json } => {
+            let mut views = ring.list();
+            if !ring.is_cluster() {
+                recorded_today(config, &mut views);
+            }
+            list(&ring, views, json)
+        }
         KeysCmd::Revoke { name } => revoke(&ring, &name),
         KeysCmd::Edit { name, models, clear_models, requests_per_minute, tokens_per_day, expires } => {
             let now = crate::util::now_secs().max(0) as u64;
@@ -101,9 +107,28 @@ pub fn add(ring: &KeyRing, spec: KeySpec, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints every key (a table, or JSON).
-pub fn list(ring: &KeyRing, json: bool) -> anyhow::Result<()> {
-    let views = ring.list();
+/// On one machine the proxy's counters are in its memory: today's use is
+/// read from the usage log instead (what was recorded today, refusals
+/// included). A log that cannot be read leaves the views as they are.
+fn recorded_today(config: &crate::config::Config, views: &mut [KeyView]) {
+    use crate::usage::{db_path, query_file, By, UsageQuery};
+    let now_ms = crate::util::now_ms();
+    let q = UsageQuery { by: By::Key, since_ms: now_ms - now_ms % 86_400_000, key: None, account: None, model: None };
+    match query_file(&db_path(&config.data_dir), &q, now_ms, config.usage.retention_days) {
+        Ok(Some(report)) => {
+            for v in views.iter_mut() {
+                let g = report.groups.iter().find(|g| g.group == v.name);
+                v.today.requests = g.map_or(0, |g| g.requests);
+                v.today.tokens = g.map_or(0, |g| g.input_tokens + g.output_tokens + g.thinking_tokens);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("today's use could not be read from the usage log: {e}"),
+    }
+}
+
+/// Prints `views` (a table, or JSON).
+pub fn list(ring: &KeyRing, views: Vec<KeyView>, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "keys": views }))?);
         return Ok(());
@@ -115,9 +140,6 @@ pub fn list(ring: &KeyRing, json: bool) -> anyhow::Result<()> {
     println!("{:<20} {:<8} {:<8} {:<17} {:<17} {:<10} {:>9} {:>12}  LIMITS", "NAME", "HINT", "STATE", "CREATED (UTC)", "EXPIRES (UTC)", "LAST USED", "REQ TODAY", "TOKENS TODAY");
     for v in &views {
         println!("{}", row(v));
-    }
-    if !ring.is_cluster() {
-        println!("(today's use here is this command's own count; the running proxy's is in `grantpool usage --by key`)");
     }
     Ok(())
 }
