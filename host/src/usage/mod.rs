@@ -124,8 +124,10 @@ struct UsageMetrics {
     tokens: Family<TokenLabels, Counter>,
     dropped: Counter,
     written: Counter,
-    /// input, output, cached, thinking counters per (key, model).
-    cache: Mutex<HashMap<(String, String), [Counter; 4]>>,
+    /// The input, output, cached and thinking counters of each key and
+    /// model: key → model → counters: looked up by `&str` under a read lock (no
+    /// allocation, no contention between serving threads once warm).
+    cache: parking_lot::RwLock<HashMap<String, HashMap<String, [Counter; 4]>>>,
 }
 
 const KINDS: [&str; 4] = ["input", "output", "cached", "thinking"];
@@ -136,24 +138,24 @@ impl UsageMetrics {
         if values.iter().all(|v| *v == 0) {
             return;
         }
-        let mut cache = self.cache.lock();
-        let key = (row.key.clone(), row.client_model.clone());
-        let counters = match cache.get(&key) {
-            Some(c) => c.clone(),
-            None => {
-                let make = |kind| self.tokens.get_or_create(&TokenLabels { key: key.0.clone(), model: key.1.clone(), kind }).clone();
-                let c = [make(KINDS[0]), make(KINDS[1]), make(KINDS[2]), make(KINDS[3])];
-                if cache.len() < TOKEN_CACHE_CAP {
-                    cache.insert(key, c.clone());
+        let inc = |counters: &[Counter; 4]| {
+            for (c, v) in counters.iter().zip(values) {
+                if v > 0 {
+                    c.inc_by(v);
                 }
-                c
             }
         };
-        drop(cache);
-        for (c, v) in counters.iter().zip(values) {
-            if v > 0 {
-                c.inc_by(v);
-            }
+        if let Some(c) = self.cache.read().get(row.key.as_str()).and_then(|m| m.get(row.client_model.as_str())) {
+            inc(c);
+            return;
+        }
+        let make = |kind| self.tokens.get_or_create(&TokenLabels { key: row.key.clone(), model: row.client_model.clone(), kind }).clone();
+        let counters = [make(KINDS[0]), make(KINDS[1]), make(KINDS[2]), make(KINDS[3])];
+        inc(&counters);
+        let mut cache = self.cache.write();
+        let cached: usize = cache.values().map(HashMap::len).sum();
+        if cached < TOKEN_CACHE_CAP {
+            cache.entry(row.key.clone()).or_default().insert(row.client_model.clone(), counters);
         }
     }
 }
