@@ -343,28 +343,43 @@ pub(crate) fn tokens_by_account(conn: &Connection, path: &Path, windows: &[(Stri
     let names = Names::load(conn, path)?;
     let ids: HashMap<&str, i64> = names.by_id.iter().map(|(id, n)| (n.as_str(), *id)).collect();
     // Accounts never recorded have used nothing.
-    let windows: Vec<(i64, u64)> = windows.iter().filter_map(|(a, since)| ids.get(a.as_str()).map(|id| (*id, *since))).collect();
-    let mut out = HashMap::new();
-    // SQLite's limit of bound values (32766) over 2 a window, with room.
-    for chunk in windows.chunks(8000) {
-        let values = vec!["(?, ?)"; chunk.len()].join(", ");
-        let text = format!(
-            "WITH w(account, since) AS (VALUES {values}) \
-             SELECT w.account, SUM(r.input + r.output + r.thinking) FROM w JOIN requests r ON r.account = w.account AND r.ts_ms >= w.since GROUP BY w.account"
-        );
-        let mut bound: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
-        for (account, since) in chunk {
-            bound.push(Value::Integer(*account));
-            bound.push(Value::Integer(*since as i64));
-        }
-        let mut stmt = conn.prepare(&text).map_err(sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(bound), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))).map_err(sql)?;
-        for row in rows {
-            let (account, tokens) = row.map_err(sql)?;
-            *out.entry(names.name(account)).or_insert(0) += tokens;
+    let since: HashMap<i64, u64> = windows.iter().filter_map(|(a, s)| ids.get(a.as_str()).map(|id| (*id, *s))).collect();
+    let Some(earliest) = since.values().copied().min() else { return Ok(HashMap::new()) };
+    let mut out: HashMap<i64, u64> = HashMap::new();
+    // The whole hours of each window from the hourly sums (exact: written
+    // in the same transaction as the rows).
+    let mut stmt = conn
+        .prepare("SELECT account, hour_ms, SUM(input + output + thinking) FROM hourly WHERE hour_ms >= ?1 GROUP BY account, hour_ms")
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map(params![(earliest / HOUR_MS * HOUR_MS) as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, i64>(2)?.max(0) as u64)))
+        .map_err(sql)?;
+    for row in rows {
+        let (account, hour, tokens) = row.map_err(sql)?;
+        if since.get(&account).is_some_and(|s| hour >= s.div_ceil(HOUR_MS) * HOUR_MS) {
+            *out.entry(account).or_insert(0) += tokens;
         }
     }
-    Ok(out)
+    // The part hour a window starts in, from the raw rows: one scan of the
+    // time index per distinct hour, whichever accounts start in it.
+    let mut hours: Vec<u64> = since.values().filter(|s| *s % HOUR_MS != 0).map(|s| s / HOUR_MS * HOUR_MS).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let mut stmt = conn
+        .prepare_cached("SELECT account, ts_ms, input + output + thinking FROM requests WHERE ts_ms >= ?1 AND ts_ms < ?2")
+        .map_err(sql)?;
+    for hour in hours {
+        let rows = stmt
+            .query_map(params![hour as i64, (hour + HOUR_MS) as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, i64>(2)?.max(0) as u64)))
+            .map_err(sql)?;
+        for row in rows {
+            let (account, ts, tokens) = row.map_err(sql)?;
+            if since.get(&account).is_some_and(|s| *s / HOUR_MS * HOUR_MS == hour && ts >= *s) {
+                *out.entry(account).or_insert(0) += tokens;
+            }
+        }
+    }
+    Ok(out.into_iter().filter(|(_, t)| *t > 0).map(|(a, t)| (names.name(a), t)).collect())
 }
 
 pub(crate) fn cluster_tokens_by_account(share: &Share, windows: &[(String, u64)]) -> Result<HashMap<String, u64>, UsageError> {

@@ -63,15 +63,16 @@ fn a_batch_commits_within_its_window_without_a_flush() {
 }
 
 #[test]
-fn a_thousand_waiting_rows_commit_at_once() {
+fn a_full_batch_of_waiting_rows_commits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.usage.batch_ms = 600_000;
     let log = UsageLog::open(&c).unwrap();
-    for i in 0..1000 {
+    let n = super::writer::BATCH_MAX as u64;
+    for i in 0..n {
         log.record(row(now_ms(), "k", "acc", "m", i, 1));
     }
-    assert!(log.wait_written(1000, Duration::from_secs(20)), "1000 rows did not commit before the window");
+    assert!(log.wait_written(n, Duration::from_secs(20)), "a full batch did not commit before the window");
 }
 
 /// Hour, key, account, model (name ids), then the seven sums.
