@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
