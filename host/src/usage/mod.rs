@@ -104,6 +104,8 @@ struct Inner {
     reader: Mutex<Option<rusqlite::Connection>>,
     metrics: UsageMetrics,
     progress: Arc<Progress>,
+    /// Rows queued (a full batch wakes the writer early).
+    waiting: Arc<writer::Waiting>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -191,9 +193,13 @@ impl UsageLog {
             progress: progress.clone(),
             ids: HashMap::new(),
         };
+        let waiting = Arc::new(writer::Waiting::default());
         let thread = std::thread::Builder::new()
             .name("usage-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let waiting = waiting.clone();
+                move || writer.run(rx, waiting)
+            })
             .map_err(|source| UsageError::Io { path: path.clone(), source })?;
         tracing::info!(path = %path.display(), cluster = share.is_some(), "usage database open");
         Ok(UsageLog {
@@ -205,6 +211,7 @@ impl UsageLog {
                 reader: Mutex::new(None),
                 metrics,
                 progress,
+                waiting,
                 thread: Some(thread),
             })),
         })
@@ -232,7 +239,11 @@ impl UsageLog {
         inner.metrics.count(&row);
         let Some(tx) = &inner.tx else { return };
         match tx.try_send(Msg::Row(Box::new(row))) {
-            Ok(()) => {}
+            Ok(()) => {
+                if inner.waiting.queued() {
+                    inner.wake();
+                }
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 inner.metrics.dropped.inc();
             }
@@ -246,6 +257,7 @@ impl UsageLog {
         let Some(tx) = &inner.tx else { return };
         let (ack, done) = sync_channel(1);
         if tx.send(Msg::Flush(ack)).is_ok() {
+            inner.wake();
             let _ = done.recv();
         }
     }
@@ -348,10 +360,20 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Wakes the writer before its window ends.
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the queue: the writer commits what waits, then ends.
         drop(self.tx.take());
+        self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,25 @@ pub(crate) enum Msg {
     Row(Box<UsageRow>),
     /// Commit what waits, then answer.
     Flush(SyncSender<()>),
+}
+
+/// Rows in the queue, so that a sender wakes the writer early only when a
+/// whole batch waits (once per batch, not per row).
+#[derive(Default)]
+pub(crate) struct Waiting {
+    rows: AtomicUsize,
+}
+
+impl Waiting {
+    /// One more row queued: `true` when it makes a full batch (wake the writer).
+    pub fn queued(&self) -> bool {
+        self.rows.fetch_add(1, Ordering::Relaxed) + 1 == BATCH_MAX
+    }
+
+    /// The writer took `n` rows off the queue.
+    fn taken(&self, n: usize) {
+        let _ = self.rows.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(n)));
+    }
 }
 
 /// Rows committed so far, and a way to wait for them.
@@ -80,38 +100,45 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Runs until every sender is gone, committing what waits last.
-    pub fn run(mut self, rx: Receiver<Msg>) {
+    ///
+    /// The thread sleeps through each batch window and then takes what
+    /// waits, all at once: a request's `try_send` never has a sleeping
+    /// receiver to wake (a futex call and a context switch per request,
+    /// measured at about a fifth of a busy proxy's throughput on two
+    /// cores). A flush, a full batch or the last handle going unparks it
+    /// early (see [`Waiting`]).
+    pub fn run(mut self, rx: Receiver<Msg>, waiting: Arc<Waiting>) {
         self.retain();
         let mut last_retention = Instant::now();
         let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH_MAX);
-        let mut deadline: Option<Instant> = None;
+        let mut acks: Vec<SyncSender<()>> = Vec::new();
         loop {
-            // Idle: wake up anyway for the retention.
-            let wait = deadline.map_or(RETENTION_EVERY, |d| d.saturating_duration_since(Instant::now()));
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Row(row)) => {
-                    if batch.is_empty() {
-                        deadline = Some(Instant::now() + self.batch);
+            std::thread::park_timeout(self.batch);
+            let mut closed = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Row(row)) => {
+                        batch.push(*row);
+                        if batch.len() >= BATCH_MAX {
+                            waiting.taken(batch.len());
+                            self.commit(&mut batch, false);
+                        }
                     }
-                    batch.push(*row);
-                    if batch.len() >= BATCH_MAX {
-                        self.commit(&mut batch, false);
-                        deadline = None;
+                    Ok(Msg::Flush(ack)) => acks.push(ack),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
-                Ok(Msg::Flush(ack)) => {
-                    self.commit(&mut batch, true);
-                    deadline = None;
-                    let _ = ack.send(());
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.commit(&mut batch, false);
-                    deadline = None;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.commit(&mut batch, true);
-                    break;
-                }
+            }
+            waiting.taken(batch.len());
+            self.commit(&mut batch, !acks.is_empty() || closed);
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
+            }
+            if closed {
+                break;
             }
             if last_retention.elapsed() >= RETENTION_EVERY {
                 self.retain();
