@@ -388,7 +388,7 @@ pub struct ModelBlockView {
 
 impl ModelBlockView {
     /// Whether it keeps the account off `model`.
-    fn covers(&self, model: &str) -> bool {
+    pub fn covers(&self, model: &str) -> bool {
         match self.family {
             Some(f) => ModelFamily::of_model(model) == Some(f),
             None => self.model == model,

@@ -12,7 +12,7 @@ use crate::actions::{Actions, FailureReport, Next};
 use crate::metrics::Metrics;
 use crate::plugins::{Failure, Phase, Protocol, SelectOutcome, SelectRequest};
 use crate::policy::Policy;
-use crate::pool::{Lease, LiveAccount, Pool};
+use crate::pool::{AccountState, Lease, LiveAccount, Pool};
 use crate::quota::Quota;
 use crate::tokens::TokenManager;
 use crate::config::ProfileMap;
@@ -25,6 +25,9 @@ use crate::util::now_ms;
 /// Largest error body read from the upstream (for classification and the
 /// client's error message).
 const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Accounts a failed request's log line lists (those it tried besides).
+const POOL_SHOWN: usize = 32;
 
 /// Headers of an upstream error the classifiers may look at.
 const HEADERS_KEPT: &[&str] = &["retry-after", "content-type", "x-goog-quota-user"];
@@ -217,7 +220,15 @@ impl Dispatcher {
     /// read: a reload mid-request does not change the rules of this request).
     pub async fn dispatch(&self, policy: &Policy, call: &Call) -> Result<Served, DispatchError> {
         let mut weak = WeakAnswers::default();
-        let result = self.attempts(policy, call, &mut weak).await;
+        let mut trail = Trail::default();
+        let result = self.attempts(policy, call, &mut weak, &mut trail).await;
+        match &result {
+            // The request's own fault: said already, the pool is not why.
+            Err(DispatchError::Refused { .. }) => {}
+            Err(_) if trail.passed => {}
+            Err(e) => self.log_failure(call, e, &trail),
+            Ok(_) => {}
+        }
         // A bare 429 is held against its account only when the request was
         // not refused on a second account (then it was the request's fault):
         // a short back-off, growing while the account keeps getting them.
@@ -229,7 +240,7 @@ impl Dispatcher {
         result
     }
 
-    async fn attempts(&self, policy: &Policy, call: &Call, weak: &mut WeakAnswers) -> Result<Served, DispatchError> {
+    async fn attempts(&self, policy: &Policy, call: &Call, weak: &mut WeakAnswers, trail: &mut Trail) -> Result<Served, DispatchError> {
         let max_attempts = self.max_attempts;
         // One request record for every attempt (no copies per attempt).
         let mut req = SelectRequest {
@@ -250,12 +261,24 @@ impl Dispatcher {
         let mut upstream_calls = 0;
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
+        // Accounts tried that failed in a way that may pass (a 5xx, a
+        // dropped connection, a 429 whose rest ends or is lifted by a
+        // success): tried again while calls remain, before waiting or giving
+        // up. Another 4xx would only be answered again.
+        let mut again: Vec<u32> = Vec::new();
         while upstream_calls < max_attempts {
             attempt += 1;
             req.attempt = attempt;
             let Some(lease) = self.next_lease(policy, &mut req).await else {
+                if !again.is_empty() {
+                    // Those still resting stay out (the selector skips them).
+                    req.tried.retain(|s| !again.contains(s));
+                    again.clear();
+                    continue;
+                }
                 if self.wait_for_one_back(&call.model, &mut waited).await {
                     // Those tried before may serve again once rested.
+                    trail.waited(waited);
                     req.tried.clear();
                     continue;
                 }
@@ -268,20 +291,40 @@ impl Dispatcher {
                 }
                 Err((err, status, misconfig)) => {
                     lease.finish(false, status);
+                    trail.tried(&acc, &err);
                     if status.is_some() || matches!(err, Attempt::Next(Some(_)) | Attempt::Pass(_) | Attempt::Weak(_)) {
                         upstream_calls += 1;
+                        trail.calls = upstream_calls;
+                        let may_pass = match &err {
+                            Attempt::Next(Some(DispatchError::Network(_))) => true,
+                            Attempt::Next(Some(DispatchError::Upstream { status, .. })) => *status == 429 || *status >= 500,
+                            _ => false,
+                        };
+                        if may_pass && !again.contains(&acc.slot) {
+                            again.push(acc.slot);
+                        }
                     }
                     if let Some(m) = misconfig {
                         client_misconfigured = Some(m);
                     }
-                    if let Attempt::Next(None) = &err {
+                    // Google's 401 is about the account's token (its refresh
+                    // failed, or the new one was refused too), never the
+                    // client's key: not an answer for the client, whose SDK
+                    // would take it for its own key refused.
+                    let token_401 = matches!(&err, Attempt::Next(Some(DispatchError::Upstream { status: 401, .. })));
+                    if matches!(err, Attempt::Next(None)) {
                         refresh_errors.push(format!("{} ({})", acc.email(), refresh_note(&acc)));
+                    } else if token_401 {
+                        refresh_errors.push(format!("{} (Google answered HTTP 401 to its token)", acc.email()));
                     }
                     if let Some(refused) = self.request_at_fault(call, &acc, &err, weak) {
                         return Err(refused);
                     }
                     match err {
-                        Attempt::Pass(e) => return Err(e),
+                        Attempt::Pass(e) => {
+                            trail.passed = true;
+                            return Err(e);
+                        }
                         Attempt::Weak(e) => {
                             if !weak.bare_429.iter().any(|a| a.id == acc.id) {
                                 weak.bare_429.push(acc.clone());
@@ -292,7 +335,9 @@ impl Dispatcher {
                             if upstream_calls < max_attempts {
                                 self.metrics.retry();
                             }
-                            last_error = e.or(last_error);
+                            if !token_401 {
+                                last_error = e.or(last_error);
+                            }
                         }
                     }
                 }
@@ -309,13 +354,72 @@ impl Dispatcher {
                 let mut why = self.pool.why_none(&call.model);
                 if let Some(first) = refresh_errors.first() {
                     why.push_str(&format!(
-                        "; token refresh failed on {} account(s) for this request (first: {first})",
+                        "; no token Google accepts on {} account(s) for this request: its refresh failed, or Google refused it (first: {first})",
                         refresh_errors.len()
                     ));
                 }
                 Err(DispatchError::NoAccount(why))
             }
         }
+    }
+
+    /// One line for a request that got no answer: the accounts it tried
+    /// and what each said, its waits, and the pool as it was when it gave
+    /// up (who was resting, for how much longer): why no account served it.
+    fn log_failure(&self, call: &Call, e: &DispatchError, trail: &Trail) {
+        let now = now_ms();
+        let views = self.pool.views();
+        let tried = |id: &str| trail.steps.iter().any(|s| s["account"] == id);
+        let mut pool: Vec<(u64, serde_json::Value)> = views
+            .iter()
+            .map(|v| {
+                let (state, until, reason) = match &v.state {
+                    AccountState::Disabled { reason, .. } => ("disabled", None, reason.clone()),
+                    AccountState::ProxyDisabled { reason, .. } => ("off the proxy", None, reason.clone()),
+                    AccountState::CoolingDown { until_ms, reason } => ("resting", Some(*until_ms), Some(reason.clone())),
+                    AccountState::Active => match v.model_cooldowns.iter().filter(|b| b.until_ms > now && b.covers(&call.model)).max_by_key(|b| b.until_ms) {
+                        Some(b) => ("resting", Some(b.until_ms), Some(b.reason.clone())),
+                        None => ("ready", None, None),
+                    },
+                };
+                let back_in = until.map(|u| u.saturating_sub(now));
+                // Ready first, then the soonest back, then the rest.
+                let order = match state {
+                    "ready" => 0,
+                    "resting" => 1 + back_in.unwrap_or(0),
+                    _ => u64::MAX,
+                };
+                (order, serde_json::json!({"account": v.id, "state": state, "back_in_ms": back_in, "reason": reason}))
+            })
+            .collect();
+        // A big pool is not written out whole: those tried, and the first
+        // of the others.
+        pool.sort_by_key(|(order, _)| *order);
+        let mut shown = 0;
+        pool.retain(|(_, v)| {
+            shown += 1;
+            shown <= POOL_SHOWN || v["account"].as_str().is_some_and(tried)
+        });
+        let pool: Vec<serde_json::Value> = pool.into_iter().map(|(_, v)| v).collect();
+        let what = match e {
+            DispatchError::NoAccount(_) => "no account".to_string(),
+            DispatchError::Upstream { status, .. } => format!("HTTP {status} passed on"),
+            DispatchError::Network(_) => "network error passed on".to_string(),
+            DispatchError::Refused { status, .. } => format!("refused as the request's fault ({status})"),
+        };
+        let timeline = serde_json::json!({
+            "session": call.session_id,
+            "model": call.model,
+            "outcome": what,
+            "upstream_calls": trail.calls,
+            "max_attempts": self.max_attempts,
+            "waited_ms": trail.waited_ms,
+            "max_wait_ms": self.max_wait.as_millis() as u64,
+            "tried": trail.steps,
+            "accounts": views.len(),
+            "pool": pool,
+        });
+        tracing::info!("request failed: {timeline}");
     }
 
     /// The request-fault rule ([`crate::request_fault`]): a weak answer (a
@@ -567,6 +671,58 @@ impl Dispatcher {
             code: "PROJECT_REQUIRED".into(),
             message: "Google named no Code Assist project for the account: put its id in the account's token.project_id".into(),
         })
+    }
+}
+
+/// What one request met on its way, for the line a failed request logs.
+#[derive(Default)]
+struct Trail {
+    /// Each account tried and its answer, in order.
+    steps: Vec<serde_json::Value>,
+    /// Upstream calls made.
+    calls: u32,
+    /// Waited in all for a resting account, ms.
+    waited_ms: u64,
+    /// Google's answer went to the client as it came (a 400, say).
+    passed: bool,
+}
+
+impl Trail {
+    fn tried(&mut self, acc: &LiveAccount, err: &Attempt) {
+        let e = match err {
+            Attempt::Pass(e) | Attempt::Weak(e) | Attempt::Next(Some(e)) => e,
+            Attempt::Next(None) => {
+                self.steps.push(serde_json::json!({"account": acc.id, "answer": "no token (its refresh, or the project lookup, failed)"}));
+                return;
+            }
+        };
+        let answer = match e {
+            DispatchError::Upstream { status, body, .. } => format!("HTTP {status} {}", google_reason(body)),
+            DispatchError::Network(m) => crate::util::truncate_utf8(m, 120).to_string(),
+            DispatchError::NoAccount(m) | DispatchError::Refused { message: m, .. } => crate::util::truncate_utf8(m, 120).to_string(),
+        };
+        self.steps.push(serde_json::json!({"account": acc.id, "answer": answer}));
+    }
+
+    fn waited(&mut self, total: Duration) {
+        let ms = total.as_millis() as u64;
+        self.steps.push(serde_json::json!({"waited_ms": ms - self.waited_ms}));
+        self.waited_ms = ms;
+    }
+}
+
+/// A Google error body in a few words: its ErrorInfo reason, else its message.
+fn google_reason(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let e = v.get("error");
+    let reason = e
+        .and_then(|e| e.get("details"))
+        .and_then(|d| d.as_array())
+        .and_then(|d| d.iter().find_map(|x| x.get("reason").and_then(|r| r.as_str())));
+    match (reason, e.and_then(|e| e.get("message")).and_then(|m| m.as_str())) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(m)) => crate::util::truncate_utf8(m, 120).to_string(),
+        (None, None) => crate::util::truncate_utf8(&String::from_utf8_lossy(body), 120).to_string(),
     }
 }
 
