@@ -81,7 +81,7 @@ impl App {
         let actions = Arc::new(Actions::new(store.clone(), pool.clone()));
         let upstream = Upstream::with_egress(&config.upstream, crate::proxy::listener::lanes(config.server.workers), egress)?;
         let quota = Arc::new(Quota::new(store.clone(), pool.clone(), tokens.clone(), upstream.clone(), config.profile_map()));
-        let keys = crate::keys::KeyRing::open(&config)?;
+        let keys = crate::keys::KeyRing::open_node(&config)?;
         let usage = crate::usage::UsageLog::open(&config)?;
         if config.cluster.redis_url.is_none() {
             // A daily token limit holds over a restart: today's tokens so far.

@@ -714,3 +714,31 @@ async fn a_key_made_on_one_node_serves_on_the_other_its_limit_holds_across_both_
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_without_redis_keeps_the_named_keys_it_knew() {
+    let mut c = Cluster::new(1, false).await;
+    c.add_account("keys@example.com", "rt-keys").await;
+    let a = c.start(0).await;
+    let (ok, out, err) = c.cli(0, &["keys", "add", "team"]).await;
+    assert!(ok, "{out}{err}");
+    let team = secret_in(&out).unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { ask_with_key(&a, &team, "hi").await == 200 }).await);
+    a.stop().await;
+    c.redis.kill();
+
+    // From its snapshots: the accounts and the keys. A request without a
+    // key is still refused (the keys' limits hold while Redis is away).
+    let a = c.start(0).await;
+    assert_eq!(health(&a).await["status"], "degraded");
+    assert_eq!(ask_with_key(&a, &team, "from the snapshot").await, 200);
+    assert_eq!(ask(&a, "no key", None).await.0, 401);
+    // Redis back (empty): the node follows it again; a key made now serves.
+    c.redis.restart();
+    assert!(eventually(Duration::from_secs(5), || async { health(&a).await["status"] == "ok" }).await);
+    let (ok, out, err) = c.cli(0, &["keys", "add", "later"]).await;
+    assert!(ok, "{out}{err}");
+    let later = secret_in(&out).unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { ask_with_key(&a, &later, "hi").await == 200 }).await);
+    a.stop().await;
+}

@@ -32,6 +32,11 @@ pub(crate) trait Backend: Send + Sync {
     fn location(&self) -> String;
     /// The cluster's Redis and key prefix, in cluster mode.
     fn cluster(&self) -> Option<(Arc<Redis>, String)>;
+    /// The records last loaded, kept on this machine: what a cluster node
+    /// starts with while Redis is away. `None` when there are none.
+    fn fallback(&self) -> Option<Vec<KeyRecord>> {
+        None
+    }
 }
 
 /// `keys.json`: one document with every record.
@@ -128,19 +133,55 @@ fn file_version(m: &std::fs::Metadata) -> Version {
     [t.as_secs(), u64::from(t.subsec_nanos()), m.len(), 0]
 }
 
-/// The cluster backend: the hash `<prefix>:keys` and the counter
-/// `<prefix>:keys:rev`.
+/// The cluster backend: the hash `<prefix>:keys`, the counter
+/// `<prefix>:keys:rev`, and every change announced on the channel
+/// `<prefix>:keys:changed` (nodes subscribe: no polling). What was loaded
+/// last is kept in `<data_dir>/cluster/keys.json` (hashes only, 0600), so
+/// that a node starting while Redis is away knows the keys.
 pub(crate) struct RedisKeys {
     redis: Arc<Redis>,
     prefix: String,
+    snapshot: Option<PathBuf>,
+    /// The snapshot's text as last written (not rewritten unchanged).
+    written: parking_lot::Mutex<Option<String>>,
+}
+
+/// The channel a cluster's key changes are announced on.
+pub(crate) fn changes_channel(prefix: &str) -> String {
+    format!("{prefix}:keys:changed")
 }
 
 impl RedisKeys {
-    /// Keys in the Redis at `url` (not connected yet).
-    pub(crate) fn open(url: &str, prefix: &str) -> Result<RedisKeys, KeyError> {
+    /// Keys in the Redis at `url` (not connected yet); `data_dir`: where the
+    /// last loaded records are kept (none for the CLI).
+    pub(crate) fn open(url: &str, prefix: &str, data_dir: Option<&Path>) -> Result<RedisKeys, KeyError> {
         let place = crate::util::redact_url(url);
         let redis = Redis::open(url, &place).map_err(|e| KeyError::Cluster { place: place.clone(), cause: e.to_string() })?;
-        Ok(RedisKeys { redis: Arc::new(redis), prefix: prefix.to_string() })
+        let snapshot = data_dir.map(|d| d.join("cluster").join("keys.json"));
+        Ok(RedisKeys { redis: Arc::new(redis), prefix: prefix.to_string(), snapshot, written: parking_lot::Mutex::new(None) })
+    }
+
+    /// Keeps `records` as the snapshot (best effort: a failure is logged).
+    fn keep(&self, records: &[KeyRecord]) {
+        let Some(path) = &self.snapshot else { return };
+        let text = serde_json::to_string(records).expect("key records serialise");
+        let mut written = self.written.lock();
+        if written.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let result = (|| -> std::io::Result<()> {
+            let dir = path.parent().expect("a folder");
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => *written = Some(text),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot keep the keys' snapshot; a restart while Redis is away would start without keys"),
+        }
     }
 
     fn hash(&self) -> String {
@@ -175,7 +216,21 @@ fn parse_fields(fields: Vec<(String, String)>, place: &str) -> Vec<(String, KeyR
 impl Backend for RedisKeys {
     fn load(&self) -> Result<Vec<KeyRecord>, KeyError> {
         let fields: Vec<(String, String)> = self.redis.run(|c| redis::cmd("HGETALL").arg(self.hash()).query(c)).map_err(|f| self.fail(f))?;
-        Ok(parse_fields(fields, self.redis.place()).into_iter().map(|(_, r)| r).collect())
+        let records: Vec<KeyRecord> = parse_fields(fields, self.redis.place()).into_iter().map(|(_, r)| r).collect();
+        self.keep(&records);
+        Ok(records)
+    }
+
+    fn fallback(&self) -> Option<Vec<KeyRecord>> {
+        let path = self.snapshot.as_ref()?;
+        let text = std::fs::read_to_string(path).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(records) => Some(records),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the keys' snapshot does not parse; starting without keys until Redis answers");
+                None
+            }
+        }
     }
 
     fn modify(&self, edit: Edit<'_>) -> Result<Vec<KeyRecord>, KeyError> {
@@ -206,6 +261,7 @@ impl Backend for RedisKeys {
                 return Ok(records);
             }
             pipe.cmd("INCR").arg(&rev).ignore();
+            pipe.cmd("PUBLISH").arg(changes_channel(&self.prefix)).arg(&rev).ignore();
             // EXEC answers nil when the hash changed since WATCH: again.
             let done: Option<()> = pipe.query(c)?;
             if done.is_some() {

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+use crate::store::cluster::conn::Redis;
 use super::backend::{Backend, FileKeys, RedisKeys, Version};
 use super::limits::{self, KeyUse, Totals};
 use super::record::{check_glob, check_name, digest, hash_text, hint_of, new_secret, parse_hash, KeyChange, KeyRecord, KeySpec, NamedKey};
@@ -129,14 +130,38 @@ impl KeyRing {
     /// enforce.
     pub fn open(config: &crate::config::Config) -> Result<KeyRing, KeyError> {
         let backend: Box<dyn Backend> = match &config.cluster.redis_url {
-            Some(url) => Box::new(RedisKeys::open(url, &config.cluster.key_prefix)?),
+            Some(url) => Box::new(RedisKeys::open(url, &config.cluster.key_prefix, None)?),
             None => Box::new(FileKeys::new(&config.data_dir)),
         };
         KeyRing::with_backend(backend, system_clock())
     }
 
+    /// The ring of a serving node: as [`KeyRing::open`], except that a
+    /// cluster node whose Redis does not answer starts with the keys it
+    /// loaded last (`<data_dir>/cluster/keys.json`), as it starts with its
+    /// accounts' snapshot, and catches up when Redis answers.
+    pub fn open_node(config: &crate::config::Config) -> Result<KeyRing, KeyError> {
+        let Some(url) = &config.cluster.redis_url else { return KeyRing::open(config) };
+        let backend: Box<dyn Backend> = Box::new(RedisKeys::open(url, &config.cluster.key_prefix, Some(&config.data_dir))?);
+        let ring = KeyRing::bare(backend, system_clock());
+        if let Err(e) = ring.reload() {
+            let kept = ring.inner.backend.fallback();
+            tracing::warn!(error = %e, keys = kept.as_ref().map_or(0, Vec::len), "the keys cannot be read from Redis; starting with those loaded last on this node");
+            ring.install(kept.unwrap_or_default());
+            ring.inner.down.store(true, Ordering::Relaxed);
+        }
+        Ok(ring)
+    }
+
     pub(super) fn with_backend(backend: Box<dyn Backend>, clock: Clock) -> Result<KeyRing, KeyError> {
-        let ring = KeyRing {
+        let ring = KeyRing::bare(backend, clock);
+        ring.reload()?;
+        Ok(ring)
+    }
+
+    /// A ring with nothing loaded yet.
+    fn bare(backend: Box<dyn Backend>, clock: Clock) -> KeyRing {
+        KeyRing {
             inner: Arc::new(Inner {
                 backend,
                 snapshot: RwLock::default(),
@@ -148,9 +173,7 @@ impl KeyRing {
                 down: AtomicBool::new(false),
                 sync_down: AtomicBool::new(false),
             }),
-        };
-        ring.reload()?;
-        Ok(ring)
+        }
     }
 
     /// Where the keys are, for messages.
@@ -177,18 +200,28 @@ impl KeyRing {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
-        spawn("grantpool-keys", weak.clone(), POLL, {
-            let mut flushed = Instant::now();
-            move |ring| {
-                ring.poll();
-                if flushed.elapsed() >= LAST_USED_EVERY {
-                    flushed = Instant::now();
-                    ring.flush_last_used();
+        match self.inner.backend.cluster() {
+            None => spawn("grantpool-keys", weak.clone(), POLL, {
+                let mut flushed = Instant::now();
+                move |ring| {
+                    ring.poll();
+                    if flushed.elapsed() >= LAST_USED_EVERY {
+                        flushed = Instant::now();
+                        ring.flush_last_used();
+                    }
                 }
+            }),
+            Some((redis, prefix)) => {
+                // Changes come on the channel: no Redis command per tick.
+                let channel = super::backend::changes_channel(&prefix);
+                let watched = weak.clone();
+                let spawned = std::thread::Builder::new().name("grantpool-keys".into()).spawn(move || subscribe(watched, &redis, &channel));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "could not start the keys' subscriber; changes by other nodes will not be seen");
+                }
+                spawn("grantpool-keys-used", weak.clone(), LAST_USED_EVERY, |ring| ring.flush_last_used());
+                spawn("grantpool-keyuse", weak, super::sync::EVERY, |ring| ring.sync_counters());
             }
-        });
-        if self.is_cluster() {
-            spawn("grantpool-keyuse", weak, super::sync::EVERY, |ring| ring.sync_counters());
         }
     }
 
@@ -491,6 +524,48 @@ impl KeyRing {
 }
 
 /// A named background thread running `tick` every `every` while the ring lives.
+/// A cluster node's watch: subscribed to the keys' change channel, it
+/// reloads on each announcement, and once on every (re)subscription for
+/// what changed while it was not listening. A lost link is retried every
+/// second; the thread ends when the ring goes.
+fn subscribe(ring: Weak<Inner>, redis: &Redis, channel: &str) {
+    loop {
+        let Some(inner) = ring.upgrade() else { return };
+        let mut con = match redis.connect() {
+            Ok(con) => con,
+            Err(_) => {
+                // Logs once that Redis is away, and keeps the keys loaded last.
+                KeyRing { inner }.poll();
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        drop(inner);
+        // Wakes every second to see whether the ring is still there.
+        let _ = con.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut sub = con.as_pubsub();
+        if sub.subscribe(channel).is_ok() {
+            let Some(inner) = ring.upgrade() else { return };
+            KeyRing { inner }.poll();
+            loop {
+                match sub.get_message() {
+                    Ok(_) => {
+                        let Some(inner) = ring.upgrade() else { return };
+                        KeyRing { inner }.poll();
+                    }
+                    Err(e) if e.is_timeout() => {
+                        if ring.strong_count() == 0 {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn spawn(name: &str, ring: Weak<Inner>, every: Duration, mut tick: impl FnMut(&KeyRing) + Send + 'static) {
     let spawned = std::thread::Builder::new().name(name.into()).spawn(move || loop {
         std::thread::sleep(every);

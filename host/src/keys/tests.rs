@@ -265,7 +265,7 @@ fn a_corrupt_file_is_reported_and_left_alone() {
 
 fn redis_ring(server: &crate::store::cluster::tests::Server, clock: Clock) -> KeyRing {
     let url = format!("redis://127.0.0.1:{}/0", server.port);
-    KeyRing::with_backend(Box::new(RedisKeys::open(&url, "unit").unwrap()), clock).unwrap()
+    KeyRing::with_backend(Box::new(RedisKeys::open(&url, "unit", None).unwrap()), clock).unwrap()
 }
 
 fn have_redis() -> bool {
