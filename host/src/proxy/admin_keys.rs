@@ -133,43 +133,40 @@ impl UsageParams {
     }
 }
 
-/// The usage report: every row recorded so far is in it (what waits for
-/// the writer is written first).
-pub async fn usage_answer(usage: &UsageLog, params: &UsageParams) -> Answer {
+/// Asks the usage log `ask` (off the async threads), after writing what
+/// waits for the writer: every row recorded so far is in the answer.
+async fn ask_usage<T: Send + 'static>(
+    usage: &UsageLog,
+    params: &UsageParams,
+    ask: impl FnOnce(&UsageLog, &UsageQuery) -> Result<T, crate::usage::UsageError> + Send + 'static,
+    answer: impl FnOnce(T, &UsageQuery) -> serde_json::Value,
+) -> Answer {
     let q = match params.query() {
         Ok(q) => q,
         Err(message) => return (StatusCode::BAD_REQUEST, serde_json::json!({"error": {"message": message, "code": 400}})),
     };
-    let log = usage.clone();
+    let (log, asked) = (usage.clone(), q.clone());
+    let fail = |message: String| (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": {"message": message, "code": 500}}));
     match tokio::task::spawn_blocking(move || {
         log.flush();
-        log.query(&q)
+        ask(&log, &asked)
     })
     .await
     {
-        Ok(Ok(report)) => (StatusCode::OK, serde_json::to_value(report).unwrap_or_default()),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": {"message": e.to_string(), "code": 500}})),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": {"message": e.to_string(), "code": 500}})),
+        Ok(Ok(found)) => (StatusCode::OK, answer(found, &q)),
+        Ok(Err(e)) => fail(e.to_string()),
+        Err(e) => fail(e.to_string()),
     }
+}
+
+/// The usage report.
+pub async fn usage_answer(usage: &UsageLog, params: &UsageParams) -> Answer {
+    ask_usage(usage, params, |log, q| log.query(q), |report, _| serde_json::to_value(report).unwrap_or_default()).await
 }
 
 /// The page's chart: tokens and requests per hour, by key, model or account.
 pub async fn series_answer(usage: &UsageLog, params: &UsageParams) -> Answer {
-    let q = match params.query() {
-        Ok(q) => q,
-        Err(message) => return (StatusCode::BAD_REQUEST, serde_json::json!({"error": {"message": message, "code": 400}})),
-    };
-    let log = usage.clone();
-    match tokio::task::spawn_blocking(move || {
-        log.flush();
-        log.series(q.since_ms, q.by)
-    })
-    .await
-    {
-        Ok(Ok(points)) => (StatusCode::OK, serde_json::json!({ "by": q.by, "since_ms": q.since_ms, "points": points })),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": {"message": e.to_string(), "code": 500}})),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": {"message": e.to_string(), "code": 500}})),
-    }
+    ask_usage(usage, params, |log, q| log.series(q.since_ms, q.by), |points, q| serde_json::json!({ "by": q.by, "since_ms": q.since_ms, "points": points })).await
 }
 
 fn respond((status, body): Answer) -> Response {
