@@ -213,8 +213,48 @@ fn parse_fields(fields: Vec<(String, String)>, place: &str) -> Vec<(String, KeyR
     out
 }
 
+impl RedisKeys {
+    /// A Redis that came back without any data (no revision at all: it
+    /// keeps nothing across restarts) lost the keys this node knew: nobody
+    /// removed them (a revocation keeps its record, and every change is a
+    /// revision). Puts back the keys of this node's snapshot, each only
+    /// where no other node did already, as the cluster store puts back the
+    /// accounts.
+    fn reseed_if_emptied(&self) -> Result<(), KeyError> {
+        let Some(known) = self.fallback().filter(|k| !k.is_empty()) else { return Ok(()) };
+        let (hash, rev) = (self.hash(), self.rev());
+        let restored: Option<usize> = self
+            .redis
+            .run(|c| {
+                let current: Option<u64> = redis::cmd("GET").arg(&rev).query(c)?;
+                if current.is_some() {
+                    return Ok(None);
+                }
+                let mut n = 0;
+                for r in &known {
+                    let added: i64 = redis::cmd("HSETNX").arg(&hash).arg(&r.name).arg(serde_json::to_string(r).expect("key records serialise")).query(c)?;
+                    n += usize::from(added > 0);
+                }
+                redis::cmd("INCR").arg(&rev).query::<()>(c)?;
+                redis::cmd("PUBLISH").arg(changes_channel(&self.prefix)).arg(&rev).query::<()>(c)?;
+                Ok(Some(n))
+            })
+            .map_err(|f| self.fail(f))?;
+        if let Some(n) = restored {
+            tracing::error!(
+                redis = %self.redis.place(),
+                "the keys in Redis {} came back empty (it keeps no data across restarts: run Redis with appendonly yes); restored {n} of the {} keys this node knew",
+                self.redis.place(),
+                known.len()
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Backend for RedisKeys {
     fn load(&self) -> Result<Vec<KeyRecord>, KeyError> {
+        self.reseed_if_emptied()?;
         let fields: Vec<(String, String)> = self.redis.run(|c| redis::cmd("HGETALL").arg(self.hash()).query(c)).map_err(|f| self.fail(f))?;
         let records: Vec<KeyRecord> = parse_fields(fields, self.redis.place()).into_iter().map(|(_, r)| r).collect();
         self.keep(&records);
@@ -240,9 +280,17 @@ impl Backend for RedisKeys {
         let out = self.redis.run(|c| loop {
             redis::cmd("WATCH").arg(&hash).query::<()>(c)?;
             let fields: Vec<(String, String)> = redis::cmd("HGETALL").arg(&hash).query(c)?;
+            let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
             let before = parse_fields(fields, self.redis.place());
             let mut records: Vec<KeyRecord> = before.iter().map(|(_, r)| r.clone()).collect();
-            if let Err(e) = edit(&mut records) {
+            // A field that does not parse keeps its name: an edit never
+            // writes over it.
+            let unreadable: Vec<String> = names.into_iter().filter(|n| !before.iter().any(|(_, r)| r.name == *n)).collect();
+            let outcome = edit(&mut records).and_then(|()| match records.iter().find(|r| unreadable.contains(&r.name)) {
+                Some(r) => Err(KeyError::Unreadable { name: r.name.clone(), place: self.redis.place().to_string(), hash: hash.clone() }),
+                None => Ok(()),
+            });
+            if let Err(e) = outcome {
                 redis::cmd("UNWATCH").query::<()>(c)?;
                 refused = Some(e);
                 return Ok(Vec::new());

@@ -180,6 +180,17 @@ pub enum KeyError {
         /// Why.
         cause: String,
     },
+    /// A record in Redis under this name does not parse (written by hand
+    /// or by a newer grantpool): it is not overwritten.
+    #[error("the key record {name:?} in Redis ({place}) does not parse, so it was left as it is and not replaced; remove it (`HDEL {hash} {name}`) or use another name")]
+    Unreadable {
+        /// The key's name (the hash field).
+        name: String,
+        /// Where (password hidden).
+        place: String,
+        /// The Redis hash holding the keys.
+        hash: String,
+    },
     /// Redis did not answer or refused.
     #[error("the cluster's Redis at {place} did not answer ({cause}); the keys were not changed: check that Redis is up and [cluster] redis_url")]
     Cluster {

@@ -359,3 +359,57 @@ fn a_node_keeps_its_keys_while_redis_is_away() {
     let e = ring.revoke("k").unwrap_err();
     assert!(matches!(e, KeyError::Cluster { .. }) && e.to_string().contains("check that Redis is up"), "{e}");
 }
+
+#[test]
+fn keys_come_back_when_redis_returns_empty() {
+    if !have_redis() {
+        return;
+    }
+    let server = crate::store::cluster::tests::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://127.0.0.1:{}/0", server.port);
+    let (clock, _) = clock_at(T0);
+    let ring = KeyRing::with_backend(Box::new(RedisKeys::open(&url, "unit", Some(dir.path())).unwrap()), clock).unwrap();
+    let (_, secret) = ring.add(KeySpec { name: "kept".into(), tokens_per_day: Some(500), ..KeySpec::default() }).unwrap();
+    ring.add(KeySpec { name: "gone".into(), ..KeySpec::default() }).unwrap();
+    ring.revoke("gone").unwrap();
+    ring.reload().unwrap();
+    // Redis restarted without persistence: no keys, no revision.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    ring.poll();
+    assert!(matches!(ring.admit(&secret), Admission::Named(_)), "the key serves on");
+    // Both records are in Redis again, the revoked one still revoked.
+    let fields: Vec<(String, String)> = redis::cmd("HGETALL").arg("unit:keys").query(&mut con).unwrap();
+    let mut stored: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    stored.sort_unstable();
+    assert_eq!(stored, ["gone", "kept"]);
+    assert!(fields.iter().any(|(n, v)| n == "gone" && v.contains("revoked_at")));
+    // A second node opened now sees them.
+    let other = redis_ring(&server, clock_at(T0).0);
+    assert_eq!(names(&other), ["gone", "kept"]);
+    // An empty Redis that keeps its revision (every key removed by a change) is left alone.
+    redis::cmd("DEL").arg("unit:keys").query::<()>(&mut con).unwrap();
+    ring.reload().unwrap();
+    let left: Vec<(String, String)> = redis::cmd("HGETALL").arg("unit:keys").query(&mut con).unwrap();
+    assert!(left.is_empty());
+}
+
+#[test]
+fn a_record_in_redis_that_does_not_parse_keeps_its_name() {
+    if !have_redis() {
+        return;
+    }
+    let server = crate::store::cluster::tests::Server::start();
+    let url = format!("redis://127.0.0.1:{}/0", server.port);
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    redis::cmd("HSET").arg("unit:keys").arg("hand-made").arg("{not json").query::<()>(&mut con).unwrap();
+    let ring = redis_ring(&server, clock_at(T0).0);
+    let e = ring.add(KeySpec { name: "hand-made".into(), ..KeySpec::default() }).unwrap_err();
+    assert!(matches!(e, KeyError::Unreadable { .. }) && e.to_string().contains("HDEL unit:keys hand-made"), "{e}");
+    let raw: String = redis::cmd("HGET").arg("unit:keys").arg("hand-made").query(&mut con).unwrap();
+    assert_eq!(raw, "{not json", "left as it was");
+    // Other names are free.
+    ring.add(KeySpec { name: "other".into(), ..KeySpec::default() }).unwrap();
+}

@@ -2,7 +2,8 @@
 //! (`<data_dir>/usage.db`), folded into hourly aggregates, queried by the
 //! page, `/admin/usage` and `grantpool usage`.
 //!
-//! - `row.rs`: [`UsageRow`], the schema, opening the file.
+//! - `row.rs`: [`UsageRow`], the schema (raw rows in chunks of one hour,
+//!   a view `requests` of one row per request), opening and upgrading the file.
 //! - `writer.rs`: the one writer thread; batches, one transaction each;
 //!   retention.
 //! - `query.rs`: [`UsageQuery`] → [`UsageReport`], series, per-account and
@@ -71,6 +72,16 @@ pub enum UsageError {
         /// Its `user_version`.
         found: i64,
         /// The newest this build knows.
+        known: i64,
+    },
+    /// The file was written by an older grantpool and not upgraded yet.
+    #[error("usage database {path} has schema version {found}, from an older grantpool; start `grantpool serve` once to upgrade it (to version {known}), then ask again")]
+    OlderSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The version this build writes.
         known: i64,
     },
     /// Redis (cluster mode) did not answer or refused.
@@ -191,7 +202,7 @@ impl UsageLog {
             written: metrics.written.clone(),
             dropped: metrics.dropped.clone(),
             progress: progress.clone(),
-            ids: HashMap::new(),
+            names: writer::NameIds::default(),
         };
         let waiting = Arc::new(writer::Waiting::default());
         let thread = std::thread::Builder::new()

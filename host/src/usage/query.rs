@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::row::{HourKey, Sums, DAY_MS, HOUR_MS};
+use super::row::{raw_rows, HourKey, Sums, DAY_MS, HOUR_MS};
 use super::share::Share;
 use super::UsageError;
 
@@ -220,7 +220,8 @@ fn finish(by: By, mut groups: HashMap<String, UsageGroup>) -> (Vec<UsageGroup>, 
 pub(crate) fn report(conn: &Connection, path: &Path, q: &UsageQuery, now_ms: u64, retention_days: u32) -> Result<UsageReport, UsageError> {
     let sql = |source| UsageError::Sql { path: path.to_path_buf(), source };
     // Raw rows are whole from the first hour within retention (the writer
-    // deletes per ms; rows just past that may already be gone).
+    // deletes chunks whose rows are all past the cut; those of the hour
+    // the cut falls in may already be gone).
     let cut = now_ms.saturating_sub(u64::from(retention_days) * DAY_MS).div_ceil(HOUR_MS) * HOUR_MS;
     let first_whole_hour = q.since_ms.div_ceil(HOUR_MS) * HOUR_MS;
     let raw_part = q.since_ms >= cut && q.since_ms < first_whole_hour;
@@ -251,8 +252,9 @@ pub(crate) fn report(conn: &Connection, path: &Path, q: &UsageQuery, now_ms: u64
         run(
             format!(
                 "SELECT {g}, COUNT(*), SUM(status >= 400), SUM(input), SUM(output), SUM(cached), SUM(thinking), SUM(latency_ms) \
-                 FROM requests WHERE ts_ms >= ?1 AND ts_ms < ?5 AND {FILTERS} GROUP BY 1",
-                g = group_sql(q.by, "ts_ms")
+                 FROM ({raw}) WHERE ts_ms >= ?1 AND ts_ms < ?5 AND {FILTERS} GROUP BY 1",
+                g = group_sql(q.by, "ts_ms"),
+                raw = raw_rows("?1", "?5"),
             ),
             q.since_ms,
             first_whole_hour,
@@ -359,13 +361,13 @@ pub(crate) fn tokens_by_account(conn: &Connection, path: &Path, windows: &[(Stri
             *out.entry(account).or_insert(0) += tokens;
         }
     }
-    // The part hour a window starts in, from the raw rows: one scan of the
-    // time index per distinct hour, whichever accounts start in it.
+    // The part hour a window starts in, from the raw rows: one read of
+    // that hour's chunks per distinct hour, whichever accounts start in it.
     let mut hours: Vec<u64> = since.values().filter(|s| *s % HOUR_MS != 0).map(|s| s / HOUR_MS * HOUR_MS).collect();
     hours.sort_unstable();
     hours.dedup();
     let mut stmt = conn
-        .prepare_cached("SELECT account, ts_ms, input + output + thinking FROM requests WHERE ts_ms >= ?1 AND ts_ms < ?2")
+        .prepare_cached(&format!("SELECT account, ts_ms, input + output + thinking FROM ({}) WHERE ts_ms >= ?1 AND ts_ms < ?2", raw_rows("?1", "?2")))
         .map_err(sql)?;
     for hour in hours {
         let rows = stmt
@@ -399,7 +401,9 @@ pub(crate) fn cluster_tokens_by_account(share: &Share, windows: &[(String, u64)]
 pub(crate) fn today_by_key(conn: &Connection, path: &Path, now_ms: u64) -> Result<HashMap<String, (u64, u64)>, UsageError> {
     let sql = |source| UsageError::Sql { path: path.to_path_buf(), source };
     let names = Names::load(conn, path)?;
-    let mut stmt = conn.prepare("SELECT key, COUNT(*), SUM(input + output + thinking) FROM requests WHERE ts_ms >= ?1 GROUP BY key").map_err(sql)?;
+    // The day starts on an hour: the hourly sums (exact, written with the
+    // rows) answer it whole.
+    let mut stmt = conn.prepare("SELECT key, SUM(requests), SUM(input + output + thinking) FROM hourly WHERE hour_ms >= ?1 GROUP BY key").map_err(sql)?;
     let rows = stmt
         .query_map(params![(now_ms / DAY_MS * DAY_MS) as i64], |r| Ok((names.name(r.get::<_, i64>(0)?), (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)?.max(0) as u64))))
         .map_err(sql)?;

@@ -12,7 +12,7 @@ pub(crate) const HOUR_MS: u64 = 3_600_000;
 pub(crate) const DAY_MS: u64 = 86_400_000;
 
 /// The schema this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// What one client request used, recorded after its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,50 +126,31 @@ impl Sums {
     }
 }
 
-impl HourKey {
-    /// The aggregate a row folds into.
-    pub fn of(r: &UsageRow) -> HourKey {
-        HourKey {
-            hour_ms: r.ts_ms / HOUR_MS * HOUR_MS,
-            key: r.key.clone(),
-            account: r.account.clone(),
-            client_model: r.client_model.clone(),
-            upstream_model: r.upstream_model.clone(),
-            protocol: r.protocol.to_string(),
-        }
-    }
-}
-
 // Names (keys, accounts, models, protocols, routes) are stored once, in
 // `names`, and rows hold their ids: a row is about a third the size it
 // would be with the strings repeated (measured by examples/usage_fill.rs).
+//
+// Raw rows are stored in chunks: one SQLite row holds up to
+// `writer::CHUNK_ROWS` requests of one hour as a JSON array of arrays (the
+// columns of `ROW_COLUMNS`, in order). A table row and an index entry per
+// request cost the writer thread about 4.5 µs a request, which on two
+// cores every request pays (BENCHMARKS.md, "Keys and usage"); a chunk is
+// one insert. The view `requests` unpacks them, one row per request, for
+// anyone reading the file with `sqlite3`; the queries read `chunks`
+// themselves so that its index on `max_ts` bounds them.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS names (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS requests (
-    ts_ms          INTEGER NOT NULL,
-    key            INTEGER NOT NULL,
-    account        INTEGER NOT NULL,
-    client_model   INTEGER NOT NULL,
-    upstream_model INTEGER NOT NULL,
-    protocol       INTEGER NOT NULL,
-    route          INTEGER NOT NULL,
-    stream         INTEGER NOT NULL,
-    status         INTEGER NOT NULL,
-    input          INTEGER NOT NULL,
-    output         INTEGER NOT NULL,
-    cached         INTEGER NOT NULL,
-    thinking       INTEGER NOT NULL,
-    latency_ms     INTEGER NOT NULL,
-    attempts       INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS chunks (
+    id     INTEGER PRIMARY KEY,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    rows   INTEGER NOT NULL,
+    data   TEXT NOT NULL
 );
--- Every query is a time range. One index only: each index is a B-tree
--- insert per request on the writer thread (an (account, ts) index cost
--- a third of a row's writing; an account's window is read from `hourly`
--- and one hour of raw rows instead).
-CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts_ms);
+CREATE INDEX IF NOT EXISTS chunks_max_ts ON chunks(max_ts);
 CREATE TABLE IF NOT EXISTS hourly (
     hour_ms        INTEGER NOT NULL,
     key            INTEGER NOT NULL,
@@ -187,6 +168,62 @@ CREATE TABLE IF NOT EXISTS hourly (
     PRIMARY KEY (hour_ms, key, account, client_model, upstream_model, protocol)
 ) WITHOUT ROWID;
 ";
+
+/// The columns of a raw row, in the order a chunk's arrays hold them
+/// (names are ids into `names`).
+pub(crate) const ROW_COLUMNS: [&str; 15] = [
+    "ts_ms",
+    "key",
+    "account",
+    "client_model",
+    "upstream_model",
+    "protocol",
+    "route",
+    "stream",
+    "status",
+    "input",
+    "output",
+    "cached",
+    "thinking",
+    "latency_ms",
+    "attempts",
+];
+
+/// `SELECT`s the raw rows (as [`ROW_COLUMNS`]) of the chunks that may hold
+/// rows with `from <= ts_ms < to` (SQL expressions, usually parameters);
+/// the caller still filters on `ts_ms`.
+pub(crate) fn raw_rows(from: &str, to: &str) -> String {
+    format!("SELECT {} FROM chunks c, json_each(c.data) r WHERE c.max_ts >= {from} AND c.min_ts < {to}", unpacked())
+}
+
+/// `r.value ->> 0 AS ts_ms, …`: a chunk's array element as columns.
+fn unpacked() -> String {
+    ROW_COLUMNS.iter().enumerate().map(|(i, c)| format!("r.value ->> {i} AS {c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The view of every raw row, one per request.
+fn view_sql() -> String {
+    format!("CREATE VIEW IF NOT EXISTS requests AS SELECT {} FROM chunks c, json_each(c.data) r;", unpacked())
+}
+
+/// Version 1 kept a table row per request, with an index on `ts_ms`: its
+/// rows move into chunks (of one hour, at most `CHUNK_ROWS`), in one
+/// transaction with the rest of the upgrade.
+fn from_v1() -> String {
+    format!(
+        "ALTER TABLE requests RENAME TO requests_v1;
+         DROP INDEX IF EXISTS requests_ts;
+         DROP INDEX IF EXISTS requests_account_ts;
+         {SCHEMA}
+         INSERT INTO chunks (min_ts, max_ts, rows, data)
+             SELECT MIN(ts_ms), MAX(ts_ms), COUNT(*), json_group_array(json_array({cols}))
+             FROM (SELECT rowid AS n, * FROM requests_v1 ORDER BY ts_ms)
+             GROUP BY ts_ms / {HOUR_MS}, n / {rows};
+         DROP TABLE requests_v1;",
+        cols = ROW_COLUMNS.join(", "),
+        rows = super::writer::CHUNK_ROWS,
+    )
+}
 
 /// `<data_dir>/usage.db`.
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -211,11 +248,12 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, UsageError> {
         return Err(UsageError::NewerSchema { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
     }
     if version < SCHEMA_VERSION {
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
+        let upgrade = if version == 0 { SCHEMA.to_string() } else { from_v1() };
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {upgrade} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;", view_sql())).map_err(sql)?;
+        if version > 0 {
+            tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "usage database upgraded");
+        }
     }
-    // The first databases had a second index on (account, ts_ms).
-    conn.execute_batch("DROP INDEX IF EXISTS requests_account_ts").map_err(sql)?;
     Ok(conn)
 }
 
@@ -234,9 +272,12 @@ pub(crate) fn open_reader(path: &Path) -> Result<Option<Connection>, UsageError>
     if version > SCHEMA_VERSION {
         return Err(UsageError::NewerSchema { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
     }
-    if version < SCHEMA_VERSION {
+    if version == 0 {
         // Created but never written: nothing recorded yet.
         return Ok(None);
+    }
+    if version < SCHEMA_VERSION {
+        return Err(UsageError::OlderSchema { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
     }
     Ok(Some(conn))
 }

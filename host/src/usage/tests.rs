@@ -452,3 +452,70 @@ fn a_period_starting_mid_hour_counts_from_its_first_ms() {
     let r = log.query(&all(By::Key, hour + 71 * minute)).unwrap();
     assert_eq!(r.total.input_tokens, 10_000);
 }
+
+#[test]
+fn a_version_1_database_is_upgraded_with_its_rows_and_its_sums_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let db = c.data_dir.join("usage.db");
+    std::fs::create_dir_all(&c.data_dir).unwrap();
+    let now = now_ms();
+    {
+        // The first schema: a table row per request, with its index.
+        let v1 = Connection::open(&db).unwrap();
+        v1.execute_batch(
+            "CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE requests (ts_ms INTEGER NOT NULL, key INTEGER NOT NULL, account INTEGER NOT NULL,
+                 client_model INTEGER NOT NULL, upstream_model INTEGER NOT NULL, protocol INTEGER NOT NULL,
+                 route INTEGER NOT NULL, stream INTEGER NOT NULL, status INTEGER NOT NULL, input INTEGER NOT NULL,
+                 output INTEGER NOT NULL, cached INTEGER NOT NULL, thinking INTEGER NOT NULL,
+                 latency_ms INTEGER NOT NULL, attempts INTEGER NOT NULL);
+             CREATE INDEX requests_ts ON requests(ts_ms);
+             CREATE TABLE hourly (hour_ms INTEGER NOT NULL, key INTEGER NOT NULL, account INTEGER NOT NULL,
+                 client_model INTEGER NOT NULL, upstream_model INTEGER NOT NULL, protocol INTEGER NOT NULL,
+                 requests INTEGER NOT NULL, errors INTEGER NOT NULL, input INTEGER NOT NULL, output INTEGER NOT NULL,
+                 cached INTEGER NOT NULL, thinking INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
+                 PRIMARY KEY (hour_ms, key, account, client_model, upstream_model, protocol)) WITHOUT ROWID;
+             INSERT INTO names (id, name) VALUES (1, 'team'), (2, 'acc1'), (3, 'm'), (4, 'm-up'), (5, 'openai'), (6, 'chat');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for i in 0..5000u64 {
+            // Three hours back to now, out of order.
+            let ts = now - (i * 7919 % 5000) * 2000;
+            v1.execute(
+                "INSERT INTO requests VALUES (?1, 1, 2, 3, 4, 5, 6, 0, ?2, ?3, ?4, 0, 0, 10, 1)",
+                rusqlite::params![ts as i64, if i % 10 == 0 { 429 } else { 200 }, i as i64, 2 * i as i64],
+            )
+            .unwrap();
+        }
+        // Its hourly sums, as the first writer kept them.
+        v1.execute_batch(
+            "INSERT INTO hourly SELECT (ts_ms / 3600000) * 3600000, key, account, client_model, upstream_model, protocol,
+                 COUNT(*), SUM(status >= 400), SUM(input), SUM(output), SUM(cached), SUM(thinking), SUM(latency_ms)
+             FROM requests GROUP BY 1, 2, 3, 4, 5, 6",
+        )
+        .unwrap();
+    }
+    // A reader of this build asks for the upgrade rather than reading nothing.
+    let err = query_file(&db, &all(By::Key, now - 3_600_000), now, 30).unwrap_err().to_string();
+    assert!(err.contains("schema version 1") && err.contains("grantpool serve"), "{err}");
+    let log = UsageLog::open(&c).unwrap();
+    assert_eq!(count(&db, "PRAGMA user_version"), 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM requests"), 5000);
+    assert_eq!(count(&db, "SELECT SUM(input) FROM requests"), (0..5000).sum::<i64>());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('requests_ts', 'requests_v1')"), 0);
+    // Every chunk lies within one hour.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM chunks WHERE min_ts / 3600000 != max_ts / 3600000"), 0);
+    // The last 90 minutes, with its first part-hour from the raw rows.
+    let since = now - 5_400_000;
+    let r = log.query(&all(By::Key, since)).unwrap();
+    let expect: Vec<u64> = (0..5000u64).filter(|i| now - (i * 7919 % 5000) * 2000 >= since).collect();
+    assert_eq!(r.total.requests, expect.len() as u64);
+    assert_eq!(r.total.input_tokens, expect.iter().sum::<u64>());
+    assert_eq!(r.total.errors, expect.iter().filter(|i| *i % 10 == 0).count() as u64);
+    // New rows go in beside the old ones.
+    log.record(row(now, "team", "acc1", "m", 7, 1));
+    log.flush();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM requests"), 5001);
+}

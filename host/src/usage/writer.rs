@@ -4,6 +4,8 @@
 //! about once an hour.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -14,7 +16,7 @@ use parking_lot::{Condvar, Mutex};
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection};
 
-use super::row::{HourKey, Sums, UsageRow, DAY_MS};
+use super::row::{HourKey, Sums, UsageRow, DAY_MS, HOUR_MS};
 use super::share::Share;
 use super::UsageError;
 
@@ -22,6 +24,8 @@ use super::UsageError;
 /// Large: at a busy proxy's rate a batch goes by its window, and the
 /// hourly sums of a batch cost one upsert per group, not per row.
 pub(crate) const BATCH_MAX: usize = 16_384;
+/// Requests in one chunk at most (one SQLite row: see `row.rs`).
+pub(crate) const CHUNK_ROWS: usize = 4096;
 /// How often old rows are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -95,8 +99,44 @@ pub(crate) struct Writer {
     pub dropped: Counter,
     pub progress: Arc<Progress>,
     /// Ids of the names written so far (filled as names come).
-    pub ids: HashMap<String, i64>,
+    pub names: NameIds,
 }
+
+/// The ids of names in the `names` table, both ways (a few hundred: keys,
+/// accounts, models, protocols, routes), filled as names come.
+#[derive(Default)]
+pub(crate) struct NameIds {
+    ids: FxHashMap<String, i64>,
+    names: FxHashMap<i64, String>,
+}
+
+impl NameIds {
+    /// The id of `name`, added to `names` when new.
+    fn id(&mut self, tx: &rusqlite::Transaction, name: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.ids.get(name) {
+            return Ok(*id);
+        }
+        tx.prepare_cached("INSERT INTO names (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?.execute([name])?;
+        let id: i64 = tx.prepare_cached("SELECT id FROM names WHERE name = ?1")?.query_row([name], |r| r.get(0))?;
+        self.ids.insert(name.to_string(), id);
+        self.names.insert(id, name.to_string());
+        Ok(id)
+    }
+
+    fn name(&self, id: i64) -> String {
+        self.names.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Forgets every id (those handed out in a rolled-back transaction are void).
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.names.clear();
+    }
+}
+
+/// An hourly aggregate's dimensions by name id: hour, key, account,
+/// client model, upstream model, protocol.
+type IdKey = (u64, [i64; 5]);
 
 impl Writer {
     /// Runs until every sender is gone, committing what waits last.
@@ -159,22 +199,32 @@ impl Writer {
             }
             return;
         }
-        let mut hours: HashMap<HourKey, Sums> = HashMap::new();
-        for row in batch.iter() {
-            hours.entry(HourKey::of(row)).or_default().add_row(row);
-        }
         let n = batch.len() as u64;
-        match write(&mut self.conn, &self.path, &mut self.ids, batch, &hours) {
-            Ok(()) => {
+        match write(&mut self.conn, &self.path, &mut self.names, batch) {
+            Ok(hours) => {
                 self.written.inc_by(n);
                 self.progress.add(n);
                 if let Some(share) = &self.share {
-                    share.push(hours, force);
+                    let names = &self.names;
+                    let by_name = hours
+                        .into_iter()
+                        .map(|((hour_ms, ids), sums)| {
+                            let key = HourKey {
+                                hour_ms,
+                                key: names.name(ids[0]),
+                                account: names.name(ids[1]),
+                                client_model: names.name(ids[2]),
+                                upstream_model: names.name(ids[3]),
+                                protocol: names.name(ids[4]),
+                            };
+                            (key, sums)
+                        })
+                        .collect();
+                    share.push(by_name, force);
                 }
             }
             Err(e) => {
-                // Ids handed out inside the rolled-back transaction are void.
-                self.ids.clear();
+                self.names.clear();
                 self.dropped.inc_by(n);
                 tracing::error!(path = %self.path.display(), rows = n, error = %e, "usage rows could not be written; dropped");
             }
@@ -189,7 +239,10 @@ impl Writer {
         let hourly_cut = now.saturating_sub(u64::from(self.aggregate_days) * DAY_MS);
         let result = (|| -> rusqlite::Result<(usize, usize)> {
             let tx = self.conn.transaction()?;
-            let raw = tx.execute("DELETE FROM requests WHERE ts_ms < ?1", params![raw_cut as i64])?;
+            // Whole chunks (each within one hour): a row may outlive the
+            // cut by less than an hour; queries count raw rows from the first
+            // whole hour within retention only.
+            let raw = tx.execute("DELETE FROM chunks WHERE max_ts < ?1", params![raw_cut as i64])?;
             let hourly = tx.execute("DELETE FROM hourly WHERE hour_ms < ?1", params![hourly_cut as i64])?;
             tx.commit()?;
             Ok((raw, hourly))
@@ -202,51 +255,93 @@ impl Writer {
     }
 }
 
-/// The id of `name`, added to `names` when new.
-fn id(tx: &rusqlite::Transaction, ids: &mut HashMap<String, i64>, name: &str) -> rusqlite::Result<i64> {
-    if let Some(id) = ids.get(name) {
-        return Ok(*id);
-    }
-    tx.prepare_cached("INSERT INTO names (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?.execute([name])?;
-    let id: i64 = tx.prepare_cached("SELECT id FROM names WHERE name = ?1")?.query_row([name], |r| r.get(0))?;
-    ids.insert(name.to_string(), id);
-    Ok(id)
+/// A chunk being filled: its rows as JSON arrays (see `row.rs`).
+struct Chunk {
+    data: String,
+    rows: usize,
+    hour_ms: u64,
+    min_ts: u64,
+    max_ts: u64,
 }
 
-/// One transaction: the raw rows, and their sums added to `hourly`.
-fn write(conn: &mut Connection, path: &std::path::Path, ids: &mut HashMap<String, i64>, rows: &[UsageRow], hours: &HashMap<HourKey, Sums>) -> Result<(), UsageError> {
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk { data: String::with_capacity(64 * CHUNK_ROWS), rows: 0, hour_ms: 0, min_ts: u64::MAX, max_ts: 0 }
+    }
+
+    /// Whether `r` (in the hour `hour_ms`) belongs in another chunk.
+    fn full_for(&self, hour_ms: u64) -> bool {
+        self.rows > 0 && (self.rows >= CHUNK_ROWS || self.hour_ms != hour_ms)
+    }
+
+    /// Appends `r`, whose names have the ids `names`, as
+    /// `[ts_ms,key,account,…,attempts]` (the order of `ROW_COLUMNS`).
+    fn push(&mut self, r: &UsageRow, names: &[i64; 6], hour_ms: u64) {
+        let mut num = itoa::Buffer::new();
+        self.data.push(if self.rows == 0 { '[' } else { ',' });
+        self.data.push('[');
+        self.data.push_str(num.format(r.ts_ms));
+        for id in names {
+            self.data.push(',');
+            self.data.push_str(num.format(*id));
+        }
+        let tail = [
+            u64::from(r.stream),
+            u64::from(r.status),
+            r.input_tokens,
+            r.output_tokens,
+            r.cached_tokens,
+            r.thinking_tokens,
+            u64::from(r.latency_ms),
+            u64::from(r.attempts),
+        ];
+        for v in tail {
+            self.data.push(',');
+            self.data.push_str(num.format(v));
+        }
+        self.data.push(']');
+        self.rows += 1;
+        self.hour_ms = hour_ms;
+        self.min_ts = self.min_ts.min(r.ts_ms);
+        self.max_ts = self.max_ts.max(r.ts_ms);
+    }
+
+    /// Inserts the chunk (if it holds rows) and empties it.
+    fn insert(&mut self, stmt: &mut rusqlite::CachedStatement) -> rusqlite::Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        self.data.push(']');
+        stmt.execute(params![self.min_ts as i64, self.max_ts as i64, self.rows as i64, self.data])?;
+        self.data.clear();
+        self.rows = 0;
+        self.min_ts = u64::MAX;
+        self.max_ts = 0;
+        Ok(())
+    }
+}
+
+/// One transaction: the raw rows in chunks (sorted by time: a chunk holds
+/// one hour), and their sums added to `hourly`; returns the sums.
+fn write(conn: &mut Connection, path: &std::path::Path, names: &mut NameIds, rows: &mut [UsageRow]) -> Result<FxHashMap<IdKey, Sums>, UsageError> {
     let sql = |source| UsageError::Sql { path: path.to_path_buf(), source };
+    rows.sort_unstable_by_key(|r| r.ts_ms);
+    let mut hours: FxHashMap<IdKey, Sums> = FxHashMap::default();
     let tx = conn.transaction().map_err(sql)?;
     {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO requests (ts_ms, key, account, client_model, upstream_model, protocol, route, stream, status, \
-                 input, output, cached, thinking, latency_ms, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )
-            .map_err(sql)?;
-        for r in rows {
-            let mut name_id = |name: &str| id(&tx, ids, name).map_err(sql);
-            let names = [name_id(&r.key)?, name_id(&r.account)?, name_id(&r.client_model)?, name_id(&r.upstream_model)?, name_id(r.protocol)?, name_id(r.route)?];
-            insert
-                .execute(params![
-                    r.ts_ms as i64,
-                    names[0],
-                    names[1],
-                    names[2],
-                    names[3],
-                    names[4],
-                    names[5],
-                    r.stream,
-                    r.status,
-                    r.input_tokens as i64,
-                    r.output_tokens as i64,
-                    r.cached_tokens as i64,
-                    r.thinking_tokens as i64,
-                    r.latency_ms,
-                    r.attempts,
-                ])
-                .map_err(sql)?;
+        let mut insert = tx.prepare_cached("INSERT INTO chunks (min_ts, max_ts, rows, data) VALUES (?1, ?2, ?3, ?4)").map_err(sql)?;
+        let mut chunk = Chunk::new();
+        for r in rows.iter() {
+            let mut id = |name: &str| names.id(&tx, name).map_err(sql);
+            let ids = [id(&r.key)?, id(&r.account)?, id(&r.client_model)?, id(&r.upstream_model)?, id(r.protocol)?, id(r.route)?];
+            let hour_ms = r.ts_ms / HOUR_MS * HOUR_MS;
+            if chunk.full_for(hour_ms) {
+                chunk.insert(&mut insert).map_err(sql)?;
+            }
+            chunk.push(r, &ids, hour_ms);
+            hours.entry((hour_ms, [ids[0], ids[1], ids[2], ids[3], ids[4]])).or_default().add_row(r);
         }
+        chunk.insert(&mut insert).map_err(sql)?;
         let mut upsert = tx
             .prepare_cached(
                 "INSERT INTO hourly (hour_ms, key, account, client_model, upstream_model, protocol, \
@@ -259,17 +354,15 @@ fn write(conn: &mut Connection, path: &std::path::Path, ids: &mut HashMap<String
                  latency_ms = latency_ms + excluded.latency_ms",
             )
             .map_err(sql)?;
-        for (k, s) in hours {
-            let mut name_id = |name: &str| id(&tx, ids, name).map_err(sql);
-            let names = [name_id(&k.key)?, name_id(&k.account)?, name_id(&k.client_model)?, name_id(&k.upstream_model)?, name_id(&k.protocol)?];
+        for ((hour_ms, ids), s) in &hours {
             upsert
                 .execute(params![
-                    k.hour_ms as i64,
-                    names[0],
-                    names[1],
-                    names[2],
-                    names[3],
-                    names[4],
+                    *hour_ms as i64,
+                    ids[0],
+                    ids[1],
+                    ids[2],
+                    ids[3],
+                    ids[4],
                     s.requests as i64,
                     s.errors as i64,
                     s.input as i64,
@@ -281,5 +374,6 @@ fn write(conn: &mut Connection, path: &std::path::Path, ids: &mut HashMap<String
                 .map_err(sql)?;
         }
     }
-    tx.commit().map_err(sql)
+    tx.commit().map_err(sql)?;
+    Ok(hours)
 }
