@@ -2,7 +2,8 @@
 //! endpoints and the Code Assist `v1internal` API, scriptable with faults,
 //! refusing what Google refuses with Google's literal bodies (the contract
 //! in the project notes, `contract.md`; facts and sources in
-//! `issue12-facts.md`).
+//! `issue12-facts.md`). Beside them, for the peers `bench/peers` measures,
+//! the public Gemini API's two generate routes (module `gemini_api`).
 //!
 //! It is a real HTTP server (HTTP/1.1 and h2c) on real sockets, so the
 //! proxy under test talks to it exactly as to Google; the `drop` and
@@ -52,6 +53,7 @@ pub mod errors;
 mod fast;
 mod faults;
 mod gemini;
+mod gemini_api;
 mod images;
 mod oauth;
 mod onboarding;

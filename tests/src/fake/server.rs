@@ -30,7 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::record::{message_of, Arrival, CallNote};
 use super::state::{Listener, Shared};
 use super::types::{Endpoint, HostInfo};
-use super::{control, fast, oauth, onboarding, quota_summary, updater, v1internal};
+use super::{control, fast, gemini_api, oauth, onboarding, quota_summary, updater, v1internal};
 
 /// The host label of the listener a request came on (a request extension).
 #[derive(Clone, Debug)]
@@ -159,6 +159,8 @@ fn router(shared: Arc<Shared>) -> Router {
             get(onboarding::get_operation),
         )
         .route("/manifest/{file}", get(updater::manifest))
+        // The public Gemini API (module `gemini_api`).
+        .route("/v1beta/models/{call}", post(gemini_api::call))
         .nest("/_fake", control::router())
         .with_state(shared)
 }
@@ -266,7 +268,9 @@ async fn handle_request(
     peer: Option<String>,
 ) -> Result<Response, Infallible> {
     if shared.is_fast() && !shared.has_faults() {
-        if let Some(resp) = fast::answer(req.method(), req.uri().path(), &shared) {
+        let fixed = fast::answer(req.method(), req.uri().path(), &shared)
+            .or_else(|| gemini_api::fast_path(req.method(), req.uri(), req.headers(), &shared));
+        if let Some(resp) = fixed {
             let mut body = req.into_body();
             while let Some(frame) = body.frame().await {
                 if frame.is_err() {

@@ -1049,6 +1049,139 @@ async fn fast_mode_answers_anything() {
     );
 }
 
+/// The public Gemini API routes (module `gemini_api`): the `response` of
+/// the v1internal answer, with a key in the query or the header; Google's
+/// 403 without a key and 400 for an empty one; in fast mode the very bodies
+/// of the fast v1internal answers, unwrapped.
+#[tokio::test]
+async fn gemini_api_routes_answer_the_inner_response() {
+    let c = client();
+    let url =
+        |fake: &FakeGoogle, call: &str| fake.url(&format!("v1beta/models/gemini-2.5-pro:{call}"));
+    let request = json!({"contents": [{"role": "user", "parts": [{"text": "hello world"}]}]});
+
+    let fake = fake_with_accounts().await;
+    let at = access_token(&c, &fake, "1//rt-a").await;
+    let (_, internal) = generate(&c, &fake, &at, &gen_body("hello world")).await;
+    let resp = c
+        .post(url(&fake, "generateContent?key=k1"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json_of(resp).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("response").is_none(), "{v}");
+    let text = |v: &Value| {
+        v["candidates"][0]["content"]["parts"][0]["text"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(text(&v).as_deref(), Some("echo(api-key): hello world"));
+    for key in ["usageMetadata", "modelVersion"] {
+        assert_eq!(v[key], internal["response"][key], "{key}");
+    }
+    assert_eq!(v["candidates"][0]["finishReason"], "STOP");
+
+    let resp = c
+        .post(url(&fake, "streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", "k2")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&resp.text().await.unwrap());
+    assert!(events.len() >= 3);
+    let streamed: String = events.iter().filter_map(text).collect();
+    assert_eq!(streamed, "echo(api-key): hello world");
+    assert_eq!(
+        events.last().unwrap()["candidates"][0]["finishReason"],
+        "STOP"
+    );
+
+    // No key: Google's 403; an empty key: its 400 API_KEY_INVALID; both
+    // before the body is looked at.
+    for (call, status, body) in [
+        ("generateContent", 403, super::gemini_api::no_key_body()),
+        (
+            "streamGenerateContent?alt=sse",
+            403,
+            super::gemini_api::no_key_body(),
+        ),
+        (
+            "generateContent?key=",
+            400,
+            super::gemini_api::key_invalid_body(),
+        ),
+    ] {
+        let resp = c.post(url(&fake, call)).body("{{{").send().await.unwrap();
+        assert_eq!(json_of(resp).await, (status, body), "{call}");
+    }
+    let resp = c
+        .post(url(&fake, "generateContent?key=k"))
+        .body("{{{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(resp).await.0, 400);
+    let resp = c
+        .post(url(&fake, "countTokens?key=k"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(fake.stats().await.generate_calls_total, 3);
+
+    // Fast mode: the same bytes as the v1internal answers' `response`.
+    let fast = FakeGoogle::start_with(FakeOptions {
+        fast: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    let (_, internal) = generate(&c, &fast, "t", &json!({})).await;
+    let resp = c
+        .post(url(&fast, "generateContent?key=k"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(resp).await, (200, internal["response"].clone()));
+    let internal = call(&c, &fast, "streamGenerateContent?alt=sse", "t", &json!({}))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let resp = c
+        .post(url(&fast, "streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", "k")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let inner: Vec<Value> = sse_events(&internal)
+        .into_iter()
+        .map(|e| e["response"].clone())
+        .collect();
+    assert_eq!(sse_events(&resp.text().await.unwrap()), inner);
+    let resp = c
+        .post(url(&fast, "generateContent"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(resp).await, (403, super::gemini_api::no_key_body()));
+    let stats = fast.stats().await;
+    assert_eq!(
+        (stats.generate_calls_total, stats.stream_calls_total),
+        (2, 2)
+    );
+}
+
 #[tokio::test]
 async fn control_endpoints_refuse_bad_input() {
     let fake = FakeGoogle::start().await.unwrap();

@@ -77,7 +77,7 @@ pub(crate) fn cut_json(full: String) -> Response {
 }
 
 /// An SSE answer of `events`.
-fn sse(events: Vec<Bytes>, hold_ms: u64) -> Response {
+pub(crate) fn sse(events: Vec<Bytes>, hold_ms: u64) -> Response {
     use futures::StreamExt;
     let hold = Duration::from_millis(hold_ms);
     let body = futures::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
@@ -145,7 +145,7 @@ fn delay_until(reset_time: &str) -> String {
 }
 
 /// The 400 for a body that is not JSON.
-fn bad_json() -> Response {
+pub(crate) fn bad_json() -> Response {
     answer(
         400,
         &google_status_body(
