@@ -522,13 +522,22 @@ impl Pool {
     pub fn load(&self, report: LoadReport) {
         // Skipped files were already reported by the store.
         for file in report.accounts {
-            self.upsert_file(file);
+            self.upsert(file, true);
         }
     }
 
     /// Add an account from its file, or bring a known one in line with its
     /// file (tokens, flags, labels, persisted cooldowns). Returns the account.
     pub fn upsert_file(&self, file: AccountFile) -> Arc<LiveAccount> {
+        self.upsert(file, false)
+    }
+
+    /// [`Pool::upsert_file`]; `at_start`: the pool's first load, where an
+    /// account that starts active gets no "in the pool" line in its
+    /// history (a history is allocated per account that has one: with
+    /// 10,000 accounts that line alone held about 7 MB; a disabled or
+    /// off account still gets its line, which says why).
+    fn upsert(&self, file: AccountFile, at_start: bool) -> Arc<LiveAccount> {
         let now = now_ms();
         let mut inner = self.inner.write();
         let (acc, is_new) = match inner.by_id.get(&file.id).copied() {
@@ -565,7 +574,11 @@ impl Pool {
                 || current.email != file.email
                 || current.quota != file.quota
                 || current.quota_windows != file.quota_windows;
-            let transitions = if is_new { joined(&file) } else { transitions(&current, &file) };
+            let transitions = match (is_new, at_start) {
+                (true, true) if !file.disabled && !file.proxy_disabled => Vec::new(),
+                (true, _) => joined(&file),
+                (false, _) => transitions(&current, &file),
+            };
             *current = file.clone();
             (changed, transitions)
         };

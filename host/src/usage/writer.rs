@@ -24,6 +24,8 @@ use super::UsageError;
 /// Large: at a busy proxy's rate a batch goes by its window, and the
 /// hourly sums of a batch cost one upsert per group, not per row.
 pub(crate) const BATCH_MAX: usize = 16_384;
+/// Room for rows the batch keeps between windows.
+const KEEP_ROWS: usize = 1024;
 /// Requests in one chunk at most (one SQLite row: see `row.rs`).
 pub(crate) const CHUNK_ROWS: usize = 4096;
 /// How often old rows are deleted.
@@ -150,7 +152,7 @@ impl Writer {
     pub fn run(mut self, rx: Receiver<Msg>, waiting: Arc<Waiting>) {
         self.retain();
         let mut last_retention = Instant::now();
-        let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH_MAX);
+        let mut batch: Vec<UsageRow> = Vec::new();
         let mut acks: Vec<SyncSender<()>> = Vec::new();
         loop {
             std::thread::park_timeout(self.batch);
@@ -174,6 +176,9 @@ impl Writer {
             }
             waiting.taken(batch.len());
             self.commit(&mut batch, !acks.is_empty() || closed);
+            // A burst's batch (up to BATCH_MAX rows, about 3 MB) is given
+            // back once it is written, not kept for the next one.
+            batch.shrink_to(KEEP_ROWS);
             for ack in acks.drain(..) {
                 let _ = ack.send(());
             }
