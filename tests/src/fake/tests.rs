@@ -130,6 +130,16 @@ fn sse_events(body: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A 200 SSE answer's events (at least three: the fake streams a text in
+/// three pieces).
+async fn streamed_events(resp: reqwest::Response) -> Vec<Value> {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&resp.text().await.unwrap());
+    assert!(events.len() >= 3);
+    events
+}
+
 fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
     let mut src = e.source();
     while let Some(s) = src {
@@ -641,10 +651,7 @@ async fn stream_sends_chunks_then_finish() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let events = sse_events(&resp.text().await.unwrap());
-    assert!(events.len() >= 3);
+    let events = streamed_events(resp).await;
     let text: String = events.iter().map(answer_text).collect();
     assert_eq!(text, "echo(b@example.com): stream this please");
     let last = &events.last().unwrap()["response"];
@@ -1090,10 +1097,7 @@ async fn gemini_api_routes_answer_the_inner_response() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let events = sse_events(&resp.text().await.unwrap());
-    assert!(events.len() >= 3);
+    let events = streamed_events(resp).await;
     let streamed: String = events.iter().filter_map(text).collect();
     assert_eq!(streamed, "echo(api-key): hello world");
     assert_eq!(
