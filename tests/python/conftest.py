@@ -121,6 +121,32 @@ def _stop(proc: subprocess.Popen) -> None:
 SPREAD_POLICY = '[selector]\nplugin = "round-robin"\n\n[[classifier]]\nplugin = "default"\n'
 
 
+def config_toml(data_dir, fake_url: str, top: str = "", server: str = "", extra: str = "") -> str:
+    """grantpool.toml for a proxy in `data_dir` whose Google is the fake at
+    `fake_url`: loopback on a free port, ADMIN_KEY, the shared plugin cache;
+    `top` goes before the first table, `server` into [server], `extra` last."""
+    return f'''data_dir = "{data_dir}"
+{top}
+
+[server]
+listen = "127.0.0.1:0"
+admin_key = "{ADMIN_KEY}"
+{server}
+
+[oauth]
+token_url = "{fake_url}/token"
+userinfo_url = "{fake_url}/userinfo"
+
+[upstream]
+base_url = "{fake_url}"
+timeout_secs = 30
+
+[plugins]
+cache_dir = "{PLUGIN_CACHE}"
+{extra}
+'''
+
+
 class World:
     """A fake Google, a data directory with a config pointing at it, some
     accounts, and `grantpool serve` on a free loopback port."""
@@ -146,28 +172,7 @@ class World:
                 (self.dir / "policy.toml").write_text(policy)
                 top = 'policy = "policy.toml"'
             self.config = self.dir / "grantpool.toml"
-            self.config.write_text(
-                f'''data_dir = "{self.dir}"
-{top}
-
-[server]
-listen = "127.0.0.1:0"
-admin_key = "{ADMIN_KEY}"
-{server}
-
-[oauth]
-token_url = "{self.fake.url}/token"
-userinfo_url = "{self.fake.url}/userinfo"
-
-[upstream]
-base_url = "{self.fake.url}"
-timeout_secs = 30
-
-[plugins]
-cache_dir = "{PLUGIN_CACHE}"
-{extra}
-'''
-            )
+            self.config.write_text(config_toml(self.dir, self.fake.url, top=top, server=server, extra=extra))
             self.emails = emails or [f"user{i}@example.com" for i in range(1, accounts + 1)]
             self.ids: dict[str, str] = {}
             for i, email in enumerate(self.emails, 1):

@@ -111,29 +111,12 @@ class Cluster:
                 d = self.dir / n
                 d.mkdir()
                 (d / "policy.toml").write_text(conftest.SPREAD_POLICY)
-                (d / "grantpool.toml").write_text(f'''data_dir = "{d}"
-policy = "policy.toml"
-
-[server]
-listen = "127.0.0.1:0"
-admin_key = "{conftest.ADMIN_KEY}"
-{server}
-
-[oauth]
-token_url = "{self.fake.url}/token"
-userinfo_url = "{self.fake.url}/userinfo"
-
-[upstream]
-base_url = "{self.fake.url}"
-timeout_secs = 30
-
-[plugins]
-cache_dir = "{conftest.PLUGIN_CACHE}"
-
+                (d / "grantpool.toml").write_text(conftest.config_toml(d, self.fake.url, top='policy = "policy.toml"', server=server,
+                                                                     extra=f'''
 [cluster]
 redis_url = "redis://127.0.0.1:{self.redis_port}/0"
 key_prefix = "soak"
-''')
+'''))
             a = self.dir / "a" / "grantpool.toml"
             for i, email in enumerate(self.emails, 1):
                 rt = f"1//refresh-{i}-{email}"

@@ -221,11 +221,18 @@ impl RedisKeys {
     /// where no other node did already, as the cluster store puts back the
     /// accounts.
     fn reseed_if_emptied(&self) -> Result<(), KeyError> {
-        let Some(known) = self.fallback().filter(|k| !k.is_empty()) else { return Ok(()) };
         let (hash, rev) = (self.hash(), self.rev());
+        // One GET on every load; the snapshot is read only when Redis has
+        // no revision.
+        let current: Option<u64> = self.redis.run(|c| redis::cmd("GET").arg(&rev).query(c)).map_err(|f| self.fail(f))?;
+        if current.is_some() {
+            return Ok(());
+        }
+        let Some(known) = self.fallback().filter(|k| !k.is_empty()) else { return Ok(()) };
         let restored: Option<usize> = self
             .redis
             .run(|c| {
+                // Another node may have put them back meanwhile.
                 let current: Option<u64> = redis::cmd("GET").arg(&rev).query(c)?;
                 if current.is_some() {
                     return Ok(None);

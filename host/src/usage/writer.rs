@@ -4,8 +4,6 @@
 //! about once an hour.
 
 use std::collections::HashMap;
-
-use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -15,6 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection};
+use rustc_hash::FxHashMap;
 
 use super::row::{HourKey, Sums, UsageRow, DAY_MS, HOUR_MS};
 use super::share::Share;
@@ -271,7 +270,7 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Chunk {
-        Chunk { data: String::with_capacity(64 * CHUNK_ROWS), rows: 0, hour_ms: 0, min_ts: u64::MAX, max_ts: 0 }
+        Chunk { data: String::new(), rows: 0, hour_ms: 0, min_ts: u64::MAX, max_ts: 0 }
     }
 
     /// Whether `r` (in the hour `hour_ms`) belongs in another chunk.
