@@ -49,10 +49,10 @@ fn main() -> anyhow::Result<()> {
         let failed = rng.random_bool(0.02);
         log.record(UsageRow {
             ts_ms: first + i * span_ms / n.max(1),
-            key: keys[rng.random_range(0..keys.len())].to_string(),
-            account: accounts[rng.random_range(0..accounts.len())].clone(),
-            client_model: client_model.to_string(),
-            upstream_model: upstream_model.to_string(),
+            key: log.name(keys[rng.random_range(0..keys.len())]),
+            account: log.name(&accounts[rng.random_range(0..accounts.len())]),
+            client_model: log.name(client_model),
+            upstream_model: log.name(upstream_model),
             protocol,
             route,
             stream: rng.random_bool(0.8),

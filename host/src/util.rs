@@ -7,6 +7,26 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Wall-clock time, Unix seconds, from the kernel's coarse clock (the
+/// last tick's time: no hardware counter read): for counters with second
+/// granularity on the request path, such as a key's limits.
+#[cfg(target_os = "linux")]
+pub fn coarse_secs() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE
+    // exists on every Linux since 2.6.32 and the call only writes `ts`.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        return ts.tv_sec.max(0) as u64;
+    }
+    now_ms() / 1000
+}
+
+/// Wall-clock time, Unix seconds (elsewhere than Linux: the precise clock).
+#[cfg(not(target_os = "linux"))]
+pub fn coarse_secs() -> u64 {
+    now_ms() / 1000
+}
+
 /// Wall-clock time, Unix seconds.
 pub fn now_secs() -> i64 {
     (now_ms() / 1000) as i64

@@ -106,12 +106,19 @@ pub struct NamedKey {
     pub(super) record: KeyRecord,
     pub(super) hash: [u8; 32],
     pub(super) usage: Arc<KeyUse>,
+    /// The name as shared bytes: each usage row names the key without a copy.
+    pub(super) label: bytes::Bytes,
 }
 
 impl NamedKey {
     /// The key's name (for logs, metrics, the usage log).
     pub fn name(&self) -> &str {
         &self.record.name
+    }
+
+    /// The key's name as shared bytes (a usage row's `key`).
+    pub fn label(&self) -> bytes::Bytes {
+        self.label.clone()
     }
 
     /// The record it was loaded from.

@@ -38,7 +38,9 @@ struct LimitLabels {
 
 #[derive(Default)]
 struct Snapshot {
-    by_hash: HashMap<[u8; 32], Arc<NamedKey>>,
+    /// By the SHA-256 of the key: already uniform, so hashed with Fx (a
+    /// client cannot choose a digest to collide).
+    by_hash: rustc_hash::FxHashMap<[u8; 32], Arc<NamedKey>>,
     /// Oldest first.
     ordered: Vec<Arc<NamedKey>>,
     /// Any key not revoked.
@@ -118,8 +120,21 @@ pub struct TodayUse {
     pub minute_requests: u64,
 }
 
+thread_local! {
+    /// The key this thread admitted last, with the snapshot it was found
+    /// in. A client on a kept-alive connection sends the same key with
+    /// every request; a match skips the SHA-256 and the map. Held only in
+    /// the serving thread's memory, where the request's own bytes are
+    /// anyway; any change to the keys makes a new snapshot, which voids it
+    /// (the snapshot it holds cannot be freed, so its address is not reused).
+    static LAST_ADMITTED: std::cell::RefCell<Option<Admitted>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A key a thread admitted: the snapshot it was found in, the key as sent, the key.
+type Admitted = (Arc<Snapshot>, Box<[u8]>, Arc<NamedKey>);
+
 fn system_clock() -> Clock {
-    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    Arc::new(crate::util::coarse_secs)
 }
 
 impl KeyRing {
@@ -228,13 +243,7 @@ impl KeyRing {
     /// Looks up the key a client sent: `Unknown` when it is no named key,
     /// `Refused` (401) when it expired or was revoked.
     pub fn admit(&self, sent: &str) -> Admission {
-        let hash = digest(sent);
-        let found = self.inner.snapshot.read().by_hash.get(&hash).cloned();
-        let Some(key) = found else { return Admission::Unknown };
-        // The map found it by hash; compare again in constant time all the same.
-        if !bool::from(key.hash.ct_eq(&hash)) {
-            return Admission::Unknown;
-        }
+        let Some(key) = self.find(sent) else { return Admission::Unknown };
         let now = self.now();
         if let Some(refusal) = limits::refusal_at(&key, now) {
             self.count_limited(&key, &refusal);
@@ -242,6 +251,28 @@ impl KeyRing {
         }
         key.usage.touch(now);
         Admission::Named(key)
+    }
+
+    /// The named key `sent` is, if any: the serving thread's last one when
+    /// `sent` equals it (compared in constant time) and the keys have not
+    /// changed since, else by its SHA-256.
+    fn find(&self, sent: &str) -> Option<Arc<NamedKey>> {
+        let snap = self.inner.snapshot.read();
+        let last = LAST_ADMITTED.with_borrow(|last| match last {
+            Some((s, k, key)) if Arc::ptr_eq(s, &snap) && bool::from(k.as_ref().ct_eq(sent.as_bytes())) => Some(key.clone()),
+            _ => None,
+        });
+        if last.is_some() || snap.by_hash.is_empty() {
+            return last;
+        }
+        let hash = digest(sent);
+        let key = snap.by_hash.get(&hash)?.clone();
+        // The map found it by hash; compare again in constant time all the same.
+        if !bool::from(key.hash.ct_eq(&hash)) {
+            return None;
+        }
+        LAST_ADMITTED.set(Some((Arc::clone(&snap), sent.as_bytes().into(), key.clone())));
+        Some(key)
     }
 
     /// Whether there is any key not revoked (`auth_mode = "auto"` then
@@ -449,7 +480,8 @@ impl KeyRing {
                 usage.last_written.fetch_max(t, Ordering::Relaxed);
             }
             snap.any_in_force |= record.revoked_at.is_none();
-            let key = Arc::new(NamedKey { record, hash, usage });
+            let label = bytes::Bytes::copy_from_slice(record.name.as_bytes());
+            let key = Arc::new(NamedKey { record, hash, usage, label });
             snap.by_hash.insert(hash, key.clone());
             snap.ordered.push(key);
         }

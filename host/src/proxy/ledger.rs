@@ -17,7 +17,7 @@ use crate::plugins::Protocol;
 use crate::pool::LiveAccount;
 use crate::translate::gemini::{self, TokenUse};
 use crate::translate::protocol_name;
-use crate::usage::UsageRow;
+use crate::usage::{name_str, Name, UsageRow};
 
 /// The record of one request, closed once.
 pub(super) struct Ledger {
@@ -29,11 +29,11 @@ pub(super) struct Ledger {
     started_ms: u64,
     protocol: Protocol,
     route: &'static str,
-    client_model: String,
-    upstream_model: String,
+    client_model: Name,
+    upstream_model: Name,
     stream: bool,
     status: u16,
-    account: String,
+    account: Name,
     attempts: u32,
     /// The last usage the answer carried (a stream's counts are
     /// cumulative: its last one stands).
@@ -61,11 +61,11 @@ impl Ledger {
             started_ms: crate::util::now_ms(),
             protocol,
             route,
-            client_model: client_model.to_string(),
-            upstream_model: upstream_model.to_string(),
+            client_model: app.usage.name(client_model),
+            upstream_model: app.usage.name(upstream_model),
             stream,
             status: 0,
-            account: String::new(),
+            account: Name::new(),
             attempts: 0,
             tokens: TokenUse::default(),
             closed: false,
@@ -77,7 +77,7 @@ impl Ledger {
     /// already written down.
     pub(super) fn admit(&mut self) -> Result<(), axum::response::Response> {
         let Some(key) = &self.key else { return Ok(()) };
-        match self.app.keys.check(key, &self.client_model) {
+        match self.app.keys.check(key, name_str(&self.client_model)) {
             Ok(()) => Ok(()),
             Err(r) => {
                 let resp = super::auth::key_refused(self.protocol, &r);
@@ -90,14 +90,14 @@ impl Ledger {
     /// An account serves: its answer's status is 200 from here on (and
     /// the served request is counted in the metrics).
     pub(super) fn served(&mut self, account: &LiveAccount, attempts: u32) {
-        self.counters = Some(self.app.dispatcher.metrics.served(self.protocol, &self.upstream_model));
+        self.counters = Some(self.app.dispatcher.metrics.served(self.protocol, name_str(&self.upstream_model)));
         self.answered_by(account, attempts);
     }
 
     /// As [`Ledger::served`], for a route that counts its metrics itself
     /// (images: one upstream call per image).
     pub(super) fn answered_by(&mut self, account: &LiveAccount, attempts: u32) {
-        self.account = account.id.clone();
+        self.account = account.id_bytes();
         self.attempts = attempts;
         self.status = 200;
     }
@@ -153,7 +153,7 @@ impl Ledger {
         }
         self.app.usage.record(UsageRow {
             ts_ms: self.started_ms,
-            key: self.key.as_ref().map(|k| k.name().to_string()).unwrap_or_default(),
+            key: self.key.as_ref().map(|k| k.label()).unwrap_or_default(),
             account: std::mem::take(&mut self.account),
             client_model: std::mem::take(&mut self.client_model),
             upstream_model: std::mem::take(&mut self.upstream_model),

@@ -13,7 +13,8 @@
 //! - `cli.rs`: `grantpool usage`.
 //!
 //! Recording never blocks a request: rows go through a bounded queue and
-//! are dropped (and counted) when it is full.
+//! are dropped (and counted) when it is full. A row allocates nothing: its
+//! names are shared ([`Name`]; models and keys interned by [`UsageLog::name`]).
 
 mod cli;
 mod query;
@@ -26,11 +27,11 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -40,10 +41,12 @@ use crate::config::Config;
 
 pub use cli::{parse_span, run as cli_run, UsageArgs};
 pub use query::{query_cluster, query_file, By, SeriesPoint, UsageGroup, UsageQuery, UsageReport};
-pub use row::{db_path, UsageRow};
+pub use row::{db_path, name, Name, UsageRow};
+pub(crate) use row::name_str;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use share::Share;
-use writer::{Msg, Progress};
+use writer::{Progress, Pushed, Queue};
 
 /// What went wrong with the usage database or its cluster share.
 #[derive(Debug, thiserror::Error)]
@@ -103,21 +106,47 @@ pub enum UsageError {
 #[derive(Clone)]
 pub struct UsageLog {
     inner: Option<Arc<Inner>>,
+    names: Arc<Interner>,
 }
 
 struct Inner {
-    /// `None` only while dropping (closing the queue stops the writer).
-    tx: Option<SyncSender<Msg>>,
+    queue: Arc<Queue>,
     path: PathBuf,
     retention_days: u32,
     share: Option<Arc<Share>>,
-    /// The page's reader, opened on first use.
+    /// Opened on first query (read-only: never contends with the writer
+    /// beyond SQLite's WAL rules).
     reader: Mutex<Option<rusqlite::Connection>>,
     metrics: UsageMetrics,
     progress: Arc<Progress>,
-    /// Rows queued (a full batch wakes the writer early).
-    waiting: Arc<writer::Waiting>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Most names interned (model names come from clients: past it a name is
+/// copied per request, still recorded).
+const INTERNED_CAP: usize = 4096;
+
+/// The model and key names rows carry, one shared copy each.
+#[derive(Default)]
+struct Interner {
+    names: RwLock<FxHashSet<Name>>,
+}
+
+impl Interner {
+    fn get(&self, s: &str) -> Name {
+        if let Some(n) = self.names.read().get(s.as_bytes()) {
+            return n.clone();
+        }
+        let mut names = self.names.write();
+        if let Some(n) = names.get(s.as_bytes()) {
+            return n.clone();
+        }
+        let n = name(s);
+        if names.len() < INTERNED_CAP {
+            names.insert(n.clone());
+        }
+        n
+    }
 }
 
 /// Labels of `grantpool_tokens_total`.
@@ -132,15 +161,22 @@ struct TokenLabels {
 /// from clients; beyond it the family is asked each time, still counted).
 const TOKEN_CACHE_CAP: usize = 1024;
 
+/// A name's address and length: while the name is held, it stands for it.
+type At = (usize, usize);
+
+fn at(n: &Name) -> At {
+    (n.as_ptr() as usize, n.len())
+}
+
 #[derive(Default)]
 struct UsageMetrics {
     tokens: Family<TokenLabels, Counter>,
     dropped: Counter,
     written: Counter,
-    /// The input, output, cached and thinking counters of each key and
-    /// model: key → model → counters: looked up by `&str` under a read lock (no
-    /// allocation, no contention between serving threads once warm).
-    cache: parking_lot::RwLock<HashMap<String, HashMap<String, [Counter; 4]>>>,
+    /// The input, output, cached and thinking counters of each (key,
+    /// model), by the names' addresses (the names are held with them):
+    /// found under a read lock without hashing text once warm.
+    cache: RwLock<FxHashMap<(At, At), (Name, Name, [Counter; 4])>>,
 }
 
 const KINDS: [&str; 4] = ["input", "output", "cached", "thinking"];
@@ -158,17 +194,18 @@ impl UsageMetrics {
                 }
             }
         };
-        if let Some(c) = self.cache.read().get(row.key.as_str()).and_then(|m| m.get(row.client_model.as_str())) {
+        let slot = (at(&row.key), at(&row.client_model));
+        if let Some((_, _, c)) = self.cache.read().get(&slot) {
             inc(c);
             return;
         }
-        let make = |kind| self.tokens.get_or_create(&TokenLabels { key: row.key.clone(), model: row.client_model.clone(), kind }).clone();
+        let (key, model) = (row::name_str(&row.key).to_string(), row::name_str(&row.client_model).to_string());
+        let make = |kind| self.tokens.get_or_create(&TokenLabels { key: key.clone(), model: model.clone(), kind }).clone();
         let counters = [make(KINDS[0]), make(KINDS[1]), make(KINDS[2]), make(KINDS[3])];
         inc(&counters);
         let mut cache = self.cache.write();
-        let cached: usize = cache.values().map(HashMap::len).sum();
-        if cached < TOKEN_CACHE_CAP {
-            cache.entry(row.key.clone()).or_default().insert(row.client_model.clone(), counters);
+        if cache.len() < TOKEN_CACHE_CAP {
+            cache.insert(slot, (row.key.clone(), row.client_model.clone(), counters));
         }
     }
 }
@@ -191,7 +228,7 @@ impl UsageLog {
         };
         let metrics = UsageMetrics::default();
         let progress = Arc::new(Progress::default());
-        let (tx, rx) = sync_channel(usage.queue_rows.max(1));
+        let queue = Arc::new(Queue::new(usage.queue_rows));
         let writer = writer::Writer {
             conn,
             path: path.clone(),
@@ -204,33 +241,38 @@ impl UsageLog {
             progress: progress.clone(),
             names: writer::NameIds::default(),
         };
-        let waiting = Arc::new(writer::Waiting::default());
         let thread = std::thread::Builder::new()
             .name("usage-writer".into())
             .spawn({
-                let waiting = waiting.clone();
-                move || writer.run(rx, waiting)
+                let queue = queue.clone();
+                move || writer.run(queue)
             })
             .map_err(|source| UsageError::Io { path: path.clone(), source })?;
         tracing::info!(path = %path.display(), cluster = share.is_some(), "usage database open");
         Ok(UsageLog {
             inner: Some(Arc::new(Inner {
-                tx: Some(tx),
+                queue,
                 path,
                 retention_days: usage.retention_days,
                 share,
                 reader: Mutex::new(None),
                 metrics,
                 progress,
-                waiting,
                 thread: Some(thread),
             })),
+            names: Arc::default(),
         })
     }
 
     /// A log that records nothing (usage off, or tests of other parts).
     pub fn disabled() -> UsageLog {
-        UsageLog { inner: None }
+        UsageLog { inner: None, names: Arc::default() }
+    }
+
+    /// `s` as a row's name: one shared copy per model or key name (up to
+    /// a few thousand), cloned per request without an allocation.
+    pub fn name(&self, s: &str) -> Name {
+        self.names.get(s)
     }
 
     /// Whether rows are recorded.
@@ -248,14 +290,10 @@ impl UsageLog {
     pub fn record(&self, row: UsageRow) {
         let Some(inner) = &self.inner else { return };
         inner.metrics.count(&row);
-        let Some(tx) = &inner.tx else { return };
-        match tx.try_send(Msg::Row(Box::new(row))) {
-            Ok(()) => {
-                if inner.waiting.queued() {
-                    inner.wake();
-                }
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        match inner.queue.push(row) {
+            Pushed::Queued => {}
+            Pushed::Full => inner.wake(),
+            Pushed::Dropped => {
                 inner.metrics.dropped.inc();
             }
         }
@@ -265,11 +303,16 @@ impl UsageLog {
     /// cluster mode, its deltas offered to Redis): for shutdown and tests.
     pub fn flush(&self) {
         let Some(inner) = &self.inner else { return };
-        let Some(tx) = &inner.tx else { return };
         let (ack, done) = sync_channel(1);
-        if tx.send(Msg::Flush(ack)).is_ok() {
-            inner.wake();
-            let _ = done.recv();
+        inner.queue.flush(ack);
+        inner.wake();
+        loop {
+            match done.recv_timeout(Duration::from_secs(1)) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                // A writer that died (a panic) answers no one.
+                Err(RecvTimeoutError::Timeout) if inner.thread.as_ref().is_none_or(|t| t.is_finished()) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
     }
 
@@ -383,7 +426,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the queue: the writer commits what waits, then ends.
-        drop(self.tx.take());
+        self.queue.close();
         self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

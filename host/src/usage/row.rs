@@ -14,19 +14,36 @@ pub(crate) const DAY_MS: u64 = 86_400_000;
 /// The schema this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 2;
 
+/// A name in a usage row (a key's, an account's, a model's): UTF-8 in
+/// shared bytes, so that a row costs no allocation (the pool's account
+/// ids and the log's interned names are cloned, a reference count each)
+/// and the writer knows a name it has seen by its address.
+pub type Name = bytes::Bytes;
+
+/// A [`Name`] copied from `s` (tests, tools; the proxy uses
+/// [`super::UsageLog::name`]).
+pub fn name(s: &str) -> Name {
+    Name::copy_from_slice(s.as_bytes())
+}
+
+/// A [`Name`] as text (names are made from `&str`; anything else reads as `"?"`).
+pub(crate) fn name_str(n: &Name) -> &str {
+    std::str::from_utf8(n).unwrap_or("?")
+}
+
 /// What one client request used, recorded after its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     /// When the request arrived, Unix ms.
     pub ts_ms: u64,
-    /// A named key's name; `""` for an unnamed `api_keys` key or none.
-    pub key: String,
-    /// The account that served it; `""` when none did.
-    pub account: String,
+    /// A named key's name; empty for an unnamed `api_keys` key or none.
+    pub key: Name,
+    /// The account that served it; empty when none did.
+    pub account: Name,
     /// The model the client asked for.
-    pub client_model: String,
+    pub client_model: Name,
     /// The model sent to Google.
-    pub upstream_model: String,
+    pub upstream_model: Name,
     /// `"gemini"` | `"openai"` | `"anthropic"`.
     pub protocol: &'static str,
     /// `"generate"` | `"chat"` | `"responses"` | `"messages"` | `"images"`.

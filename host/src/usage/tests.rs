@@ -22,10 +22,10 @@ fn config(dir: &Path) -> Config {
 fn row(ts_ms: u64, key: &str, account: &str, model: &str, input: u64, output: u64) -> UsageRow {
     UsageRow {
         ts_ms,
-        key: key.into(),
-        account: account.into(),
-        client_model: model.into(),
-        upstream_model: format!("{model}-up"),
+        key: name(key),
+        account: name(account),
+        client_model: name(model),
+        upstream_model: name(&format!("{model}-up")),
         protocol: "openai",
         route: "chat",
         stream: false,

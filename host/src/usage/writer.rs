@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection};
 use rustc_hash::FxHashMap;
 
-use super::row::{HourKey, Sums, UsageRow, DAY_MS, HOUR_MS};
+use super::row::{name_str, HourKey, Name, Sums, UsageRow, DAY_MS, HOUR_MS};
 use super::share::Share;
 use super::UsageError;
 
@@ -23,38 +23,66 @@ use super::UsageError;
 /// Large: at a busy proxy's rate a batch goes by its window, and the
 /// hourly sums of a batch cost one upsert per group, not per row.
 pub(crate) const BATCH_MAX: usize = 16_384;
-/// Room for rows the batch keeps between windows.
+/// Room for rows the queue keeps between windows after a burst.
 const KEEP_ROWS: usize = 1024;
 /// Requests in one chunk at most (one SQLite row: see `row.rs`).
 pub(crate) const CHUNK_ROWS: usize = 4096;
 /// How often old rows are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Names the writer knows by address at most (beyond, it forgets them all
+/// and learns them again by text: model names come from clients).
+const NAMES_BY_ADDRESS: usize = 65_536;
 
-/// What the queue carries.
-pub(crate) enum Msg {
-    /// One request's usage (boxed: the queue's slots are allocated up
-    /// front, 8 bytes each rather than a whole row).
-    Row(Box<UsageRow>),
-    /// Commit what waits, then answer.
-    Flush(SyncSender<()>),
+/// Where requests leave their rows and the writer takes them: one vector
+/// behind a lock held for a push (no allocation per row, no wake-up per
+/// row), swapped whole for an empty one once per batch window.
+pub(crate) struct Queue {
+    rows: Mutex<Vec<UsageRow>>,
+    /// Most rows that may wait; beyond, rows are dropped.
+    cap: usize,
+    /// Callers of `flush` waiting for a commit.
+    flushes: Mutex<Vec<SyncSender<()>>>,
+    /// The log is gone: commit what waits and stop.
+    closed: AtomicBool,
 }
 
-/// Rows in the queue, so that a sender wakes the writer early only when a
-/// whole batch waits (once per batch, not per row).
-#[derive(Default)]
-pub(crate) struct Waiting {
-    rows: AtomicUsize,
+/// What [`Queue::push`] did with a row.
+pub(crate) enum Pushed {
+    /// Queued; the writer sleeps out its window.
+    Queued,
+    /// Queued, and a whole batch waits: wake the writer.
+    Full,
+    /// The queue was full: dropped.
+    Dropped,
 }
 
-impl Waiting {
-    /// One more row queued: `true` when it makes a full batch (wake the writer).
-    pub fn queued(&self) -> bool {
-        self.rows.fetch_add(1, Ordering::Relaxed) + 1 == BATCH_MAX
+impl Queue {
+    pub fn new(cap: usize) -> Queue {
+        Queue { rows: Mutex::new(Vec::new()), cap: cap.max(1), flushes: Mutex::new(Vec::new()), closed: AtomicBool::new(false) }
     }
 
-    /// The writer took `n` rows off the queue.
-    fn taken(&self, n: usize) {
-        let _ = self.rows.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(n)));
+    /// Queues `row` unless `cap` rows wait already.
+    pub fn push(&self, row: UsageRow) -> Pushed {
+        let mut rows = self.rows.lock();
+        if rows.len() >= self.cap {
+            return Pushed::Dropped;
+        }
+        rows.push(row);
+        if rows.len() == BATCH_MAX {
+            Pushed::Full
+        } else {
+            Pushed::Queued
+        }
+    }
+
+    /// Asks the writer to answer on `ack` once what waits is committed.
+    pub fn flush(&self, ack: SyncSender<()>) {
+        self.flushes.lock().push(ack);
+    }
+
+    /// No more rows will come.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 }
 
@@ -104,11 +132,19 @@ pub(crate) struct Writer {
 }
 
 /// The ids of names in the `names` table, both ways (a few hundred: keys,
-/// accounts, models, protocols, routes), filled as names come.
+/// accounts, models, protocols, routes), filled as names come; and by the
+/// address of the shared bytes a row carries, which finds a name without
+/// hashing its text (the map holds a clone of each, so that an address
+/// stands for one name while it is in the map).
 #[derive(Default)]
 pub(crate) struct NameIds {
     ids: FxHashMap<String, i64>,
     names: FxHashMap<i64, String>,
+    by_address: FxHashMap<(usize, usize), i64>,
+    held: Vec<Name>,
+    /// Each of a row's six names' last address and id: rows in a row
+    /// mostly share their key, models, protocol and route.
+    last: [((usize, usize), i64); 6],
 }
 
 impl NameIds {
@@ -124,6 +160,50 @@ impl NameIds {
         Ok(id)
     }
 
+    /// The id of a row's shared name (its `field`, 0–3): by its address
+    /// when seen before.
+    fn id_of(&mut self, tx: &rusqlite::Transaction, field: usize, name: &Name) -> rusqlite::Result<i64> {
+        let at = (name.as_ptr() as usize, name.len());
+        if let Some(id) = self.known(field, at) {
+            return Ok(id);
+        }
+        let id = self.id(tx, name_str(name))?;
+        self.remember(field, at, id);
+        self.held.push(name.clone());
+        Ok(id)
+    }
+
+    /// The id of a name the program holds for its whole life (a
+    /// protocol's, a route's: `field` 4–5): by its address, nothing to hold.
+    fn id_of_static(&mut self, tx: &rusqlite::Transaction, field: usize, name: &'static str) -> rusqlite::Result<i64> {
+        let at = (name.as_ptr() as usize, name.len());
+        if let Some(id) = self.known(field, at) {
+            return Ok(id);
+        }
+        let id = self.id(tx, name)?;
+        self.remember(field, at, id);
+        Ok(id)
+    }
+
+    fn known(&mut self, field: usize, at: (usize, usize)) -> Option<i64> {
+        if self.last[field].0 == at && at.0 != 0 {
+            return Some(self.last[field].1);
+        }
+        let id = *self.by_address.get(&at)?;
+        self.last[field] = (at, id);
+        Some(id)
+    }
+
+    fn remember(&mut self, field: usize, at: (usize, usize), id: i64) {
+        if self.by_address.len() >= NAMES_BY_ADDRESS {
+            self.by_address.clear();
+            self.held.clear();
+            self.last = Default::default();
+        }
+        self.by_address.insert(at, id);
+        self.last[field] = (at, id);
+    }
+
     fn name(&self, id: i64) -> String {
         self.names.get(&id).cloned().unwrap_or_default()
     }
@@ -132,6 +212,9 @@ impl NameIds {
     fn clear(&mut self) {
         self.ids.clear();
         self.names.clear();
+        self.by_address.clear();
+        self.held.clear();
+        self.last = Default::default();
     }
 }
 
@@ -140,44 +223,37 @@ impl NameIds {
 type IdKey = (u64, [i64; 5]);
 
 impl Writer {
-    /// Runs until every sender is gone, committing what waits last.
+    /// Runs until the queue is closed, committing what waits last.
     ///
     /// The thread sleeps through each batch window and then takes what
-    /// waits, all at once: a request's `try_send` never has a sleeping
-    /// receiver to wake (a futex call and a context switch per request,
-    /// measured at about a fifth of a busy proxy's throughput on two
-    /// cores). A flush, a full batch or the last handle going unparks it
-    /// early (see [`Waiting`]).
-    pub fn run(mut self, rx: Receiver<Msg>, waiting: Arc<Waiting>) {
+    /// waits, all at once: a request never has a sleeping writer to wake
+    /// (a futex call and a context switch per request, measured at about
+    /// a fifth of a busy proxy's throughput on two cores). A flush, a full
+    /// batch or the log's end unparks it early.
+    pub fn run(mut self, queue: Arc<Queue>) {
         self.retain();
         let mut last_retention = Instant::now();
         let mut batch: Vec<UsageRow> = Vec::new();
         let mut acks: Vec<SyncSender<()>> = Vec::new();
         loop {
             std::thread::park_timeout(self.batch);
-            let mut closed = false;
-            loop {
-                match rx.try_recv() {
-                    Ok(Msg::Row(row)) => {
-                        batch.push(*row);
-                        if batch.len() >= BATCH_MAX {
-                            waiting.taken(batch.len());
-                            self.commit(&mut batch, false);
-                        }
-                    }
-                    Ok(Msg::Flush(ack)) => acks.push(ack),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
+            // In this order: a flush's rows were queued before its ack.
+            let closed = queue.closed.load(Ordering::Acquire);
+            acks.append(&mut queue.flushes.lock());
+            std::mem::swap(&mut *queue.rows.lock(), &mut batch);
+            let force = !acks.is_empty() || closed;
+            if batch.is_empty() {
+                self.commit(&[], force);
             }
-            waiting.taken(batch.len());
-            self.commit(&mut batch, !acks.is_empty() || closed);
-            // A burst's batch (up to BATCH_MAX rows, about 3 MB) is given
-            // back once it is written, not kept for the next one.
-            batch.shrink_to(KEEP_ROWS);
+            for part in batch.chunks(BATCH_MAX) {
+                self.commit(part, force);
+            }
+            // The next batch is about as large as this one: keep its room
+            // (no reallocation under the queue's lock), but give a burst's
+            // back once it has passed.
+            let keep = batch.len().max(KEEP_ROWS);
+            batch.clear();
+            batch.shrink_to(keep);
             for ack in acks.drain(..) {
                 let _ = ack.send(());
             }
@@ -192,9 +268,9 @@ impl Writer {
         tracing::debug!(path = %self.path.display(), "usage writer stopped");
     }
 
-    /// Writes `batch` (emptied) in one transaction, then offers its hourly
-    /// sums to the cluster; `force` retries Redis even while backing off.
-    fn commit(&mut self, batch: &mut Vec<UsageRow>, force: bool) {
+    /// Writes `batch` in one transaction, then offers its hourly sums to
+    /// the cluster; `force` retries Redis even while backing off.
+    fn commit(&mut self, batch: &[UsageRow], force: bool) {
         if batch.is_empty() {
             if force {
                 if let Some(share) = &self.share {
@@ -233,7 +309,6 @@ impl Writer {
                 tracing::error!(path = %self.path.display(), rows = n, error = %e, "usage rows could not be written; dropped");
             }
         }
-        batch.clear();
     }
 
     /// Deletes raw rows past `retention_days` and aggregates past `aggregate_days`.
@@ -259,7 +334,7 @@ impl Writer {
     }
 }
 
-/// A chunk being filled: its rows as JSON arrays (see `row.rs`).
+/// A chunk being filled: its rows (all of one hour) as JSON arrays (see `row.rs`).
 struct Chunk {
     data: String,
     rows: usize,
@@ -269,18 +344,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new() -> Chunk {
-        Chunk { data: String::new(), rows: 0, hour_ms: 0, min_ts: u64::MAX, max_ts: 0 }
-    }
-
-    /// Whether `r` (in the hour `hour_ms`) belongs in another chunk.
-    fn full_for(&self, hour_ms: u64) -> bool {
-        self.rows > 0 && (self.rows >= CHUNK_ROWS || self.hour_ms != hour_ms)
+    fn new(hour_ms: u64) -> Chunk {
+        Chunk { data: String::new(), rows: 0, hour_ms, min_ts: u64::MAX, max_ts: 0 }
     }
 
     /// Appends `r`, whose names have the ids `names`, as
     /// `[ts_ms,key,account,…,attempts]` (the order of `ROW_COLUMNS`).
-    fn push(&mut self, r: &UsageRow, names: &[i64; 6], hour_ms: u64) {
+    fn push(&mut self, r: &UsageRow, names: &[i64; 6]) {
         let mut num = itoa::Buffer::new();
         self.data.push(if self.rows == 0 { '[' } else { ',' });
         self.data.push('[');
@@ -305,7 +375,6 @@ impl Chunk {
         }
         self.data.push(']');
         self.rows += 1;
-        self.hour_ms = hour_ms;
         self.min_ts = self.min_ts.min(r.ts_ms);
         self.max_ts = self.max_ts.max(r.ts_ms);
     }
@@ -325,27 +394,44 @@ impl Chunk {
     }
 }
 
-/// One transaction: the raw rows in chunks (sorted by time: a chunk holds
-/// one hour), and their sums added to `hourly`; returns the sums.
-fn write(conn: &mut Connection, path: &std::path::Path, names: &mut NameIds, rows: &mut [UsageRow]) -> Result<FxHashMap<IdKey, Sums>, UsageError> {
+/// One transaction: the raw rows in chunks (one per hour the batch spans:
+/// a chunk holds one hour; rows in the order they came, no sort), and
+/// their sums added to `hourly`; returns the sums.
+fn write(conn: &mut Connection, path: &std::path::Path, names: &mut NameIds, rows: &[UsageRow]) -> Result<FxHashMap<IdKey, Sums>, UsageError> {
     let sql = |source| UsageError::Sql { path: path.to_path_buf(), source };
-    rows.sort_unstable_by_key(|r| r.ts_ms);
     let mut hours: FxHashMap<IdKey, Sums> = FxHashMap::default();
     let tx = conn.transaction().map_err(sql)?;
     {
         let mut insert = tx.prepare_cached("INSERT INTO chunks (min_ts, max_ts, rows, data) VALUES (?1, ?2, ?3, ?4)").map_err(sql)?;
-        let mut chunk = Chunk::new();
-        for r in rows.iter() {
-            let mut id = |name: &str| names.id(&tx, name).map_err(sql);
-            let ids = [id(&r.key)?, id(&r.account)?, id(&r.client_model)?, id(&r.upstream_model)?, id(r.protocol)?, id(r.route)?];
+        // The chunks being filled, one per hour (two at most around the
+        // hour, unless a request lasted hours).
+        let mut open: Vec<Chunk> = Vec::with_capacity(2);
+        for r in rows {
+            let ids = [
+                names.id_of(&tx, 0, &r.key).map_err(sql)?,
+                names.id_of(&tx, 1, &r.account).map_err(sql)?,
+                names.id_of(&tx, 2, &r.client_model).map_err(sql)?,
+                names.id_of(&tx, 3, &r.upstream_model).map_err(sql)?,
+                names.id_of_static(&tx, 4, r.protocol).map_err(sql)?,
+                names.id_of_static(&tx, 5, r.route).map_err(sql)?,
+            ];
             let hour_ms = r.ts_ms / HOUR_MS * HOUR_MS;
-            if chunk.full_for(hour_ms) {
+            let chunk = match open.iter().position(|c| c.hour_ms == hour_ms) {
+                Some(i) => &mut open[i],
+                None => {
+                    open.push(Chunk::new(hour_ms));
+                    open.last_mut().expect("just pushed")
+                }
+            };
+            if chunk.rows >= CHUNK_ROWS {
                 chunk.insert(&mut insert).map_err(sql)?;
             }
-            chunk.push(r, &ids, hour_ms);
+            chunk.push(r, &ids);
             hours.entry((hour_ms, [ids[0], ids[1], ids[2], ids[3], ids[4]])).or_default().add_row(r);
         }
-        chunk.insert(&mut insert).map_err(sql)?;
+        for chunk in &mut open {
+            chunk.insert(&mut insert).map_err(sql)?;
+        }
         let mut upsert = tx
             .prepare_cached(
                 "INSERT INTO hourly (hour_ms, key, account, client_model, upstream_model, protocol, \
