@@ -118,7 +118,7 @@ def test_models_list(gem):
 
 # ---- the SDK's default API version ---------------------------------------------
 # Current google-genai releases default to API version `v1` (not `v1beta`), so
-# the README's `http_options={"base_url": URL}` client calls
+# docs/clients.md's `http_options={"base_url": URL}` client calls
 # `/v1/models...`.
 
 

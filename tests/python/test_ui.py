@@ -588,7 +588,7 @@ def test_no_token_in_the_dom_or_the_event_stream(page, uiworld):
 
 
 def test_screenshot_of_accounts_in_each_state(make_world, tmp_path):
-    """A few accounts in each state, as the README shows them. Saved to
+    """A few accounts in each state, as docs/accounts-page.md shows them. Saved to
     $GRANTPOOL_SCREENSHOT when set (docs/accounts-page.png is made so)."""
     from selenium.webdriver.common.by import By
 

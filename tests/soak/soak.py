@@ -8,7 +8,7 @@ At the end it asserts:
 
 - only the revoked accounts are disabled (0 wrong disables);
 - no request failed while a healthy account existed — exactly what the
-  proxy promises (README, Safety): a request that gets no answer either made
+  proxy promises (docs/safety.md): a request that gets no answer either made
   `max_attempts` upstream calls, or, when it gave up, no account could serve
   it within what it may still wait (`max_wait_secs` less what it waited):
   each was disabled, off the proxy, resting past that, or had just failed a

@@ -11,7 +11,7 @@ use grantpool_tests::fake::{AccountSpec, Endpoint, FaultSpec, RevokeSpec};
 const MODEL: &str = "gemini-2.5-pro";
 
 /// A policy whose only classifier is a `rules` plugin for a provider that
-/// says `token_revoked` (the rule swap the README shows).
+/// says `token_revoked` (the rule swap docs/writing-plugins.md shows).
 const RULES_ONLY: &str = r#"
 [selector]
 plugin = "round-robin"
