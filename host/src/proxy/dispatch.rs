@@ -510,7 +510,7 @@ impl Dispatcher {
                     let started = std::time::Instant::now();
                     let (gcp_managed, egress) = acc.read(|f| (f.token.gcp_managed, f.egress.clone()));
                     let all_hosts = self.upstream.all_hosts_for(profile, gcp_managed);
-                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream, all_hosts, egress.as_deref()).await;
+                    let sent = self.upstream.generate(profile, &call.model, &token, body, call.stream, all_hosts, egress.as_deref(), super::lane::current()).await;
                     self.metrics.upstream_latency(started.elapsed());
                     match sent {
                         Ok(resp) if resp.status().is_success() => return Ok(resp),

@@ -9,7 +9,6 @@
 //! Background work (token refresher, file and policy watchers, quota
 //! polls) stays on the main runtime.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,17 +30,6 @@ const FD_RESERVE: u64 = 128;
 /// Period of each serving thread's standing timer (see `lane_loop`); far
 /// shorter than any upstream timeout.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-
-thread_local! {
-    static LANE: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// The serving thread this code runs on (0-based), or `None` off them.
-/// Per-thread resources (the upstream client's connection pool) are
-/// indexed by it so that a request never waits on another thread.
-pub fn current_lane() -> Option<usize> {
-    LANE.with(Cell::get)
-}
 
 /// The number of serving threads for `configured` (0 = one per core).
 pub fn lanes(configured: usize) -> usize {
@@ -131,7 +119,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
         let thread = std::thread::Builder::new()
             .name(format!("grantpool-serve-{lane}"))
             .spawn(move || {
-                LANE.with(|l| l.set(Some(lane)));
+                super::lane::enter(lane);
                 match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(rt) => rt.block_on(lane_loop(rx, router, stop, grace)),
                     Err(e) => tracing::error!("serving thread {lane} cannot start its runtime: {e}"),

@@ -11,6 +11,7 @@ pub mod answer;
 pub mod auth;
 pub mod dispatch;
 pub mod images;
+pub mod lane;
 mod ledger;
 pub mod listener;
 pub mod models;

@@ -22,6 +22,7 @@
 pub mod backend;
 pub mod cluster;
 pub(crate) mod durable;
+mod error;
 pub mod file;
 pub mod files;
 pub mod import;

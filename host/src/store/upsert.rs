@@ -3,7 +3,7 @@
 //! writes what the decision returns, atomically).
 
 use super::file::{is_valid_id, new_account_id, AccountFile, TokenData};
-use super::backend::StoreError;
+use super::error::StoreError;
 
 /// An account to add or update by email ([`Store::upsert`]).
 #[derive(Debug, Clone)]

@@ -444,7 +444,9 @@ impl Upstream {
     /// promises (not JSON, or a stream without an event) is turned into a
     /// 502 here, so it is never a success for the client. `egress` is the
     /// account's proxy name (its record's field): the call leaves through
-    /// it and nowhere else ([`crate::egress::Egress::route`]).
+    /// it and nowhere else ([`crate::egress::Egress::route`]). `lane` is
+    /// the caller's serving thread (its own connection pool; `None` off
+    /// the serving threads: a shared one).
     #[allow(clippy::too_many_arguments)]
     pub async fn generate(
         &self,
@@ -455,6 +457,7 @@ impl Upstream {
         stream: bool,
         all_hosts: bool,
         egress: Option<&str>,
+        lane: Option<usize>,
     ) -> Result<UpstreamResponse, NetworkError> {
         let deadline = Instant::now() + self.timeout;
         let route = self.route(profile);
@@ -466,7 +469,7 @@ impl Upstream {
         auth.set_sensitive(true);
         let user_agent = Self::user_agent(route, model);
         let lanes = self.lanes();
-        let lane = match crate::proxy::listener::current_lane() {
+        let lane = match lane {
             Some(l) if lanes > 0 => l % lanes,
             _ => lanes,
         };
