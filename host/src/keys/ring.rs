@@ -130,8 +130,31 @@ thread_local! {
     static LAST_ADMITTED: std::cell::RefCell<Option<Admitted>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A key a thread admitted: the snapshot it was found in, the key as sent, the key.
-type Admitted = (Arc<Snapshot>, Box<[u8]>, Arc<NamedKey>);
+/// A key a thread admitted: the snapshot it was found in, the key as sent
+/// (in words: see [`key_words`]), the key.
+type Admitted = (Arc<Snapshot>, KeyWords, Arc<NamedKey>);
+
+/// A sent key of up to [`KEY_WORDS_MAX`] bytes as words (its length first,
+/// then its bytes, zero-padded): compared in constant time word by word,
+/// a tenth of the instructions of a byte-by-byte compare. Longer keys are
+/// not remembered.
+type KeyWords = [u64; 9];
+const KEY_WORDS_MAX: usize = 64;
+
+fn key_words(sent: &str) -> Option<KeyWords> {
+    let b = sent.as_bytes();
+    if b.len() > KEY_WORDS_MAX {
+        return None;
+    }
+    let mut words = [0u64; 9];
+    words[0] = b.len() as u64;
+    for (w, chunk) in words[1..].iter_mut().zip(b.chunks(8)) {
+        let mut buf = [0u8; 8];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_le_bytes(buf);
+    }
+    Some(words)
+}
 
 fn system_clock() -> Clock {
     Arc::new(crate::util::coarse_secs)
@@ -258,8 +281,9 @@ impl KeyRing {
     /// changed since, else by its SHA-256.
     fn find(&self, sent: &str) -> Option<Arc<NamedKey>> {
         let snap = self.inner.snapshot.read();
-        let last = LAST_ADMITTED.with_borrow(|last| match last {
-            Some((s, k, key)) if Arc::ptr_eq(s, &snap) && bool::from(k.as_ref().ct_eq(sent.as_bytes())) => Some(key.clone()),
+        let words = key_words(sent);
+        let last = LAST_ADMITTED.with_borrow(|last| match (last, &words) {
+            (Some((s, k, key)), Some(w)) if Arc::ptr_eq(s, &snap) && bool::from(k[..].ct_eq(&w[..])) => Some(key.clone()),
             _ => None,
         });
         if last.is_some() || snap.by_hash.is_empty() {
@@ -271,7 +295,9 @@ impl KeyRing {
         if !bool::from(key.hash.ct_eq(&hash)) {
             return None;
         }
-        LAST_ADMITTED.set(Some((Arc::clone(&snap), sent.as_bytes().into(), key.clone())));
+        if let Some(w) = words {
+            LAST_ADMITTED.set(Some((Arc::clone(&snap), w, key.clone())));
+        }
         Some(key)
     }
 

@@ -138,6 +138,27 @@ fn admit_knows_its_keys_and_refuses_expired_and_revoked_ones() {
 }
 
 #[test]
+fn the_key_a_thread_remembers_admits_only_itself_and_only_in_its_ring() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = file_ring(da.path(), clock_at(T0).0);
+    let b = file_ring(db.path(), clock_at(T0).0);
+    let (_, secret) = a.add(KeySpec { name: "one".into(), ..KeySpec::default() }).unwrap();
+    b.add(KeySpec { name: "other".into(), ..KeySpec::default() }).unwrap();
+    assert_eq!(named(a.admit(&secret)).name(), "one");
+    assert_eq!(named(a.admit(&secret)).name(), "one", "remembered");
+    // The same length, one character off, and a prefix: not the key.
+    let mut near = secret.clone();
+    near.replace_range(secret.len() - 1.., if secret.ends_with('a') { "b" } else { "a" });
+    assert!(matches!(a.admit(&near), Admission::Unknown));
+    assert!(matches!(a.admit(&secret[..secret.len() - 1]), Admission::Unknown));
+    // Remembered in ring a's snapshot: ring b does not know it.
+    assert_eq!(named(a.admit(&secret)).name(), "one");
+    assert!(matches!(b.admit(&secret), Admission::Unknown));
+    // A key too long to remember is still found by its hash each time.
+    assert!(matches!(a.admit(&"x".repeat(65)), Admission::Unknown));
+}
+
+#[test]
 fn models_and_requests_per_minute_reset_at_the_minute() {
     let dir = tempfile::tempdir().unwrap();
     let (clock, now) = clock_at(T0);

@@ -15,7 +15,9 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::LazyLock;
 
+use memchr::memmem::{Finder, FinderRev};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -707,11 +709,16 @@ pub fn response_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
 /// escaped, so a quoted key cannot match inside a text. `None` when the
 /// answer carries no usage.
 pub fn usage_scan(body: &[u8]) -> Option<TokenUse> {
-    const KEY: &[u8] = b"\"usageMetadata\"";
-    let at = memchr::memmem::rfind(body, KEY)?;
-    let rest = &body[at + KEY.len()..];
-    let count = |key: &[u8]| {
-        let i = memchr::memmem::find(rest, key)? + key.len();
+    // Searchers built once (building one costs more than a short search).
+    static KEY: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\"usageMetadata\""));
+    static COUNTS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [b"\"promptTokenCount\"" as &[u8], b"\"candidatesTokenCount\"", b"\"cachedContentTokenCount\"", b"\"thoughtsTokenCount\""]
+            .map(Finder::new)
+    });
+    let at = KEY.rfind(body)?;
+    let rest = &body[at + KEY.needle().len()..];
+    let count = |key: &Finder<'static>| {
+        let i = key.find(rest)? + key.needle().len();
         let mut v = rest.get(i..)?;
         v = v.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
         // proto3 JSON may quote 64-bit integers.
@@ -719,11 +726,12 @@ pub fn usage_scan(body: &[u8]) -> Option<TokenUse> {
         let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
         std::str::from_utf8(&v[..digits]).ok()?.parse::<u64>().ok()
     };
+    let [prompt, candidates, cached, thoughts] = &*COUNTS;
     Some(TokenUse {
-        input: count(b"\"promptTokenCount\"").unwrap_or(0),
-        output: count(b"\"candidatesTokenCount\"").unwrap_or(0),
-        cached: count(b"\"cachedContentTokenCount\"").unwrap_or(0),
-        thinking: count(b"\"thoughtsTokenCount\"").unwrap_or(0),
+        input: count(prompt).unwrap_or(0),
+        output: count(candidates).unwrap_or(0),
+        cached: count(cached).unwrap_or(0),
+        thinking: count(thoughts).unwrap_or(0),
     })
 }
 

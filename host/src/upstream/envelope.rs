@@ -13,8 +13,10 @@
 //!   (gemini-cli `code_assist/converter.ts`).
 
 use std::io::Write;
+use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::profiles::{Envelope, Profile};
@@ -188,11 +190,23 @@ fn top_level_key(object: &[u8], keys: &[&str]) -> bool {
 /// Whether the request must be changed for this profile and model (a
 /// parse and a rewrite; the common Gemini path skips both).
 fn needs_shaping(o: &Outgoing<'_>) -> bool {
-    let has = |needle: &[u8]| memchr::memmem::find(o.request, needle).is_some();
+    // Searchers built once (building one costs more than a short search).
+    static NEEDLES: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
+        [
+            b"\"parametersJsonSchema\"" as &[u8],
+            b"\"parameters_json_schema\"",
+            BYPASS_SIGNATURE.as_bytes(),
+            b"\"safetySettings\"",
+            b"\"safety_settings\"",
+        ]
+        .map(Finder::new)
+    });
+    let [schema, schema_snake, bypass, safety, safety_snake] = &*NEEDLES;
+    let has = |needle: &Finder<'static>| needle.find(o.request).is_some();
     let antigravity = o.profile.envelope == Envelope::Antigravity;
-    (antigravity && (is_claude(o.model) || has(b"\"parametersJsonSchema\"") || has(b"\"parameters_json_schema\"")))
-        || (!o.model.contains("gemini") && has(BYPASS_SIGNATURE.as_bytes()))
-        || (o.profile.drops_safety_settings && (has(b"\"safetySettings\"") || has(b"\"safety_settings\"")))
+    (antigravity && (is_claude(o.model) || has(schema) || has(schema_snake)))
+        || (!o.model.contains("gemini") && has(bypass))
+        || (o.profile.drops_safety_settings && (has(safety) || has(safety_snake)))
 }
 
 /// The changes of [`build`], on the parsed request.
