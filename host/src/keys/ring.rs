@@ -495,6 +495,10 @@ impl KeyRing {
     /// Builds a snapshot of `records` and swaps it in.
     fn install(&self, records: Vec<KeyRecord>) {
         let mut snap = Snapshot::default();
+        // A key keeps its label across reloads: usage rows and token
+        // counters know a name by the address of its bytes.
+        let labels: HashMap<String, bytes::Bytes> =
+            self.inner.snapshot.read().ordered.iter().map(|k| (k.record.name.clone(), k.label.clone())).collect();
         let mut uses = self.inner.uses.lock();
         for record in records {
             let Some(hash) = parse_hash(&record.hash) else {
@@ -506,7 +510,7 @@ impl KeyRing {
                 usage.last_written.fetch_max(t, Ordering::Relaxed);
             }
             snap.any_in_force |= record.revoked_at.is_none();
-            let label = bytes::Bytes::copy_from_slice(record.name.as_bytes());
+            let label = labels.get(&record.name).cloned().unwrap_or_else(|| bytes::Bytes::copy_from_slice(record.name.as_bytes()));
             let key = Arc::new(NamedKey { record, hash, usage, label });
             snap.by_hash.insert(hash, key.clone());
             snap.ordered.push(key);

@@ -156,6 +156,12 @@ fn the_key_a_thread_remembers_admits_only_itself_and_only_in_its_ring() {
     assert!(matches!(b.admit(&secret), Admission::Unknown));
     // A key too long to remember is still found by its hash each time.
     assert!(matches!(a.admit(&"x".repeat(65)), Admission::Unknown));
+    // A reload (here an edit) keeps the key's label: the same bytes, so
+    // usage rows and token counters still know it by its address.
+    let before = named(a.admit(&secret)).label();
+    a.edit("one", KeyChange { requests_per_minute: Some(Some(10)), ..KeyChange::default() }).unwrap();
+    let after = named(a.admit(&secret)).label();
+    assert_eq!(before.as_ptr(), after.as_ptr());
 }
 
 #[test]

@@ -48,6 +48,21 @@ fn all(by: By, since_ms: u64) -> UsageQuery {
 }
 
 #[test]
+fn a_name_is_one_shared_copy_up_to_the_cap() {
+    let log = UsageLog::disabled();
+    let (a, b) = (log.name("gemini-2.5-pro"), log.name("gemini-2.5-pro"));
+    assert_eq!((a.as_ptr(), &a[..]), (b.as_ptr(), &b"gemini-2.5-pro"[..]));
+    assert_ne!(log.name("gemini-2.5-flash").as_ptr(), a.as_ptr());
+    for i in 0..INTERNED_CAP {
+        log.name(&format!("m{i}"));
+    }
+    // Past the cap a name is still right, only copied each time.
+    let (c, d) = (log.name("late-model"), log.name("late-model"));
+    assert_eq!((&c[..], &d[..]), (&b"late-model"[..], &b"late-model"[..]));
+    assert_ne!(c.as_ptr(), d.as_ptr());
+}
+
+#[test]
 fn a_batch_commits_within_its_window_without_a_flush() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
