@@ -562,11 +562,11 @@ impl EgressConfig {
             if name.is_empty() || name.eq_ignore_ascii_case("none") || name.eq_ignore_ascii_case("default") || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(ConfigError::Invalid { what: format!("egress.proxies.{name}"), cause: "a proxy name is a word without spaces, not `none` or `default`".into() });
             }
-            crate::egress::ProxyUrl::parse(&p.url).map_err(|cause| ConfigError::Invalid { what: format!("egress.proxies.{name}.url"), cause })?;
+            crate::egress::proxy_url::ProxyUrl::parse(&p.url).map_err(|cause| ConfigError::Invalid { what: format!("egress.proxies.{name}.url"), cause })?;
         }
         if let Some(d) = &self.default {
             if d.contains("://") {
-                crate::egress::ProxyUrl::parse(d).map_err(|cause| ConfigError::Invalid { what: "egress.default".into(), cause })?;
+                crate::egress::proxy_url::ProxyUrl::parse(d).map_err(|cause| ConfigError::Invalid { what: "egress.default".into(), cause })?;
             } else {
                 self.check_name(d).map_err(|cause| ConfigError::Invalid { what: "egress.default".into(), cause })?;
             }

@@ -24,88 +24,31 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
 
 use crate::plugins::{EventBatch, EventFeed, ModelQuota as WitQuota, Outcome, PluginAccount, PoolEvent, SelectRequest};
-use crate::store::{AccountFile, Change, Cluster, LoadReport, ModelFamily, PersistedCooldown, QuotaWindow, TokenData};
+use crate::store::{AccountFile, Change, Cluster, LoadReport, ModelFamily, PersistedCooldown, TokenData};
 use crate::util::now_ms;
 
 mod blocks;
+mod history;
 mod sessions;
-use blocks::{newly_exhausted, quota_blocks, window_blocks, Tally};
+#[cfg(test)]
+mod tests;
+mod view;
+use blocks::{newly_exhausted, quota_blocks, window_blocks, Block, Tally, WindowBlock};
+use history::{joined, scrub, transitions};
 use sessions::Sessions;
+
+pub use blocks::QuotaRule;
+pub use history::{AccountEvent, EventKind, PoolNews, HISTORY_CAP};
+pub use view::{AccountState, AccountView, ModelBlockView};
 
 /// Events kept for selectors that are behind; older ones mean a reset.
 const EVENT_LOG_CAP: usize = 1024;
 
-/// Entries kept in each account's history (the page's "why" panel).
-pub const HISTORY_CAP: usize = 64;
-
 /// Pool news buffered for a slow listener before it must read everything
 /// again.
 const NEWS_CAP: usize = 1024;
-
-/// What kind of thing happened to an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The account joined the pool (start-up or a new record).
-    Added,
-    /// A classifier judged a failure (the verdict, and which classifier).
-    Verdict,
-    /// A shadow classifier said what it would have done.
-    Shadow,
-    /// Disabled (dead refresh token).
-    Disabled,
-    /// Taken off the proxy.
-    OffProxy,
-    /// Back on the proxy.
-    BackOnProxy,
-    /// A cooldown was set.
-    Cooldown,
-    /// A cooldown ended.
-    CooldownOver,
-    /// Enabled again after being disabled (a new refresh token).
-    Recovered,
-    /// Anything else worth a line (labels changed, the guard intervened).
-    Note,
-}
-
-/// One line of an account's history, in words. Never holds a token: texts
-/// are built from verdicts, reasons and Google's error messages, and the
-/// account's own tokens are scrubbed from them on the way in.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountEvent {
-    /// When, Unix ms.
-    pub at_ms: u64,
-    /// What kind of thing.
-    pub kind: EventKind,
-    /// What happened.
-    pub text: String,
-    /// The classifier plugin that decided, for verdicts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// What the failure said (Google's message, the OAuth error), shortened.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// A change for whoever watches the pool (the accounts page). Sent only
-/// while someone listens.
-#[derive(Debug, Clone)]
-pub enum PoolNews {
-    /// The account's state or record changed: read it again.
-    Changed(String),
-    /// The account left the pool (its record was removed).
-    Removed(String),
-    /// A new line in the account's history.
-    Event {
-        /// The account.
-        id: String,
-        /// The line.
-        event: AccountEvent,
-    },
-}
 
 /// One account known to the pool. Shared (`Arc`) with requests in flight.
 pub struct LiveAccount {
@@ -202,15 +145,6 @@ pub enum CooldownScope {
     Model(String),
 }
 
-#[derive(Debug, Clone)]
-struct Block {
-    until_ms: u64,
-    reason: String,
-    /// When the block was set (a request that started later and succeeded
-    /// ends it early).
-    since_ms: u64,
-}
-
 #[derive(Debug, Default)]
 struct SlotState {
     /// In the pool's selectable set (last published to selectors).
@@ -223,16 +157,6 @@ struct SlotState {
     /// Google's 5-hour or weekly windows that are used up: the account
     /// serves none of their models until they reset.
     window_blocks: Vec<WindowBlock>,
-}
-
-/// An exhausted quota window: a family of models, until its reset.
-#[derive(Debug, Clone)]
-struct WindowBlock {
-    family: ModelFamily,
-    /// The bucket id (`gemini-weekly`).
-    bucket: String,
-    until_ms: u64,
-    reason: String,
 }
 
 struct Inner {
@@ -276,17 +200,6 @@ impl EventLog {
     }
 }
 
-/// Quota protection as the policy sets it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuotaRule {
-    /// Remaining fraction under which an account stops serving a model.
-    pub threshold: f64,
-    /// Models it applies to (empty: all).
-    pub models: Vec<String>,
-    /// How long to hold off when the reset time is unknown, ms.
-    pub unknown_reset_ms: u64,
-}
-
 /// The live pool.
 pub struct Pool {
     sessions: std::sync::OnceLock<Sessions>,
@@ -300,99 +213,6 @@ pub struct Pool {
 impl Default for Pool {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// How an account stands, for listings and messages.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum AccountState {
-    /// Serving.
-    Active,
-    /// Dead until re-added with a new token.
-    Disabled {
-        /// Why.
-        reason: Option<String>,
-        /// When, Unix s.
-        at: Option<i64>,
-    },
-    /// Kept from the proxy until enabled.
-    ProxyDisabled {
-        /// Why.
-        reason: Option<String>,
-        /// When, Unix s.
-        at: Option<i64>,
-    },
-    /// Cooling down (whole account).
-    CoolingDown {
-        /// Why.
-        reason: String,
-        /// Until, Unix ms.
-        until_ms: u64,
-    },
-}
-
-/// One account as listings show it: never a token.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountView {
-    /// Id.
-    pub id: String,
-    /// Email.
-    pub email: String,
-    /// State and reason.
-    #[serde(flatten)]
-    pub state: AccountState,
-    /// Model cooldowns in force: model → (until ms, reason).
-    pub model_cooldowns: Vec<ModelBlockView>,
-    /// Requests in flight.
-    pub in_flight: u32,
-    /// Successes in this process.
-    pub successes: u32,
-    /// Failures in this process.
-    pub failures: u32,
-    /// Last use, Unix s.
-    pub last_used: Option<i64>,
-    /// Known quota per model.
-    pub quota: std::collections::BTreeMap<String, crate::store::ModelQuota>,
-    /// Google's 5-hour and weekly windows by bucket id, as last fetched.
-    pub quota_windows: std::collections::BTreeMap<String, QuotaWindow>,
-    /// Project id, if known.
-    pub project_id: Option<String>,
-    /// The OAuth client that issued its refresh token (`None`: the default
-    /// client).
-    pub oauth_client: Option<String>,
-    /// Labels.
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// The egress proxy it names (`None`: the pool's default).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub egress: Option<String>,
-}
-
-/// A model that an account may not serve for now.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelBlockView {
-    /// The model (for an exhausted window, the models it covers:
-    /// `gemini*`).
-    pub model: String,
-    /// Until, Unix ms.
-    pub until_ms: u64,
-    /// Why (`429 …`, `quota 4% < 10%`, `gemini-weekly window used up`).
-    pub reason: String,
-    /// The quota window (bucket id) behind it, for an exhausted window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window: Option<String>,
-    /// The models an exhausted window covers.
-    #[serde(skip)]
-    pub family: Option<ModelFamily>,
-}
-
-impl ModelBlockView {
-    /// Whether it keeps the account off `model`.
-    pub fn covers(&self, model: &str) -> bool {
-        match self.family {
-            Some(f) => ModelFamily::of_model(model) == Some(f),
-            None => self.model == model,
-        }
     }
 }
 
@@ -520,7 +340,15 @@ impl Pool {
     /// Load what the store read. Load order per SPEC: `disabled` first,
     /// then cooldowns/quota protection and `proxy_disabled`.
     pub fn load(&self, report: LoadReport) {
-        // Skipped files were already reported by the store.
+        // Skipped files were already reported by the store. Room for all
+        // at once: doubling a vector of 10,000 slots leaves a third unused.
+        {
+            let mut inner = self.inner.write();
+            let n = report.accounts.len();
+            inner.accounts.reserve_exact(n);
+            inner.state.reserve_exact(n);
+            inner.by_id.reserve(n);
+        }
         for file in report.accounts {
             self.upsert(file, true);
         }
@@ -1227,52 +1055,6 @@ fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> A
         labels: file.labels.clone(),
         egress: file.egress.clone(),
     }
-}
-
-/// The account's own tokens, cut out of a text for its history (Google's
-/// messages never carry them; this makes sure).
-fn scrub(mut text: String, token: &TokenData) -> String {
-    for secret in [&token.refresh_token, &token.access_token] {
-        if secret.len() >= 8 && text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "[token]");
-        }
-    }
-    text
-}
-
-/// The history line of an account that joins the pool.
-fn joined(file: &AccountFile) -> Vec<(EventKind, String)> {
-    let state = if file.disabled {
-        format!("disabled: {}", file.disabled_reason.as_deref().unwrap_or("no reason recorded"))
-    } else if file.proxy_disabled {
-        format!("off the proxy: {}", file.proxy_disabled_reason.as_deref().unwrap_or("no reason recorded"))
-    } else {
-        "active".to_string()
-    };
-    vec![(EventKind::Added, format!("in the pool ({state})"))]
-}
-
-/// History lines for the state changes between two records of an account.
-fn transitions(before: &AccountFile, after: &AccountFile) -> Vec<(EventKind, String)> {
-    let mut out = Vec::new();
-    match (before.disabled, after.disabled) {
-        (false, true) => out.push((EventKind::Disabled, format!("disabled: {}", after.disabled_reason.as_deref().unwrap_or("no reason recorded")))),
-        (true, false) if before.token.refresh_token != after.token.refresh_token => {
-            out.push((EventKind::Recovered, "enabled again: re-added with a new refresh token".to_string()))
-        }
-        (true, false) => out.push((EventKind::Recovered, "enabled again (the record's disabled flag was cleared)".to_string())),
-        _ => {}
-    }
-    match (before.proxy_disabled, after.proxy_disabled) {
-        (false, true) => out.push((EventKind::OffProxy, format!("taken off the proxy: {}", after.proxy_disabled_reason.as_deref().unwrap_or("no reason recorded")))),
-        (true, false) => out.push((EventKind::BackOnProxy, "back on the proxy".to_string())),
-        _ => {}
-    }
-    if before.labels != after.labels {
-        let labels: Vec<String> = after.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push((EventKind::Note, format!("labels now: {}", if labels.is_empty() { "none".to_string() } else { labels.join(", ") })));
-    }
-    out
 }
 
 impl EventFeed for Pool {

@@ -6,7 +6,9 @@ a `mod.rs` that only re-exports an item (`pub use child::X`) counts as
 importing the file that defines it. A circle is a set of files each of
 which reaches the others through such imports (a strongly connected
 component of the graph, Tarjan's algorithm); a module's `mod child;`
-declaration is not an import. Prints each circle, smallest first, and
+declaration is not an import. Inside an inline module of a file (`mod tests
+{ use super::*; }`), `super` first leaves the inline module, as in Rust: it
+names the file's own items, not its parent's. Prints each circle, smallest first, and
 exits 1 when there is any.
 """
 import re, sys, os
@@ -53,19 +55,51 @@ def expand(tree):
             out += [prefix + x if x != "self" else prefix.rstrip(":") for x in expand(part)]
     return out
 
+def inline_mods(src):
+    """The spans (start, end) of the inline modules (`mod x { … }`) in `src`."""
+    spans = []
+    for m in re.finditer(r"\bmod\s+\w+\s*\{", src):
+        depth = 0
+        for i in range(m.end() - 1, len(src)):
+            if src[i] == "{": depth += 1
+            elif src[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    spans.append((m.start(), i)); break
+    return spans
+
+def in_file(path, depth):
+    """`path` as written `depth` inline modules deep, as seen from the file:
+    the `super`s that only leave inline modules are dropped (None: it names
+    the file itself)."""
+    segs = path.split("::")
+    while depth and segs and segs[0] in ("super", "self"):
+        if segs[0] == "self":
+            return None
+        segs = segs[1:]; depth -= 1
+        if not segs or segs[0] not in ("super",):
+            return None if not segs or depth else "self::" + "::".join(segs)
+    return "::".join(segs)
+
 reexports = {}  # module -> {name: full path}
 paths_of = {}
 for mod, p in files.items():
     src = strip(p.read_text())
+    spans = inline_mods(src)
+    depth_at = lambda pos: sum(1 for a, b in spans if a < pos < b)
     paths = []
     for m in re.finditer(r"\b(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", src):
+        d = depth_at(m.start())
         for path in expand(m.group(2)):
+            path = in_file(path, d)
+            if path is None: continue
             paths.append(path)
-            if m.group(1):
+            if m.group(1) and d == 0:
                 name = path.split("::")[-1]
                 reexports.setdefault(mod, {})[name] = path
     for m in re.finditer(r"\b((?:crate|super)(?:::\w+)+)", src):
-        paths.append(m.group(1))
+        path = in_file(m.group(1), depth_at(m.start()))
+        if path is not None: paths.append(path)
     paths_of[mod] = paths
 
 def absolute(mod, path):

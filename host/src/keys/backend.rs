@@ -11,7 +11,7 @@ use crate::store::cluster::conn::{Fail, Redis};
 use crate::store::durable;
 
 use super::record::KeyRecord;
-use super::KeyError;
+use super::error::KeyError;
 
 /// A cheap marker that changes whenever the records do.
 pub(crate) type Version = [u64; 4];

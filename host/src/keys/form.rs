@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
+use super::error::KeyError;
 use super::record::{parse_expiry, KeyChange, KeySpec};
-use super::KeyError;
 
 /// The fields of a key to make or change. On an edit, an absent field
 /// stays as it is.
@@ -69,7 +69,7 @@ fn expiry(given: Option<&str>, now: u64) -> Result<Option<Option<u64>>, KeyError
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::keys::form::*;
 
     #[test]
     fn a_form_makes_the_same_key_as_the_cli() {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::limits::KeyUse;
-use super::KeyError;
+use super::counters::KeyUse;
+use super::error::KeyError;
 
 /// Characters a secret shows in lists (`gp-AbCd`).
 pub const HINT_LEN: usize = 7;

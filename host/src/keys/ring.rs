@@ -14,10 +14,12 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::store::cluster::conn::Redis;
+use super::admission::{Admission, KeyRefusal};
 use super::backend::{Backend, FileKeys, RedisKeys, Version};
-use super::limits::{self, KeyUse, Totals};
+use super::counters::{KeyUse, Totals};
+use super::error::KeyError;
+use super::limits;
 use super::record::{check_glob, check_name, digest, hash_text, hint_of, new_secret, parse_hash, KeyChange, KeyRecord, KeySpec, NamedKey};
-use super::{Admission, KeyError, KeyRefusal};
 
 /// How often the watcher looks for changes by other processes or nodes.
 pub(crate) const POLL: Duration = Duration::from_millis(250);
@@ -546,6 +548,16 @@ impl KeyRing {
             Err(e) => tracing::warn!(error = %e, "the keys could not be reloaded; the keys loaded last stay in force"),
         }
         *self.inner.seen.lock() = Some(version);
+    }
+
+    /// Pushes what this node counted since the last sync and reads the
+    /// shared totals back, in one pipelined round trip ([`super::sync`]).
+    /// On failure the counts are kept for the next try.
+    pub(super) fn sync_counters(&self) {
+        let Some((redis, prefix)) = self.inner.backend.cluster() else { return };
+        let now = (self.inner.clock)();
+        let uses: Vec<(String, Arc<KeyUse>)> = self.inner.uses.lock().iter().map(|(n, u)| (n.clone(), u.clone())).collect();
+        super::sync::sync_counters(&redis, &prefix, &uses, now, &self.inner.sync_down);
     }
 
     /// Writes the `last_used` of keys used since it was last written (the

@@ -2,15 +2,14 @@
 //! the module doc of [`super`]). One pipelined round trip a second for
 //! every key; nothing on the request path.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::cluster::conn::{Fail, Redis};
 
-use super::limits::{Batch, Kind, KeyUse, Totals};
+use super::counters::{Batch, Kind, KeyUse, Totals};
 use super::record::yyyymmdd;
-use super::ring::KeyRing;
 
 /// How often the counters are pushed and read back.
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
@@ -88,40 +87,37 @@ fn push_into(pipe: &mut redis::Pipeline, prefix: &str, name: &str, batch: &Batch
     }
 }
 
-impl KeyRing {
-    /// Pushes what this node counted since the last sync and reads the
-    /// shared totals back, in one pipelined round trip. On failure the
-    /// counts are kept for the next try.
-    pub(super) fn sync_counters(&self) {
-        let Some((redis, prefix)) = self.inner.backend.cluster() else { return };
-        let now = (self.inner.clock)();
-        let uses: Vec<(String, Arc<KeyUse>)> = self.inner.uses.lock().iter().map(|(n, u)| (n.clone(), u.clone())).collect();
-        if uses.is_empty() {
-            return;
-        }
-        let batches: Vec<Batch> = uses.iter().map(|(_, u)| u.take(now)).collect();
-        let mut pipe = redis::pipe();
-        for ((name, _), batch) in uses.iter().zip(&batches) {
-            push_into(&mut pipe, &prefix, name, batch);
-            read_into(&mut pipe, &prefix, name, batch.minute, batch.day);
-        }
-        let answer = redis.run(|c| pipe.query::<Vec<redis::Value>>(c).and_then(|v| parse(v, uses.len())));
-        match answer {
-            Ok(totals) => {
-                if self.inner.sync_down.swap(false, Ordering::Relaxed) {
-                    tracing::info!(place = %redis.place(), "the keys' counters are shared through Redis again");
-                }
-                for ((_, usage), (batch, t)) in uses.iter().zip(batches.into_iter().zip(totals)) {
-                    usage.settle(batch, Some(t));
-                }
+/// Pushes what this node counted since the last sync (`uses`, each key's
+/// counters by name) and reads the shared totals back, in one pipelined
+/// round trip. On failure the counts are kept for the next try;
+/// `sync_down` remembers that Redis was away, so that its loss and its
+/// return are logged once each.
+pub(super) fn sync_counters(redis: &Redis, prefix: &str, uses: &[(String, Arc<KeyUse>)], now: u64, sync_down: &AtomicBool) {
+    if uses.is_empty() {
+        return;
+    }
+    let batches: Vec<Batch> = uses.iter().map(|(_, u)| u.take(now)).collect();
+    let mut pipe = redis::pipe();
+    for ((name, _), batch) in uses.iter().zip(&batches) {
+        push_into(&mut pipe, prefix, name, batch);
+        read_into(&mut pipe, prefix, name, batch.minute, batch.day);
+    }
+    let answer = redis.run(|c| pipe.query::<Vec<redis::Value>>(c).and_then(|v| parse(v, uses.len())));
+    match answer {
+        Ok(totals) => {
+            if sync_down.swap(false, Ordering::Relaxed) {
+                tracing::info!(place = %redis.place(), "the keys' counters are shared through Redis again");
             }
-            Err(f) => {
-                if !self.inner.sync_down.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(place = %redis.place(), cause = %f.cause, "cannot share the keys' counters through Redis; each node counts alone until it returns");
-                }
-                for ((_, usage), batch) in uses.iter().zip(batches) {
-                    usage.settle(batch, None);
-                }
+            for ((_, usage), (batch, t)) in uses.iter().zip(batches.into_iter().zip(totals)) {
+                usage.settle(batch, Some(t));
+            }
+        }
+        Err(f) => {
+            if !sync_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(place = %redis.place(), cause = %f.cause, "cannot share the keys' counters through Redis; each node counts alone until it returns");
+            }
+            for ((_, usage), batch) in uses.iter().zip(batches) {
+                usage.settle(batch, None);
             }
         }
     }

@@ -345,7 +345,7 @@ fn two_nodes_share_keys_and_limits_through_redis() {
 
 #[test]
 fn a_sync_that_fails_or_straddles_a_window_loses_no_count() {
-    use super::limits::{Carry, Kind, KeyUse, Totals};
+    use super::counters::{Carry, Kind, KeyUse, Totals};
     let u = KeyUse::default();
     let minute = T0 / 60;
     u.spend(7, T0);

@@ -19,8 +19,8 @@ pub(crate) mod classifier_world {
         world: "classifier",
         additional_derives: [PartialEq],
         with: {
-            "grantpool:plugin/types": super::selector_world::grantpool::plugin::types,
-            "grantpool:plugin/host": super::selector_world::grantpool::plugin::host,
+            "grantpool:plugin/types": crate::plugins::bindings::selector_world::grantpool::plugin::types,
+            "grantpool:plugin/host": crate::plugins::bindings::selector_world::grantpool::plugin::host,
         },
     });
 }

@@ -463,7 +463,7 @@ impl GenerateContentResponse {
     }
 
     /// The first candidate's `groundingMetadata`.
-    pub fn grounding(&self) -> Option<&super::search::GroundingMetadata> {
+    pub fn grounding(&self) -> Option<&GroundingMetadata> {
         self.candidates.first()?.grounding_metadata.as_ref()
     }
 
@@ -488,7 +488,70 @@ pub struct Candidate {
     pub index: Option<u32>,
     /// What Google Search found, for an answer grounded by `googleSearch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grounding_metadata: Option<super::search::GroundingMetadata>,
+    pub grounding_metadata: Option<GroundingMetadata>,
+}
+
+/// A candidate's `groundingMetadata` (the fields the translators read; see
+/// [`search`](super::search) for what they make of it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroundingMetadata {
+    /// The queries Google Search ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_search_queries: Vec<String>,
+    /// The sources, in the order supports refer to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grounding_chunks: Vec<GroundingChunk>,
+    /// Which span of the answer each source supports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grounding_supports: Vec<GroundingSupport>,
+}
+
+/// One source of a grounded answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroundingChunk {
+    /// A web page (the other kinds, e.g. `retrievedContext`, are not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebChunk>,
+}
+
+/// A web page Gemini used.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebChunk {
+    /// Its address (Google's `grounding-api-redirect` link to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Its title (often the site's domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// A span of the answer and the sources behind it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroundingSupport {
+    /// The span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    /// Indexes into `groundingChunks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grounding_chunk_indices: Vec<usize>,
+}
+
+/// A span of the answer text: UTF-8 byte offsets into the candidate's
+/// whole text (`startIndex` is left out when 0, as proto3 does).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Segment {
+    /// First byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_index: Option<usize>,
+    /// One past the last byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_index: Option<usize>,
+    /// The span's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// `usageMetadata`.

@@ -3,18 +3,25 @@
 //! server-sent events ([`sse`]), and the client protocols translated to and
 //! from Gemini: OpenAI chat completions ([`openai_chat`]), the OpenAI
 //! Responses API ([`openai_responses`]) and Anthropic messages
-//! ([`anthropic`]), with what they share ([`shared`]); OpenAI's Images API
+//! ([`anthropic`]), with what they share ([`shared`]; and, each in a room of
+//! its own, the diagnosis of a refused body ([`diagnose`]), thought
+//! signatures ([`signatures`]), how an answer ended ([`outcome`]), the two
+//! OpenAI protocols' settings ([`openai_settings`])); OpenAI's Images API
 //! to and from Gemini image generation ([`images`]); Google Search
 //! grounding shown as the clients' own web search ([`search`]).
 
 pub mod anthropic;
+pub(crate) mod diagnose;
 pub mod gemini;
 pub mod images;
 pub mod openai_chat;
 pub mod openai_responses;
+pub(crate) mod openai_settings;
+pub(crate) mod outcome;
 pub mod schema;
 pub mod search;
 pub mod shared;
+pub(crate) mod signatures;
 pub mod sse;
 
 use crate::plugins::Protocol;

@@ -10,77 +10,19 @@
 //! searches" without `server_tool_use` / `web_search_tool_result` blocks
 //! (CLIProxyAPI issues #842 and #883, gcli2api #208 describe the same).
 //! [`Grounding`] gathers the metadata of one answer (a stream spreads it
-//! over its last events) for the translators to write those blocks.
+//! over its last events) for the translators to write those blocks. The
+//! `groundingMetadata` types themselves are Gemini's, in
+//! [`gemini`](super::gemini) (re-exported here); this file reads them and
+//! is not read by it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::gemini::GenerateContentRequest;
-
-/// A candidate's `groundingMetadata` (the fields the translators read).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroundingMetadata {
-    /// The queries Google Search ran.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub web_search_queries: Vec<String>,
-    /// The sources, in the order supports refer to them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub grounding_chunks: Vec<GroundingChunk>,
-    /// Which span of the answer each source supports.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub grounding_supports: Vec<GroundingSupport>,
-}
-
-/// One source of a grounded answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroundingChunk {
-    /// A web page (the other kinds, e.g. `retrievedContext`, are not read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web: Option<WebChunk>,
-}
-
-/// A web page Gemini used.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WebChunk {
-    /// Its address (Google's `grounding-api-redirect` link to it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uri: Option<String>,
-    /// Its title (often the site's domain).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-}
-
-/// A span of the answer and the sources behind it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroundingSupport {
-    /// The span.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segment: Option<Segment>,
-    /// Indexes into `groundingChunks`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub grounding_chunk_indices: Vec<usize>,
-}
-
-/// A span of the answer text: UTF-8 byte offsets into the candidate's
-/// whole text (`startIndex` is left out when 0, as proto3 does).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Segment {
-    /// First byte.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_index: Option<usize>,
-    /// One past the last byte.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_index: Option<usize>,
-    /// The span's text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
+use super::gemini::{GenerateContentRequest, Tool};
+pub use super::gemini::{GroundingChunk, GroundingMetadata, GroundingSupport, Segment, WebChunk};
 
 /// A web page, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +157,14 @@ fn span(text: &str, seg: &Segment) -> Option<std::ops::Range<usize>> {
     let t = seg.text.as_deref().filter(|t| !t.is_empty())?;
     let at = text.find(t)?;
     Some(at..at + t.len())
+}
+
+/// Gemini's `googleSearch` tool, for a request whose only tool is a web
+/// search (Gemini cannot mix it with functions).
+pub(crate) fn google_search_tool() -> Tool {
+    let mut extra = Map::with_capacity(1);
+    extra.insert("googleSearch".to_owned(), Value::Object(Map::new()));
+    Tool { function_declarations: None, extra }
 }
 
 /// Whether a translated request runs Google Search.

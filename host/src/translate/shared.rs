@@ -1,7 +1,13 @@
-//! What the client-protocol translators (OpenAI chat, Anthropic) share: the
-//! translated request, the error that names the bad field, field paths,
-//! content building, ids, and the slow-path diagnosis of a body serde
-//! refused.
+//! What the three client-protocol translators ([`anthropic`](super::anthropic),
+//! [`openai_chat`](super::openai_chat), [`openai_responses`](super::openai_responses))
+//! share: the translated request, the error that names the bad field, field
+//! paths and required fields, content building (turns, text, inline data,
+//! calls and their results), and ids. The rest they share has rooms of its
+//! own: the slow-path diagnosis of a body serde refused
+//! ([`diagnose`](super::diagnose)), thought signatures
+//! ([`signatures`](super::signatures)), how an answer ended
+//! ([`outcome`](super::outcome)), the OpenAI protocols' settings
+//! ([`openai_settings`](super::openai_settings)).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,8 +18,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::gemini::{
-    Blob, Content, FunctionCall, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, Tool, ToolConfig,
+    Blob, Content, FunctionCall, FunctionDeclaration, FunctionResponse, GenerateContentRequest,
+    GenerateContentResponse, GenerationConfig, Part, Tool, ToolConfig,
 };
+
+/// Also named by this path outside `translate` (the upstream client's
+/// signature cache and envelope).
+pub use super::signatures::SKIP_THOUGHT_SIGNATURE;
 
 /// A client request (OpenAI or Anthropic shape) translated to Gemini.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,11 +123,15 @@ impl fmt::Display for At<'_> {
     }
 }
 
-/// Dummy `thoughtSignature` that Google documents as telling Gemini to skip
-/// signature validation. Put on replayed function calls the client could not
-/// bring back a real signature for (OpenAI clients never can), since Gemini 3
-/// refuses a history whose function calls lack one; older models ignore it.
-pub const SKIP_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
+/// A field the request must have.
+pub(super) fn required<T>(value: Option<T>, field: impl fmt::Display) -> Result<T, TranslateError> {
+    value.ok_or_else(|| TranslateError::field(field, "is required"))
+}
+
+/// A string field the request must have, not empty (a name, an id).
+pub(super) fn non_empty(value: Option<String>, field: impl fmt::Display) -> Result<String, TranslateError> {
+    required(value.filter(|v| !v.is_empty()), field)
+}
 
 /// Builds `contents`, merging consecutive parts of the same role into one turn
 /// (Gemini wants the results of parallel calls together, and alternating roles).
@@ -222,37 +237,12 @@ pub(super) fn gemini_request(
     }
 }
 
-/// An OpenAI output format (`text`, `json_object`, or `json_schema` with
-/// its schema) as Gemini's JSON mode; `false` for a kind it is not.
-pub(super) fn json_output(config: &mut GenerationConfig, kind: Option<&str>, schema: Option<Value>) -> bool {
-    match kind {
-        Some("text") => {}
-        Some("json_object") => config.response_mime_type = Some("application/json".to_owned()),
-        Some("json_schema") => {
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_schema = schema.map(super::schema::sanitize_schema);
-        }
-        _ => return false,
-    }
-    true
-}
-
 /// The client's functions as Gemini tools (none when there are none).
 pub(super) fn function_tools(decls: Vec<FunctionDeclaration>) -> Vec<Tool> {
     if decls.is_empty() {
         Vec::new()
     } else {
         vec![Tool { function_declarations: Some(decls), extra: Map::new() }]
-    }
-}
-
-/// Gives the first function call of a replayed model turn a signature when it
-/// has none (see [`SKIP_THOUGHT_SIGNATURE`]).
-pub(super) fn sign_first_call(parts: &mut [Part]) {
-    if let Some(first) = parts.iter_mut().find(|p| p.function_call.is_some()) {
-        if first.thought_signature.is_none() {
-            first.thought_signature = Some(SKIP_THOUGHT_SIGNATURE.to_owned());
-        }
     }
 }
 
@@ -290,6 +280,41 @@ pub(super) fn blob_from_data_url(mut url: String, field: &At<'_>) -> Result<Blob
     })
 }
 
+/// A replayed function call as a Gemini part.
+pub(super) fn call_part(id: Option<String>, name: String, args: Value) -> Part {
+    Part {
+        function_call: Some(FunctionCall { id, name, args: Some(args), extra: Map::new() }),
+        ..Part::default()
+    }
+}
+
+/// A tool result as a Gemini `functionResponse` part:
+/// `{"content": text}`, plus `"is_error": true` for a failed call.
+pub(super) fn result_part(id: Option<String>, name: String, content: String, is_error: bool) -> Part {
+    let mut response = Map::with_capacity(1 + usize::from(is_error));
+    response.insert("content".to_owned(), Value::String(content));
+    if is_error {
+        response.insert("is_error".to_owned(), Value::Bool(true));
+    }
+    Part {
+        function_response: Some(FunctionResponse { id, name, response: Value::Object(response), extra: Map::new() }),
+        ..Part::default()
+    }
+}
+
+/// A replayed call's `arguments`, JSON text of an object (none or blank
+/// means no arguments), as the object.
+pub(super) fn object_arguments(text: Option<&str>, field: &At<'_>) -> Result<Value, TranslateError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(Value::Object(Map::new())),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(TranslateError::field(field, "must be a JSON object encoded as a string")),
+            Err(e) => Err(TranslateError::field(field, format!("is not valid JSON: {e}"))),
+        },
+    }
+}
+
 /// A fresh id: `prefix` followed by 24 hex digits.
 pub(super) fn new_id(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + 32);
@@ -299,6 +324,23 @@ pub(super) fn new_id(prefix: &str) -> String {
     let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     id.push_str(&uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer())[..24]);
     id
+}
+
+/// A call's id: Gemini's when it gave one, else a fresh one with `prefix`.
+pub(super) fn call_id<'a>(call: &'a FunctionCall, prefix: &str) -> Cow<'a, str> {
+    match call.id.as_deref() {
+        Some(id) if !id.is_empty() => Cow::Borrowed(id),
+        _ => Cow::Owned(new_id(prefix)),
+    }
+}
+
+/// An answer's id: `prefix` and Gemini's response id when it gave one, else
+/// a fresh one.
+pub(super) fn answer_id(resp: &GenerateContentResponse, prefix: &str) -> String {
+    match resp.response_id.as_deref() {
+        Some(id) if !id.is_empty() => format!("{prefix}{id}"),
+        _ => new_id(prefix),
+    }
 }
 
 /// Seconds since the Unix epoch (for OpenAI's `created`).
@@ -353,130 +395,41 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     }
 }
 
-/// After typed parsing failed, finds the field to blame: re-reads the body as
-/// a [`Value`] and tries each key of an object alone with `check`, so the
-/// message can name it. Only runs on the error path.
-pub(super) fn first_bad_key(
-    obj: &Map<String, Value>,
-    check: impl Fn(&Value) -> Option<serde_json::Error>,
-) -> Option<(&str, &Value, String)> {
-    obj.iter().find_map(|(k, v)| {
-        let mut one = Map::with_capacity(1);
-        one.insert(k.clone(), v.clone());
-        check(&Value::Object(one)).map(|e| (k.as_str(), v, e.to_string()))
-    })
-}
-
-/// Turns a serde error on the whole body into a [`TranslateError`] when
-/// nothing more precise was found.
-fn body_error(
-    body: &[u8],
-    err: serde_json::Error,
-) -> Result<Map<String, Value>, TranslateError> {
-    if err.is_syntax() || err.is_eof() {
-        return Err(TranslateError::InvalidJson(err.to_string()));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        Ok(_) => Err(TranslateError::field("(body)", "must be a JSON object")),
-        Err(e) => Err(TranslateError::InvalidJson(e.to_string())),
-    }
-}
-
-/// The error for a body serde refused: the deepest field `root` blames,
-/// else serde's own message. Only runs on the error path.
-pub(super) fn blame(body: &[u8], err: serde_json::Error, root: &Probe<'_>) -> TranslateError {
-    let fallback = err.to_string();
-    let obj = match body_error(body, err) {
-        Ok(obj) => obj,
-        Err(e) => return e,
-    };
-    match root.locate("", &Value::Object(obj)) {
-        Some((field, reason)) => TranslateError::field(field, reason),
-        None => TranslateError::field("(body)", clean_reason(fallback)),
-    }
-}
-
-/// A field the request must have.
-pub(super) fn required<T>(value: Option<T>, field: &'static str) -> Result<T, TranslateError> {
-    value.ok_or_else(|| TranslateError::field(field, "is required"))
-}
-
-/// Drills into `value` (the field at `path`) to name the deepest failing field.
-/// `check` deserializes a single-key object as the element type; `children`
-/// names the keys holding arrays whose elements are checked with their own
-/// rules (e.g. `content` inside a message).
-pub(super) struct Probe<'p> {
-    pub(super) check: &'p dyn Fn(&Value) -> Option<serde_json::Error>,
-    pub(super) children: &'p [(&'static str, &'p Probe<'p>)],
-}
-
-impl Probe<'_> {
-    /// Finds `(path, reason)` for the first element/key that fails.
-    pub(super) fn locate(&self, path: &str, value: &Value) -> Option<(String, String)> {
-        // Only arrays and objects are drilled into; a scalar in the wrong
-        // place is reported by the parent with serde's "expected …" wording.
-        let elems: Vec<(String, &Value)> = match value {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("{path}[{i}]"), v))
-                .collect(),
-            obj @ Value::Object(_) => vec![(path.to_owned(), obj)],
-            _ => return None,
-        };
-        for (elem_path, elem) in elems {
-            let Value::Object(obj) = elem else {
-                if (self.check)(elem).is_some() {
-                    return Some((elem_path, "must be an object".to_owned()));
-                }
-                continue;
-            };
-            if let Some((key, v, reason)) = first_bad_key(obj, self.check) {
-                let key_path = if elem_path.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{elem_path}.{key}")
-                };
-                if let Some((_, child)) = self.children.iter().find(|(k, _)| *k == key) {
-                    if let Some(found) = child.locate(&key_path, v) {
-                        return Some(found);
-                    }
-                }
-                return Some((key_path, clean_reason(reason)));
+/// Calls `f` with each non-empty text of a text-only `content` (the OpenAI
+/// protocols' system, developer and assistant messages). `text_of` gives a
+/// part's text (`None` for none), or its type when it is not a text part.
+pub(super) fn for_each_text<P>(
+    content: TextOr<'_, P>,
+    path: &At<'_>,
+    text_of: impl Fn(P) -> Result<Option<String>, Option<String>>,
+    mut f: impl FnMut(String),
+) -> Result<(), TranslateError> {
+    match content {
+        TextOr::Text(text) => {
+            if !text.is_empty() {
+                f(text.into_owned())
             }
         }
-        None
-    }
-}
-
-/// serde's message, minus the position (meaningless once the field is named)
-/// and with Rust type names said in JSON words.
-pub(super) fn clean_reason(reason: String) -> String {
-    let reason = match reason.find(" at line ") {
-        Some(i) => &reason[..i],
-        None => &reason[..],
-    };
-    let mut out = format!("is invalid: {reason}");
-    for (rust, json) in [
-        ("expected f64", "expected a number"),
-        ("expected u32", "expected a non-negative integer"),
-        ("expected u64", "expected a non-negative integer"),
-        ("expected i64", "expected an integer"),
-        ("expected a sequence", "expected an array"),
-        ("expected a boolean", "expected true or false"),
-    ] {
-        if let Some(i) = out.find(rust) {
-            out.replace_range(i..i + rust.len(), json);
+        TextOr::Items(parts) => {
+            for (j, part) in parts.into_iter().enumerate() {
+                match text_of(part) {
+                    Ok(text) => {
+                        if let Some(text) = text.filter(|t| !t.is_empty()) {
+                            f(text)
+                        }
+                    }
+                    Err(kind) => {
+                        return Err(TranslateError::field(
+                            path.key("content").index(j),
+                            format!("must be a text part here (got type `{}`)", kind.as_deref().unwrap_or("(missing)")),
+                        ))
+                    }
+                }
+            }
         }
     }
-    if let Some(i) = out.find("expected struct ") {
-        out.truncate(i);
-        out.push_str("expected an object");
-    }
-    out
+    Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -138,7 +138,7 @@ pub async fn sign_out(State(ui): Ui_, headers: HeaderMap) -> Response {
 
 /// `GET /ui/api/accounts`: every row.
 pub async fn accounts(State(ui): Ui_) -> Response {
-    ui.served.fresh(&ui).await;
+    ui.served.fresh(&ui.proxy).await;
     json(json!({"now_ms": crate::util::now_ms(), "accounts": rows::rows(&ui)}))
 }
 

@@ -9,10 +9,11 @@
 //! - [`api`]: the JSON endpoints (accounts, the verified add, off/on the
 //!   proxy, labels, removal, overview, reload, Google sign-in).
 //! - [`stream`]: live updates as server-sent events, from the pool's news.
-//! - [`rows`]: what a row and the overview hold (never a token).
+//! - [`rows`]: what a row and the overview hold (never a token);
+//!   [`standing`]: the Google refusal an off-the-proxy reason carries.
 //! - [`activity`]: traffic sampled once a second for the charts.
-//! - [`usage`]: the Usage view (named keys, the usage log) and the tokens
-//!   each account served in its quota windows.
+//! - [`usage`]: the Usage view (named keys, the usage log); [`served`]: the
+//!   tokens each account served in its quota windows.
 //! - [`flows`]: Google sign-ins in progress; [`state`]: what handlers share.
 //!
 //! The page reads the pool on demand and hears of changes from it; a
@@ -26,7 +27,9 @@ pub mod guard;
 pub mod reply;
 pub mod router;
 pub mod rows;
+pub mod served;
 pub mod session;
+pub mod standing;
 pub mod state;
 pub mod stream;
 pub mod usage;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::activity::Spark;
+use super::standing::standing;
 use super::state::Ui;
 use crate::pool::{AccountState, AccountView, ModelBlockView};
 
@@ -79,8 +80,8 @@ pub struct Row {
     /// Google's 5-hour and weekly windows (Gemini's first, 5h before weekly).
     pub windows: Vec<WindowRow>,
     /// Tokens it served in its current 5-hour and weekly windows (from the
-    /// usage log, at most [`super::usage::FRESH`] old).
-    pub served: super::usage::ServedTokens,
+    /// usage log, at most [`super::served::FRESH`] old).
+    pub served: super::served::ServedTokens,
     /// The OAuth client of its refresh token.
     pub client: String,
     /// The upstream profile it is served with.
@@ -120,7 +121,7 @@ pub fn rows(ui: &Ui) -> Vec<Row> {
         .collect()
 }
 
-fn row_of(ui: &Ui, v: AccountView, slot: u32, served: super::usage::ServedTokens) -> Row {
+fn row_of(ui: &Ui, v: AccountView, slot: u32, served: super::served::ServedTokens) -> Row {
     let now = crate::util::now_ms();
     let (state, state_words, reason, since, until_ms) = match v.state {
         AccountState::Disabled { reason, at } => ("disabled", "disabled", reason, at, None),
@@ -162,21 +163,6 @@ fn row_of(ui: &Ui, v: AccountView, slot: u32, served: super::usage::ServedTokens
         id: v.id,
         email: v.email,
     }
-}
-
-/// The Google refusal an off-the-proxy reason carries (the reasons the
-/// `default` classifier and onboarding write start with Google's code).
-pub fn standing(reason: &str) -> Option<&'static str> {
-    const STANDINGS: &[(&str, &str)] = &[
-        ("TOS_VIOLATION", "banned: Terms of Service"),
-        ("#3501", "no licence"),
-        ("UNSUPPORTED_CLIENT", "sign-in client retired"),
-        ("VALIDATION_REQUIRED", "verification needed"),
-        ("UNSUPPORTED_LOCATION", "region not served"),
-        ("INELIGIBLE_ACCOUNT", "not eligible"),
-        ("SERVICE_DISABLED", "API disabled"),
-    ];
-    STANDINGS.iter().find(|(code, _)| reason.contains(code)).map(|(_, words)| *words)
 }
 
 fn window_rows(windows: &BTreeMap<String, crate::store::QuotaWindow>) -> Vec<WindowRow> {
@@ -237,15 +223,4 @@ pub fn overview(ui: &Ui) -> serde_json::Value {
             "default": egress.default_health(),
         },
     })
-}
-
-#[cfg(test)]
-mod standing_tests {
-    #[test]
-    fn googles_refusals_have_their_own_words() {
-        assert_eq!(super::standing("403 TOS_VIOLATION: Google says \"…\" Appeal: https://forms.gle/x"), Some("banned: Terms of Service"));
-        assert_eq!(super::standing("403 #3501 licence: …"), Some("no licence"));
-        assert_eq!(super::standing("UNSUPPORTED_CLIENT: Google no longer serves…"), Some("sign-in client retired"));
-        assert_eq!(super::standing("taken off by hand"), None);
-    }
 }

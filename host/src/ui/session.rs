@@ -138,7 +138,7 @@ impl SignInLimiter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ui::session::*;
 
     #[test]
     fn sessions_live_by_their_cookie() {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::activity::Activity;
 use super::flows::Flows;
 use super::session::{SignInLimiter, Sessions};
-use super::usage::Served;
+use super::served::Served;
 use crate::proxy::state::ProxyState;
 
 /// Who may use the page.

@@ -53,7 +53,7 @@ pub async fn stream(State(ui): State<Arc<Ui>>, Extension(session): Extension<Ses
     let mut ticks = ui.activity.subscribe();
     let mut closing = ui.closing();
     tokio::spawn(async move {
-        ui.served.fresh(&ui).await;
+        ui.served.fresh(&ui.proxy).await;
         if !send(&tx, "snapshot", snapshot(&ui)).await {
             return;
         }

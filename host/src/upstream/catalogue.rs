@@ -177,7 +177,7 @@ impl Catalogue {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::upstream::catalogue::*;
     use serde_json::json;
 
     #[test]

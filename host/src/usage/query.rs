@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::row::{raw_rows, HourKey, Sums, DAY_MS, HOUR_MS};
 use super::share::Share;
-use super::UsageError;
+use super::error::UsageError;
 
 /// What the sums are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::UsageError;
+use super::error::UsageError;
 
 /// Milliseconds in an hour and in a day: the buckets of the aggregates.
 pub(crate) const HOUR_MS: u64 = 3_600_000;
 pub(crate) const DAY_MS: u64 = 86_400_000;
+/// Requests in one chunk at most (one SQLite row of `chunks`, below).
+pub(crate) const CHUNK_ROWS: usize = 4096;
 
 /// The schema this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 2;
@@ -148,7 +150,7 @@ impl Sums {
 // would be with the strings repeated (measured by examples/usage_fill.rs).
 //
 // Raw rows are stored in chunks: one SQLite row holds up to
-// `writer::CHUNK_ROWS` requests of one hour as a JSON array of arrays (the
+// `CHUNK_ROWS` requests of one hour as a JSON array of arrays (the
 // columns of `ROW_COLUMNS`, in order). A table row and an index entry per
 // request cost the writer thread about 4.5 µs a request, which on two
 // cores every request pays (BENCHMARKS.md, "Keys and usage"); a chunk is
@@ -238,7 +240,7 @@ fn from_v1() -> String {
              GROUP BY ts_ms / {HOUR_MS}, n / {rows};
          DROP TABLE requests_v1;",
         cols = ROW_COLUMNS.join(", "),
-        rows = super::writer::CHUNK_ROWS,
+        rows = CHUNK_ROWS,
     )
 }
 

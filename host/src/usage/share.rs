@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::row::{HourKey, Sums, HOUR_MS};
-use super::UsageError;
+use super::error::UsageError;
 use crate::store::cluster::conn::Redis;
 
 /// The field separator (ASCII unit separator; replaced in names).

@@ -15,9 +15,9 @@ use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection};
 use rustc_hash::FxHashMap;
 
-use super::row::{name_str, HourKey, Name, Sums, UsageRow, DAY_MS, HOUR_MS};
+use super::row::{name_str, HourKey, Name, Sums, UsageRow, CHUNK_ROWS, DAY_MS, HOUR_MS};
 use super::share::Share;
-use super::UsageError;
+use super::error::UsageError;
 
 /// Rows that make a batch go at once, without waiting for the window.
 /// Large: at a busy proxy's rate a batch goes by its window, and the
@@ -25,8 +25,6 @@ use super::UsageError;
 pub(crate) const BATCH_MAX: usize = 16_384;
 /// Room for rows the queue keeps between windows after a burst.
 const KEEP_ROWS: usize = 1024;
-/// Requests in one chunk at most (one SQLite row: see `row.rs`).
-pub(crate) const CHUNK_ROWS: usize = 4096;
 /// How often old rows are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// Names the writer knows by address at most (beyond, it forgets them all

@@ -143,7 +143,7 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::plugins::authoring::manifest::*;
 
     #[test]
     fn round_trips_and_defaults() {

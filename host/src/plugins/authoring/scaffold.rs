@@ -189,7 +189,7 @@ fn vendored_sdk_lib(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::plugins::authoring::scaffold::*;
 
     #[test]
     fn the_vendored_sdk_reads_its_own_wit() {

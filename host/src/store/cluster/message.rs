@@ -53,7 +53,7 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Message> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::cluster::message::*;
 
     #[test]
     fn reads_what_the_scripts_publish() {
