@@ -7,6 +7,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+/// Log lines queued for the file writer at most; beyond, lines are dropped
+/// rather than block a request (a burst of 8,192 lines is rare).
+const LOG_LINES_BUFFERED: usize = 8_192;
+
 /// Keeps the file writer flushing; hold it for the life of the process.
 pub struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
@@ -25,7 +29,9 @@ pub fn init(level: &str, log_dir: Option<&Path>, keep: usize) -> LogGuard {
             .max_log_files(keep.max(1))
             .build(dir)
             .ok()?;
-        let (writer, g) = tracing_appender::non_blocking(appender);
+        // Lines waiting for the disk at most (lossy beyond): the default,
+        // 128,000, preallocates 4 MiB.
+        let (writer, g) = tracing_appender::non_blocking::NonBlockingBuilder::default().buffered_lines_limit(LOG_LINES_BUFFERED).finish(appender);
         guard = Some(g);
         Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(false))
     });
