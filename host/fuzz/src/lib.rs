@@ -9,11 +9,16 @@
 #[path = "../../src/translate"]
 pub mod translate {
     pub mod anthropic;
+    pub mod diagnose;
     pub mod gemini;
     pub mod openai_chat;
     pub mod openai_responses;
+    pub mod openai_settings;
+    pub mod outcome;
     pub mod schema;
+    pub mod search;
     pub mod shared;
+    pub mod signatures;
     pub mod sse;
 }
 
@@ -21,6 +26,7 @@ pub mod translate {
 #[path = "../../src/store"]
 pub mod store {
     pub mod backend;
+    pub mod error;
     pub mod file;
     pub mod import;
     pub mod upsert;
@@ -35,3 +41,7 @@ pub mod profiles;
 pub mod policy {
     pub mod spec;
 }
+
+/// The seed runner that stands in for libFuzzer in `./dev test`.
+#[cfg(all(not(feature = "libfuzzer"), not(test)))]
+mod seeds;

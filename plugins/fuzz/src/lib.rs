@@ -5,6 +5,12 @@
 
 use grantpool_plugin_sdk::classifier::{Failure, Phase};
 
+/// The seed runner that stands in for libFuzzer in `./dev test` (shared
+/// with host/fuzz).
+#[cfg(all(not(feature = "libfuzzer"), not(test)))]
+#[path = "../../../host/fuzz/src/seeds.rs"]
+mod seeds;
+
 /// A failure to classify and the config to classify it with.
 pub struct Case {
     /// The plugin's config (JSON, as the host passes it).
