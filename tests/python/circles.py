@@ -28,10 +28,14 @@ for p in ROOT.rglob("*.rs"):
     files[module_of(p)] = p
 
 def strip(src):
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    src = re.sub(r"//[^\n]*", "", src)
-    src = re.sub(r'"(\\.|[^"\\])*"', '""', src)
-    return src
+    """Comments out, strings and char literals emptied, in one left-to-right
+    pass (a `//` inside a string is not a comment; a `{` in a string or a
+    char is not a brace)."""
+    token = re.compile(r"""/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])'""", re.S)
+    def blank(m):
+        t = m.group(0)
+        return "" if t.startswith("/") else t[0] * 2
+    return token.sub(blank, src)
 
 def expand(tree):
     """'a::{b, c::{d, e}}' -> ['a::b', 'a::c::d', 'a::c::e']"""

@@ -28,7 +28,11 @@ def test_the_circle_finder_sees_a_circle_and_not_a_test_module(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "lib.rs").write_text("mod a;\n")
     (tmp_path / "a" / "mod.rs").write_text("mod b;\npub struct Y;\nuse b::X;\n")
-    (tmp_path / "a" / "b.rs").write_text("pub struct X;\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n")
+    # (A `//` or a brace inside a string is neither a comment nor a brace.)
+    (tmp_path / "a" / "b.rs").write_text(
+        "pub struct X;\n#[cfg(test)]\nmod tests {\n    use super::*;\n"
+        "    fn f() -> (&'static str, char) { (\"redis://x {\", '}') }\n}\n"
+    )
     finder = [sys.executable, str(Path(ROOT) / "tests" / "python" / "circles.py"), str(tmp_path)]
     clean = subprocess.run(finder, capture_output=True, text=True, timeout=60)
     assert clean.returncode == 0, clean.stdout

@@ -69,7 +69,7 @@ fn expiry(given: Option<&str>, now: u64) -> Result<Option<Option<u64>>, KeyError
 
 #[cfg(test)]
 mod tests {
-    use crate::keys::form::*;
+    use super::*;
 
     #[test]
     fn a_form_makes_the_same_key_as_the_cli() {

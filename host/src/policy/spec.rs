@@ -201,7 +201,7 @@ fn to_json(config: Option<&toml::Value>) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::policy::spec::*;
+    use super::*;
 
     #[test]
     fn entries_carry_their_lines_and_json_configs() {
@@ -219,7 +219,7 @@ mod tests {
 
 #[cfg(test)]
 mod default_tests {
-    use crate::policy::spec::*;
+    use super::*;
 
     #[test]
     fn a_policy_without_a_selector_gets_the_bundled_defaults() {

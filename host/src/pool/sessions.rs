@@ -129,7 +129,7 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
-    use crate::pool::sessions::*;
+    use super::*;
     use crate::store::{ClusterStatus, GuardLimits, SessionBinding, StoreError};
 
     /// A cluster of one binding table, answering like `scripts::CLAIM`

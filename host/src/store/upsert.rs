@@ -235,7 +235,7 @@ pub(crate) fn validate_new(new: &NewAccount) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::upsert::*;
+    use super::*;
     use crate::store::file::PersistedCooldown;
 
     fn new_account(email: &str, access: &str, refresh: &str) -> NewAccount {

@@ -138,7 +138,7 @@ impl SignInLimiter {
 
 #[cfg(test)]
 mod tests {
-    use crate::ui::session::*;
+    use super::*;
 
     #[test]
     fn sessions_live_by_their_cookie() {

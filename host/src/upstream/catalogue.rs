@@ -177,7 +177,7 @@ impl Catalogue {
 
 #[cfg(test)]
 mod tests {
-    use crate::upstream::catalogue::*;
+    use super::*;
     use serde_json::json;
 
     #[test]

@@ -143,7 +143,7 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::plugins::authoring::manifest::*;
+    use super::*;
 
     #[test]
     fn round_trips_and_defaults() {

@@ -189,7 +189,7 @@ fn vendored_sdk_lib(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::plugins::authoring::scaffold::*;
+    use super::*;
 
     #[test]
     fn the_vendored_sdk_reads_its_own_wit() {

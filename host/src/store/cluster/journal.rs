@@ -205,7 +205,7 @@ fn set(m: &mut serde_json::Map<String, Value>, key: &str, value: Option<&Value>)
 
 #[cfg(test)]
 mod tests {
-    use crate::store::cluster::journal::*;
+    use super::*;
     use crate::store::TokenData;
 
     fn account(rt: &str) -> AccountFile {

@@ -53,7 +53,7 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Message> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::cluster::message::*;
+    use super::*;
 
     #[test]
     fn reads_what_the_scripts_publish() {
