@@ -103,6 +103,10 @@ impl Activity {
     pub fn sample(&self, now_ms: u64, pool: &Pool, metrics: &Metrics, policy: u64) {
         let now_s = now_ms / 1000;
         let (answered, errors) = metrics.totals();
+        // The tick's per-account part is built only for a page that hears
+        // it: with no page open, a busy pool of 10,000 accounts would build
+        // and drop 10,000 JSON entries a second.
+        let listened = self.ticks.receiver_count() > 0;
         let mut changed = serde_json::Map::new();
         let (requests, failed) = {
             let mut inner = self.inner.lock();
@@ -140,11 +144,13 @@ impl Activity {
                 while st.buckets.front().is_some_and(|b| b.index + SPARK_BUCKETS as u64 <= bucket) {
                     st.buckets.pop_front();
                 }
-                changed.insert(acc.id.clone(), serde_json::json!([delta.0, delta.1, acc.last_used_ms()]));
+                if listened {
+                    changed.insert(acc.id.clone(), serde_json::json!([delta.0, delta.1, acc.last_used_ms()]));
+                }
             });
             (dr, de)
         };
-        if self.ticks.receiver_count() > 0 {
+        if listened {
             let tick = serde_json::json!({"t": now_ms, "requests": requests, "errors": failed, "policy": policy, "accounts": changed});
             let _ = self.ticks.send(Arc::from(tick.to_string()));
         }
