@@ -259,13 +259,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!("accounts page: http://{addr}/ui");
         }
         let router = crate::proxy::router::router(app.proxy.clone(), app.ui.clone());
+        let front = crate::proxy::front::Front::new(router, app.proxy.clone());
         let ui = app.ui.clone();
         // The page's event streams end first, so the drain waits only on requests.
         let shutdown = async move {
             shutdown_signal().await;
             ui.close_streams();
         };
-        crate::proxy::listener::serve(listener, router, options, shutdown).await?;
+        crate::proxy::listener::serve(listener, front, options, shutdown).await?;
         // The usage rows of the last requests reach the database before exit.
         let usage = app.proxy.usage.clone();
         let _ = tokio::task::spawn_blocking(move || usage.flush()).await;

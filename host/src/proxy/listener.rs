@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+
+use super::front::Front;
 
 /// How long in-flight requests may take to end after a shutdown signal.
 /// Descriptors kept free beside the connections (log files, the store,
@@ -103,9 +103,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves, then let
+/// Serve `front` on `listener` until `shutdown` resolves, then let
 /// in-flight requests finish (up to the grace period).
-pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, front: Front, options: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let lanes = options.lanes.max(1);
     let grace = options.grace;
     let max_connections = options.max_connections;
@@ -114,14 +114,14 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
     let mut threads = Vec::with_capacity(lanes);
     for lane in 0..lanes {
         let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
-        let router = router.clone();
+        let front = front.clone();
         let stop = stop_rx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("grantpool-serve-{lane}"))
             .spawn(move || {
                 super::lane::enter(lane);
                 match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(lane_loop(rx, router, stop, grace)),
+                    Ok(rt) => rt.block_on(lane_loop(rx, front, stop, grace)),
                     Err(e) => tracing::error!("serving thread {lane} cannot start its runtime: {e}"),
                 }
             })
@@ -177,7 +177,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
     Ok(())
 }
 
-async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, router: Router, mut stop: watch::Receiver<bool>, grace: Duration) {
+async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, front: Front, mut stop: watch::Receiver<bool>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     let builder = ConnBuilder::new(TokioExecutor::new());
     // A standing timer keeps the runtime's next wake-up earlier than any
@@ -203,8 +203,7 @@ async fn lane_loop(mut queue: mpsc::UnboundedReceiver<std::net::TcpStream>, rout
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), front.clone()).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _counted = counted;

@@ -10,6 +10,7 @@ pub mod admin_keys;
 pub mod answer;
 pub mod auth;
 pub mod dispatch;
+pub mod front;
 pub mod images;
 pub mod lane;
 mod ledger;
