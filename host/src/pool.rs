@@ -925,6 +925,46 @@ impl Pool {
         }
     }
 
+    /// What a failed request's log line shows of the pool, without a view
+    /// of every account (with 10,000 accounts and an upstream down, a view
+    /// each per failed request was most of the proxy's work): the views of
+    /// the `limit` accounts nearest to serving `model` — ready first, then
+    /// the soonest back, then those disabled or off the proxy — and of any
+    /// account `also` names, in that order; and the pool's size.
+    pub fn nearest_views(&self, model: &str, limit: usize, also: &dyn Fn(&str) -> bool) -> (Vec<AccountView>, usize) {
+        let now = now_ms();
+        let inner = self.inner.read();
+        let mut order: Vec<(u64, u32)> = Vec::with_capacity(inner.state.len());
+        for acc in inner.accounts.iter().flatten() {
+            let st = &inner.state[acc.slot as usize];
+            let file = acc.file.read();
+            let rank = if file.disabled {
+                u64::MAX
+            } else if let Some(b) = st.account_cooldown.as_ref().filter(|b| b.until_ms > now) {
+                1 + (b.until_ms - now)
+            } else if file.proxy_disabled {
+                u64::MAX
+            } else if st.model_cooldowns.is_empty() && st.quota_blocks.is_empty() && st.window_blocks.is_empty() {
+                0
+            } else {
+                // Some block: the view says whether one covers `model` (families, windows).
+                nearest_rank(&view_of(acc, &file, st, now), model, now)
+            };
+            order.push((rank, acc.slot));
+        }
+        let total = order.len();
+        order.sort_unstable();
+        let views = order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, slot))| {
+                let acc = inner.accounts[*slot as usize].as_ref()?;
+                (i < limit || also(&acc.id)).then(|| view_of(acc, &acc.file.read(), &inner.state[*slot as usize], now))
+            })
+            .collect();
+        (views, total)
+    }
+
     /// Every account as listings show it, sorted by email.
     pub fn views(&self) -> Vec<AccountView> {
         let now = now_ms();
@@ -1009,6 +1049,18 @@ impl Pool {
     pub fn soonest_back(&self, model: &str) -> Option<u64> {
         Tally::of(&self.views(), model, now_ms()).soonest
     }
+}
+
+/// How near an account with no account-wide block is to serving `model`:
+/// 0 when ready, else 1 + the milliseconds until its longest block on
+/// `model` ends.
+fn nearest_rank(view: &AccountView, model: &str, now: u64) -> u64 {
+    view.model_cooldowns
+        .iter()
+        .filter(|b| b.until_ms > now && b.covers(model))
+        .map(|b| 1 + (b.until_ms - now))
+        .max()
+        .unwrap_or(0)
 }
 
 fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> AccountView {

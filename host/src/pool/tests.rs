@@ -51,3 +51,35 @@ fn quota_window_used_up_keeps_its_family_off() {
     let of = |m: &str| q.iter().find(|x| x.model == m).unwrap().remaining_fraction;
     assert_eq!((of("gemini-2.5-pro"), of("claude-sonnet-4-6")), (0.25, 0.9));
 }
+
+/// A failed request's log line: the accounts nearest to serving first
+/// (ready, then the soonest back, then disabled), limited, plus those named.
+#[test]
+fn nearest_views_rank_without_a_view_of_every_account() {
+    let pool = Pool::new();
+    let mut dead = account("dead", &[]);
+    dead.disabled = true;
+    pool.upsert_file(dead);
+    pool.upsert_file(account("ready", &[]));
+    pool.upsert_file(account("soon", &[]));
+    pool.upsert_file(account("later", &[]));
+    pool.upsert_file(account("other-model", &[]));
+    let now = now_ms();
+    pool.set_cooldown("soon", &crate::pool::CooldownScope::Model("gemini-2.5-pro".into()), now + 10_000, "MODEL_CAPACITY_EXHAUSTED");
+    pool.set_cooldown("later", &crate::pool::CooldownScope::Account, now + 60_000, "rate limited");
+    pool.set_cooldown("other-model", &crate::pool::CooldownScope::Model("gemini-2.5-flash".into()), now + 5_000, "quota");
+    let ids = |views: &[crate::pool::AccountView]| views.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+    let (views, total) = pool.nearest_views("gemini-2.5-pro", 10, &|_| false);
+    assert_eq!(total, 5);
+    let order = ids(&views);
+    assert_eq!(order.len(), 5);
+    // Ready ones first (a block on another model does not count), then by time back, disabled last.
+    assert!(order[..2].contains(&"ready".to_string()) && order[..2].contains(&"other-model".to_string()), "{order:?}");
+    assert_eq!(&order[2..], ["soon", "later", "dead"], "{order:?}");
+    // Limited, plus whoever the request tried.
+    let (views, total) = pool.nearest_views("gemini-2.5-pro", 1, &|id| id == "dead");
+    assert_eq!(total, 5);
+    let order = ids(&views);
+    assert_eq!(order.len(), 2, "{order:?}");
+    assert_eq!(order[1], "dead");
+}
