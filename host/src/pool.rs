@@ -948,7 +948,7 @@ impl Pool {
                 0
             } else {
                 // Some block: the view says whether one covers `model` (families, windows).
-                nearest_rank(&view_of(acc, &file, st, now), model, now)
+                view_of(acc, &file, st, now).longest_block(model, now).map_or(0, |b| 1 + (b.until_ms - now))
             };
             order.push((rank, acc.slot));
         }
@@ -1049,18 +1049,6 @@ impl Pool {
     pub fn soonest_back(&self, model: &str) -> Option<u64> {
         Tally::of(&self.views(), model, now_ms()).soonest
     }
-}
-
-/// How near an account with no account-wide block is to serving `model`:
-/// 0 when ready, else 1 + the milliseconds until its longest block on
-/// `model` ends.
-fn nearest_rank(view: &AccountView, model: &str, now: u64) -> u64 {
-    view.model_cooldowns
-        .iter()
-        .filter(|b| b.until_ms > now && b.covers(model))
-        .map(|b| 1 + (b.until_ms - now))
-        .max()
-        .unwrap_or(0)
 }
 
 fn view_of(acc: &LiveAccount, file: &AccountFile, st: &SlotState, now: u64) -> AccountView {

@@ -88,6 +88,13 @@ pub struct ModelBlockView {
     pub family: Option<ModelFamily>,
 }
 
+impl AccountView {
+    /// The block that keeps the account off `model` longest at `now`, if any.
+    pub fn longest_block(&self, model: &str, now: u64) -> Option<&ModelBlockView> {
+        self.model_cooldowns.iter().filter(|b| b.until_ms > now && b.covers(model)).max_by_key(|b| b.until_ms)
+    }
+}
+
 impl ModelBlockView {
     /// Whether it keeps the account off `model`.
     pub fn covers(&self, model: &str) -> bool {

@@ -385,7 +385,7 @@ impl Dispatcher {
                     AccountState::Disabled { reason, .. } => ("disabled", None, reason.as_deref()),
                     AccountState::ProxyDisabled { reason, .. } => ("off the proxy", None, reason.as_deref()),
                     AccountState::CoolingDown { until_ms, reason } => ("resting", Some(*until_ms), Some(reason.as_str())),
-                    AccountState::Active => match v.model_cooldowns.iter().filter(|b| b.until_ms > now && b.covers(&call.model)).max_by_key(|b| b.until_ms) {
+                    AccountState::Active => match v.longest_block(&call.model, now) {
                         Some(b) => ("resting", Some(b.until_ms), Some(b.reason.as_str())),
                         None => ("ready", None, None),
                     },
